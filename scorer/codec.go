@@ -1,0 +1,211 @@
+package scorer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+)
+
+// stateFormat is the first byte of an encoded State.
+const stateFormat = 1
+
+// signalKey identifies a signal across model versions. It covers everything
+// that gives the folded sums their meaning (name, event, kind, half-life), so
+// a signal whose half-life changes starts afresh instead of mixing decay
+// rates, and a removed signal's data is dropped on the next save.
+func signalKey(s *Signal) uint32 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d", s.Name, s.Event, s.Kind, s.HalfLife)
+	// The low two bits carry the kind, so a decoder that no longer knows the
+	// signal still knows how many bytes its entry has.
+	return h.Sum32()&^3 | uint32(s.Kind-1)
+}
+
+// layoutKey identifies the model's signal order, for the published points.
+func (m *Model) layoutKey() uint32 {
+	h := fnv.New32a()
+	for i := range m.signals {
+		binary.Write(h, binary.LittleEndian, signalKey(&m.signals[i].Signal)) //nolint:errcheck // hash writes cannot fail
+	}
+	return h.Sum32()
+}
+
+// AppendState appends the binary encoding of st to buf.
+//
+// Layout: format byte; uvarint events; varint last event (ns); segment
+// (uvarint length, bytes) and varint last-event − segment-time; published
+// flag with score (float64), band byte, layout key and float32 points; then
+// the seen signals: key (uint32), uvarint last-event − ref, S (float64) and,
+// for average signals, W (float64). Count signals store S only (W equals S),
+// recency signals store no sums.
+func (m *Model) AppendState(buf []byte, st *State) []byte {
+	buf = append(buf, stateFormat)
+	buf = binary.AppendUvarint(buf, st.Events)
+	buf = binary.AppendVarint(buf, st.LastEvent)
+	buf = binary.AppendUvarint(buf, uint64(len(st.Segment)))
+	buf = append(buf, st.Segment...)
+	buf = binary.AppendVarint(buf, st.LastEvent-st.SegmentTime)
+	if st.Published {
+		buf = append(buf, 1)
+		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(st.Score))
+		buf = append(buf, byte(st.Band))
+		buf = binary.BigEndian.AppendUint32(buf, m.layoutKey())
+		buf = binary.AppendUvarint(buf, uint64(len(st.Points)))
+		for _, p := range st.Points {
+			buf = binary.BigEndian.AppendUint32(buf, math.Float32bits(float32(p)))
+		}
+	} else {
+		buf = append(buf, 0)
+	}
+	n := 0
+	for i := range st.Signals {
+		if st.Signals[i].Seen {
+			n++
+		}
+	}
+	buf = binary.AppendUvarint(buf, uint64(n))
+	for i := range st.Signals {
+		s := &st.Signals[i]
+		if !s.Seen {
+			continue
+		}
+		sig := &m.signals[i]
+		buf = binary.BigEndian.AppendUint32(buf, sig.key)
+		buf = binary.AppendVarint(buf, st.LastEvent-s.Ref)
+		switch sig.Kind {
+		case KindCount, KindSum:
+			buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.S))
+		case KindAverage:
+			buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.S))
+			buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.W))
+		}
+	}
+	return buf
+}
+
+// ErrCorruptState is returned (wrapped) for state bytes that cannot be decoded.
+var ErrCorruptState = errors.New("corrupt state")
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: truncated or invalid %s", ErrCorruptState, what)
+	}
+}
+
+func (r *reader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n uint64, what string) []byte {
+	if uint64(len(r.b)) < n {
+		r.fail(what)
+		r.b = nil
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u32(what string) uint32 {
+	b := r.bytes(4, what)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+func (r *reader) f64(what string) float64 {
+	b := r.bytes(8, what)
+	if b == nil {
+		return 0
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(b))
+}
+
+// DecodeState decodes bytes written by AppendState, possibly by another
+// version of the model: signals the model no longer has (or whose event,
+// kind or half-life changed) are dropped; published points from another
+// signal layout are dropped. An empty input gives an empty state.
+func (m *Model) DecodeState(data []byte) (*State, error) {
+	st := m.NewState()
+	if len(data) == 0 {
+		return st, nil
+	}
+	if data[0] != stateFormat {
+		return nil, fmt.Errorf("%w: unknown format %d", ErrCorruptState, data[0])
+	}
+	r := &reader{b: data[1:]}
+	st.Events = r.uvarint("event count")
+	st.LastEvent = r.varint("last event time")
+	st.Segment = string(r.bytes(r.uvarint("segment length"), "segment"))
+	st.SegmentTime = st.LastEvent - r.varint("segment time")
+	if pub := r.bytes(1, "published flag"); len(pub) == 1 && pub[0] == 1 {
+		st.Published = true
+		st.Score = r.f64("score")
+		band := r.bytes(1, "band")
+		if len(band) == 1 {
+			if band[0] > byte(BandGreen) {
+				r.fail("band")
+			}
+			st.Band = Band(band[0])
+		}
+		layout := r.u32("layout")
+		n := r.uvarint("points count")
+		if n > uint64(len(r.b))/4 {
+			r.fail("points count")
+		}
+		pts := make([]float64, 0, min(n, 1024))
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			pts = append(pts, float64(math.Float32frombits(r.u32("points"))))
+		}
+		if layout == m.layoutKey() && len(pts) == len(m.signals) {
+			st.Points = pts
+		}
+	}
+	n := r.uvarint("signal count")
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		key := r.u32("signal key")
+		s := SignalState{Seen: true, Ref: st.LastEvent - r.varint("signal time")}
+		idx, ok := m.byKey[key]
+		switch Kind(key&3) + 1 {
+		case KindCount, KindSum:
+			s.S = r.f64("signal sum")
+		case KindAverage:
+			s.S, s.W = r.f64("signal sum"), r.f64("signal weight")
+		}
+		if ok {
+			st.Signals[idx] = s
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorruptState, len(r.b))
+	}
+	return st, nil
+}

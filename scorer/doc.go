@@ -1,0 +1,13 @@
+// Package scorer owns the health-scoring contract: the input event and its
+// decoder, the model (parsed from YAML bytes it is given), the small
+// per-customer state folded from events with exponential time decay, the
+// score and band math, and the explanations of every score and change.
+//
+// The package is pure: no Kafka, no Redis, no files and no wall clock. Time is
+// always an argument (an event's time or an evaluation instant), so the same
+// events always give the same state and the same score, whatever their
+// arrival order. The math is documented in docs/model.md.
+//
+// Non-goals: transport (package consumer), persistence (package state) and
+// output events (package alerts).
+package scorer

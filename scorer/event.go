@@ -1,0 +1,144 @@
+package scorer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxCustomerIDLen is the longest customer_id accepted, in bytes.
+const MaxCustomerIDLen = 256
+
+// Event is one customer interaction, as product teams emit it.
+type Event struct {
+	ID         string  // optional; echoed as the cause of outputs
+	CustomerID string  // required
+	Type       string  // required; events of types no signal reads are ignored
+	Time       int64   // Unix nanoseconds; 0 when the input had no "time" (see HasTime)
+	HasTime    bool    // whether the input carried a "time"
+	Value      float64 // default 1
+	Segment    string  // optional; the segment of the latest event wins
+}
+
+// At returns the event time as a time.Time in UTC.
+func (e Event) At() time.Time { return time.Unix(0, e.Time).UTC() }
+
+// Reason codes of DecodeError. They are stable: dead-letter headers and
+// metric labels use them.
+const (
+	ReasonInvalidJSON       = "invalid_json"
+	ReasonInvalidUTF8       = "invalid_utf8"
+	ReasonMissingCustomerID = "missing_customer_id"
+	ReasonInvalidCustomerID = "invalid_customer_id"
+	ReasonMissingType       = "missing_type"
+	ReasonInvalidField      = "invalid_field"
+	ReasonMissingTime       = "missing_time"
+	ReasonInvalidTime       = "invalid_time"
+	ReasonInvalidValue      = "invalid_value"
+)
+
+// DecodeError says what is wrong with an input event: which field and why.
+type DecodeError struct {
+	Reason string // one of the Reason* codes
+	Field  string // JSON field, empty when the record as a whole is bad
+	Detail string // human-readable explanation
+}
+
+func (e *DecodeError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+	}
+	return fmt.Sprintf("%s: field %q: %s", e.Reason, e.Field, e.Detail)
+}
+
+// AsDecodeError returns the DecodeError in err's chain, if any.
+func AsDecodeError(err error) (*DecodeError, bool) {
+	var de *DecodeError
+	ok := errors.As(err, &de)
+	return de, ok
+}
+
+func badField(reason, field, format string, args ...any) *DecodeError {
+	return &DecodeError{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// DecodeEvent decodes and validates one JSON event. Unknown top-level fields
+// are ignored (producers may add fields); "attributes" must be an object or
+// null and is not interpreted. A null field counts as absent. When a key is
+// repeated, the last one wins. The whole input must be valid UTF-8.
+//
+// DecodeEvent does not require "time": callers that need one (the offline
+// scorer) check HasTime; the streaming side defaults it to the record time.
+func DecodeEvent(data []byte) (Event, error) {
+	var ev Event
+	if !utf8.Valid(data) {
+		return ev, badField(ReasonInvalidUTF8, "", "input is not valid UTF-8")
+	}
+	d := decoder{data: data}
+	hasValue := false
+	err := d.object(func(key []byte) error {
+		switch string(key) {
+		case "id":
+			s, _, err := d.optString("id")
+			ev.ID = s
+			return err
+		case "customer_id":
+			s, _, err := d.optString("customer_id")
+			ev.CustomerID = s
+			return err
+		case "type":
+			s, _, err := d.optString("type")
+			ev.Type = s
+			return err
+		case "segment":
+			s, _, err := d.optString("segment")
+			ev.Segment = s
+			return err
+		case "time":
+			s, ok, err := d.optString("time")
+			if err != nil || !ok {
+				ev.Time, ev.HasTime = 0, false
+				return err
+			}
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return badField(ReasonInvalidTime, "time", "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s)
+			}
+			ev.Time, ev.HasTime = t.UnixNano(), true
+			if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
+				return badField(ReasonInvalidTime, "time", "year %d is out of range", t.Year())
+			}
+			return nil
+		case "value":
+			v, ok, err := d.optNumber("value")
+			if err != nil {
+				return err
+			}
+			ev.Value, hasValue = v, ok
+			return nil
+		case "attributes":
+			return d.optObject("attributes")
+		default:
+			return d.skipValue()
+		}
+	})
+	if err != nil {
+		return Event{}, err
+	}
+	if !hasValue {
+		ev.Value = 1
+	}
+	switch {
+	case ev.CustomerID == "":
+		return Event{}, badField(ReasonMissingCustomerID, "customer_id", "is required and must be a non-empty string")
+	case len(ev.CustomerID) > MaxCustomerIDLen:
+		return Event{}, badField(ReasonInvalidCustomerID, "customer_id", "is %d bytes long; at most %d are allowed", len(ev.CustomerID), MaxCustomerIDLen)
+	case ev.Type == "":
+		return Event{}, badField(ReasonMissingType, "type", "is required and must be a non-empty string")
+	case math.IsNaN(ev.Value) || math.IsInf(ev.Value, 0):
+		return Event{}, badField(ReasonInvalidValue, "value", "must be a finite number")
+	}
+	return ev, nil
+}
