@@ -1,0 +1,90 @@
+// Command healthscore scores customer health in real time from Kafka events.
+//
+// This package only wires: it parses flags and environment, builds the
+// components of the other packages and runs them. See `healthscore help`.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `healthscore scores customer health in real time from Kafka events.
+
+Usage:
+  healthscore [run] [flags]             run the service (default; --demo for a self-contained demo)
+  healthscore score [--model FILE] [--at RFC3339] [FILE...]
+                                        score JSONL events offline, one JSON line per customer
+  healthscore model check FILE          validate a model file
+  healthscore model show                print the built-in default model
+  healthscore help                      show this help
+
+Run 'healthscore COMMAND -h' for the flags of a command.
+`
+
+// exitError carries an exit status without printing anything more.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = runService(args, stderr)
+	case "score":
+		err = scoreCmd(args, stdin, stdout, stderr)
+	case "model":
+		err = modelCmd(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "healthscore: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return int(ee)
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "healthscore %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "-" || len(args[0]) == 0 || args[0][0] != '-' {
+			pos = append(pos, args[0])
+			args = args[1:]
+			continue
+		}
+		pos = append(pos, args...) // after "--"
+		return pos, nil
+	}
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/healthscore/healthscore/scorer"
+)
+
+func modelCmd(args []string, stdout, stderr io.Writer) error {
+	const use = "usage: healthscore model check FILE | healthscore model show"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, use)
+		return exitError(2)
+	}
+	switch args[0] {
+	case "show":
+		_, err := stdout.Write(scorer.DefaultModelYAML())
+		return err
+	case "check":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, use)
+			return exitError(2)
+		}
+		data, err := os.ReadFile(args[1])
+		if err != nil {
+			return fmt.Errorf("cannot read model: %w", err)
+		}
+		m, err := scorer.ParseModel(args[1], data)
+		var errs scorer.ModelErrors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e)
+			}
+			return exitError(1)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: ok: model %s version %s, %d categories, %d signals, %d segments\n",
+			args[1], m.Name, m.Version, len(m.Categories), m.Signals(), len(m.Segments))
+		return nil
+	default:
+		fmt.Fprintln(stderr, use)
+		return exitError(2)
+	}
+}
