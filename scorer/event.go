@@ -60,6 +60,18 @@ func AsDecodeError(err error) (*DecodeError, bool) {
 	return de, ok
 }
 
+// Known event fields, in the order their errors are reported.
+const (
+	fieldID = iota
+	fieldCustomerID
+	fieldType
+	fieldTime
+	fieldValue
+	fieldSegment
+	fieldAttributes
+	numEventFields
+)
+
 func badField(reason, field, format string, args ...any) *DecodeError {
 	return &DecodeError{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
@@ -78,54 +90,68 @@ func DecodeEvent(data []byte) (Event, error) {
 	}
 	d := decoder{data: data}
 	hasValue := false
+	// A repeated key replaces the earlier value and its error, so field
+	// errors are kept per field and reported once the whole object has been
+	// read; syntax and UTF-8 errors (no field) end decoding at once.
+	var errs [numEventFields]*DecodeError
+	keep := func(i int, err error) error {
+		errs[i] = nil
+		if de, ok := err.(*DecodeError); ok && de.Field != "" {
+			errs[i] = de
+			return nil
+		}
+		return err
+	}
 	err := d.object(func(key []byte) error {
 		switch string(key) {
 		case "id":
 			s, _, err := d.optString("id")
 			ev.ID = s
-			return err
+			return keep(fieldID, err)
 		case "customer_id":
 			s, _, err := d.optString("customer_id")
 			ev.CustomerID = s
-			return err
+			return keep(fieldCustomerID, err)
 		case "type":
 			s, _, err := d.optString("type")
 			ev.Type = s
-			return err
+			return keep(fieldType, err)
 		case "segment":
 			s, _, err := d.optString("segment")
 			ev.Segment = s
-			return err
+			return keep(fieldSegment, err)
 		case "time":
+			ev.Time, ev.HasTime = 0, false
 			s, ok, err := d.optString("time")
 			if err != nil || !ok {
-				ev.Time, ev.HasTime = 0, false
-				return err
+				return keep(fieldTime, err)
 			}
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				return badField(ReasonInvalidTime, "time", "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s)
+				return keep(fieldTime, badField(ReasonInvalidTime, "time", "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s))
+			}
+			if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
+				return keep(fieldTime, badField(ReasonInvalidTime, "time", "year %d is out of range", t.Year()))
 			}
 			ev.Time, ev.HasTime = t.UnixNano(), true
-			if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
-				return badField(ReasonInvalidTime, "time", "year %d is out of range", t.Year())
-			}
-			return nil
+			return keep(fieldTime, nil)
 		case "value":
 			v, ok, err := d.optNumber("value")
-			if err != nil {
-				return err
-			}
-			ev.Value, hasValue = v, ok
-			return nil
+			ev.Value, hasValue = v, ok && err == nil
+			return keep(fieldValue, err)
 		case "attributes":
-			return d.optObject("attributes")
+			return keep(fieldAttributes, d.optObject("attributes"))
 		default:
 			return d.skipValue()
 		}
 	})
 	if err != nil {
 		return Event{}, err
+	}
+	for _, e := range errs {
+		if e != nil {
+			return Event{}, e
+		}
 	}
 	if !hasValue {
 		ev.Value = 1
