@@ -116,7 +116,7 @@ func TestSubScores(t *testing.T) {
 	f("logins", []Event{ev("login", 0, 1)}, 0, 0.25)
 	f("logins", []Event{ev("login", -day, 1), ev("login", 0, 1)}, 0, 1.5/4)
 	f("logins", []Event{ev("login", -day, 1), ev("login", 0, 1)}, day, 0.75/4)
-	f("logins", []Event{ev("login", -2 * day, 7)}, 0, 0.25/4) // value ignored
+	f("logins", []Event{ev("login", -2*day, 7)}, 0, 0.25/4) // value ignored
 	f("logins", []Event{ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1)}, 0, 1)
 	f("logins", []Event{ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1), ev("login", 0, 1)}, day, 0.625)
 	// sum: values decay.

@@ -224,11 +224,14 @@ type yamlSegment struct {
 // line.
 func ParseModel(file string, data []byte) (*Model, error) {
 	var y yamlModel
-	if err := yaml.UnmarshalWithOptions(data, &y, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+	if err := safeYAML(func() error {
+		return yaml.UnmarshalWithOptions(data, &y, yaml.DisallowUnknownField(), yaml.Strict())
+	}); err != nil {
 		return nil, ModelErrors{yamlError(file, err)}
 	}
 	v := validator{file: file}
-	if f, err := parser.ParseBytes(data, 0); err == nil {
+	var f *ast.File
+	if safeYAML(func() (err error) { f, err = parser.ParseBytes(data, 0); return err }) == nil {
 		v.ast = f
 	}
 	m := v.model(&y)
@@ -237,6 +240,19 @@ func ParseModel(file string, data []byte) (*Model, error) {
 		return nil, v.errs
 	}
 	return m, nil
+}
+
+// safeYAML runs a call into the YAML library, turning a panic into an
+// error: goccy/go-yaml v1.19.2 dereferences nil on some malformed inputs
+// (found by FuzzParseModel), and a bad model file must be reported, not crash
+// the process.
+func safeYAML(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("invalid YAML (the parser failed: %v)", r)
+		}
+	}()
+	return call()
 }
 
 func yamlError(file string, err error) ModelError {
@@ -268,11 +284,16 @@ func (v *validator) line(path string) int {
 		return 0
 	}
 	for p := path; p != "$" && p != ""; {
-		if yp, err := yaml.PathString(p); err == nil {
-			if n, err := yp.FilterFile(v.ast); err == nil && n != nil {
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line
-				}
+		var n ast.Node
+		if safeYAML(func() error {
+			yp, err := yaml.PathString(p)
+			if err == nil {
+				n, err = yp.FilterFile(v.ast)
+			}
+			return err
+		}) == nil && n != nil {
+			if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				return tk.Position.Line
 			}
 		}
 		// Fall back to the parent element (the field may be absent).
