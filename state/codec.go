@@ -1,0 +1,247 @@
+package state
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Value layout, format 1 (all integers big-endian or varint):
+//
+//	[0]      format byte (1)
+//	[1:9]    record version, uint64 big-endian
+//	[9:17]   score, IEEE-754 float64 bits, big-endian
+//	[17]     band: 0 none, 1 red, 2 yellow, 3 green
+//	uvarint  number of topics, then per topic (sorted by name):
+//	           uvarint name length, name bytes,
+//	           uvarint number of partitions, then per partition (sorted):
+//	             varint partition, varint offset
+//	uvarint  data length, data bytes
+//
+// Every format keeps the version at bytes [1:9]: the save script compares
+// those raw bytes without parsing the value.
+const (
+	formatV1      byte = 1
+	versionOffset      = 1 // first byte of the version; the Lua script uses 1-based versionOffset+1
+	versionLen         = 8
+	headerLen          = 1 + versionLen + 8 + 1
+)
+
+// Band names.
+const (
+	BandNone   = ""
+	BandRed    = "red"
+	BandYellow = "yellow"
+	BandGreen  = "green"
+)
+
+// Bands lists the indexed bands.
+var Bands = []string{BandRed, BandYellow, BandGreen}
+
+var errCorrupt = errors.New("corrupt record")
+
+func bandByte(band string) (byte, error) {
+	switch band {
+	case BandNone:
+		return 0, nil
+	case BandRed:
+		return 1, nil
+	case BandYellow:
+		return 2, nil
+	case BandGreen:
+		return 3, nil
+	}
+	return 0, fmt.Errorf("unknown band %q", band)
+}
+
+func byteBand(b byte) (string, bool) {
+	switch b {
+	case 0:
+		return BandNone, true
+	case 1:
+		return BandRed, true
+	case 2:
+		return BandYellow, true
+	case 3:
+		return BandGreen, true
+	}
+	return "", false
+}
+
+// encodeRecord appends the encoding of r to dst. It rejects unknown bands and
+// NaN scores (which the band index could not hold).
+func encodeRecord(dst []byte, r Record) ([]byte, error) {
+	bb, err := bandByte(r.Band)
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(r.Score) {
+		return nil, errors.New("score is NaN")
+	}
+	dst = append(dst, formatV1)
+	dst = binary.BigEndian.AppendUint64(dst, r.Version)
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
+	dst = append(dst, bb)
+
+	byTopic := map[string][]Partition{}
+	for p := range r.Offsets {
+		byTopic[p.Topic] = append(byTopic[p.Topic], p)
+	}
+	topics := make([]string, 0, len(byTopic))
+	for t := range byTopic {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	dst = binary.AppendUvarint(dst, uint64(len(topics)))
+	for _, t := range topics {
+		ps := byTopic[t]
+		slices.SortFunc(ps, func(a, b Partition) int { return cmp.Compare(a.Partition, b.Partition) })
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+		dst = binary.AppendUvarint(dst, uint64(len(ps)))
+		for _, p := range ps {
+			dst = binary.AppendVarint(dst, int64(p.Partition))
+			dst = binary.AppendVarint(dst, r.Offsets[p])
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
+	dst = append(dst, r.Data...)
+	return dst, nil
+}
+
+// decodeRecord decodes a value written by encodeRecord. It never panics and
+// rejects trailing bytes, duplicate partitions and unknown formats. Data is a
+// copy and does not alias b.
+func decodeRecord(b []byte) (Record, error) {
+	var r Record
+	if len(b) < headerLen {
+		return r, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
+	}
+	if b[0] != formatV1 {
+		return r, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
+	}
+	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
+	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[9:]))
+	if math.IsNaN(r.Score) {
+		return Record{}, fmt.Errorf("%w: score is NaN", errCorrupt)
+	}
+	band, ok := byteBand(b[17])
+	if !ok {
+		return Record{}, fmt.Errorf("%w: unknown band %d", errCorrupt, b[17])
+	}
+	r.Band = band
+	d := decoder{b: b[headerLen:]}
+
+	nTopics := d.count(2) // a topic takes at least 2 bytes
+	for range nTopics {
+		topic := string(d.bytes())
+		nParts := d.count(2)
+		for range nParts {
+			p := Partition{Topic: topic, Partition: d.int32()}
+			off := d.varint()
+			if d.err != nil {
+				break
+			}
+			if r.Offsets == nil {
+				r.Offsets = make(map[Partition]int64)
+			}
+			if _, dup := r.Offsets[p]; dup {
+				d.fail("duplicate partition %s/%d", p.Topic, p.Partition)
+				break
+			}
+			r.Offsets[p] = off
+		}
+		if d.err != nil {
+			break
+		}
+	}
+	if data := d.bytes(); len(data) > 0 {
+		r.Data = slices.Clone(data)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return Record{}, d.err
+	}
+	return r, nil
+}
+
+// decoder reads varints; the first error sticks and later reads return zero.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int32() int32 {
+	v := d.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.fail("partition %d out of range", v)
+		return 0
+	}
+	return int32(v)
+}
+
+// count reads an element count and checks that the remaining input can hold
+// that many elements of at least minSize bytes each, so corrupt input cannot
+// cause huge allocations or long loops.
+func (d *decoder) count(minSize int) int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)/minSize) {
+		d.fail("count %d exceeds input", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("length %d exceeds input", n)
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// String is for logs and test failures.
+func (p Partition) String() string { return fmt.Sprintf("%s/%d", p.Topic, p.Partition) }

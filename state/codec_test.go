@@ -1,0 +1,205 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func sampleRecord() Record {
+	return Record{
+		Version: 42,
+		Offsets: map[Partition]int64{
+			{Topic: "events", Partition: 0}:   17,
+			{Topic: "events", Partition: 11}:  1 << 40,
+			{Topic: "billing", Partition: 3}:  0,
+			{Topic: "", Partition: -1}:        -1,
+			{Topic: "ünïcode", Partition: 7}:  math.MaxInt64,
+			{Topic: "events", Partition: 300}: 5,
+		},
+		Score: 0.4375,
+		Band:  BandYellow,
+		Data:  []byte{0, 1, 2, 0xff},
+	}
+}
+
+func equalRecords(a, b Record) bool {
+	return a.Version == b.Version &&
+		math.Float64bits(a.Score) == math.Float64bits(b.Score) &&
+		a.Band == b.Band &&
+		bytes.Equal(a.Data, b.Data) &&
+		len(a.Offsets) == len(b.Offsets) &&
+		(len(a.Offsets) == 0 || reflect.DeepEqual(a.Offsets, b.Offsets))
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for name, r := range map[string]Record{
+		"zero":     {},
+		"sample":   sampleRecord(),
+		"red":      {Version: 1, Score: math.Copysign(0, -1), Band: BandRed},
+		"green":    {Version: math.MaxUint64, Score: math.Inf(1), Band: BandGreen},
+		"neg inf":  {Score: math.Inf(-1)},
+		"big data": {Data: bytes.Repeat([]byte("x"), 1<<16)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := encodeRecord(nil, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeRecord(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalRecords(got, r) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+			}
+			again, err := encodeRecord(nil, got)
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("encoding is not deterministic: %x vs %x (%v)", again, b, err)
+			}
+		})
+	}
+}
+
+func TestCodecVersionAtFixedPosition(t *testing.T) {
+	// The save script compares bytes [1:9] (Lua string.sub(v, 2, 9)).
+	b, err := encodeRecord(nil, Record{Version: 0x0102030405060708, Data: []byte("d")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != formatV1 {
+		t.Fatalf("format byte = %d", b[0])
+	}
+	if got := binary.BigEndian.Uint64(b[1:9]); got != 0x0102030405060708 {
+		t.Fatalf("version bytes = %x", b[1:9])
+	}
+}
+
+func TestEncodeRejects(t *testing.T) {
+	for name, r := range map[string]Record{
+		"nan score":    {Score: math.NaN()},
+		"unknown band": {Band: "purple"},
+		"band case":    {Band: "Red"},
+	} {
+		if _, err := encodeRecord(nil, r); err == nil {
+			t.Errorf("%s: encode succeeded", name)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	valid, err := encodeRecord(nil, sampleRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := valid[:headerLen]
+	nanScore := bytes.Clone(valid)
+	binary.BigEndian.PutUint64(nanScore[9:], math.Float64bits(math.NaN()))
+	badBand := bytes.Clone(valid)
+	badBand[17] = 4
+	badFormat := bytes.Clone(valid)
+	badFormat[0] = 2
+	dup := append(bytes.Clone(header),
+		1,      // one topic
+		1, 't', // name
+		2,          // two partitions
+		0, 2, 0, 4, // partition 0 twice
+		0) // no data
+	for name, b := range map[string][]byte{
+		"empty":          nil,
+		"short header":   valid[:headerLen-1],
+		"header only":    header,
+		"format":         badFormat,
+		"nan":            nanScore,
+		"band":           badBand,
+		"truncated":      valid[:len(valid)-1],
+		"trailing":       append(bytes.Clone(valid), 0),
+		"duplicate":      dup,
+		"huge count":     append(bytes.Clone(header), 0xff, 0xff, 0xff, 0xff, 0x0f),
+		"huge data len":  append(bytes.Clone(header), 0, 0xff, 0xff, 0xff, 0xff, 0x0f),
+		"partition >i32": append(bytes.Clone(header), 1, 1, 't', 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0),
+	} {
+		if _, err := decodeRecord(b); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: got %v, want errCorrupt", name, err)
+		}
+	}
+}
+
+func TestDecodeDoesNotAlias(t *testing.T) {
+	b, _ := encodeRecord(nil, Record{Data: []byte("abc")})
+	r, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] = 'X'
+	if string(r.Data) != "abc" {
+		t.Fatalf("Data aliases the input: %q", r.Data)
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	for _, r := range []Record{{}, sampleRecord(), {Version: 3, Band: BandRed, Score: 12.5, Data: []byte("s")}} {
+		b, err := encodeRecord(nil, r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		enc, err := encodeRecord(nil, r)
+		if err != nil {
+			t.Fatalf("cannot encode decoded record %+v: %v", r, err)
+		}
+		r2, err := decodeRecord(enc)
+		if err != nil {
+			t.Fatalf("cannot decode re-encoded record: %v", err)
+		}
+		if !equalRecords(r, r2) {
+			t.Fatalf("decode→encode→decode changed the record:\n%+v\n%+v", r, r2)
+		}
+		if !bytes.Equal(enc[1:9], b[1:9]) {
+			t.Fatalf("version bytes moved: %x vs %x", enc[1:9], b[1:9])
+		}
+	})
+}
+
+func FuzzEncodeRecord(f *testing.F) {
+	f.Add(uint64(1), 0.5, byte(1), "events", int32(0), int64(10), "events", int32(1), int64(-1), []byte("data"))
+	f.Add(uint64(0), 0.0, byte(0), "", int32(0), int64(0), "", int32(0), int64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, v uint64, score float64, band byte, t1 string, p1 int32, o1 int64, t2 string, p2 int32, o2 int64, data []byte) {
+		bandName, ok := byteBand(band % 4)
+		if !ok || math.IsNaN(score) {
+			t.Skip()
+		}
+		r := Record{
+			Version: v,
+			Offsets: map[Partition]int64{{t1, p1}: o1, {t2, p2}: o2},
+			Score:   score,
+			Band:    bandName,
+			Data:    data,
+		}
+		b, err := encodeRecord(nil, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Data) == 0 {
+			r.Data = nil
+		}
+		if !equalRecords(got, r) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+		}
+	})
+}

@@ -1,0 +1,35 @@
+// Package state owns the per-customer record in Redis: the opaque scorer
+// state, the last score and band, and per input topic-partition the highest
+// Kafka offset already applied to the customer. It also owns the binary value
+// codec of that record and the derived band index.
+//
+// # Keys
+//
+// One key per customer, <prefix>c:{<id>} (default prefix "hs:"). The braces
+// are a Redis Cluster hash tag; every command and script touches exactly one
+// key, so the store works on a single server and on a cluster. An id that
+// itself contains braces still maps to exactly one key and so one slot.
+//
+// # Writes
+//
+// [Store.Save] is a compare-and-set on the record version: a Lua script
+// (EVALSHA, so it also runs on miniredis) compares the stored version bytes
+// with the version the writer loaded and only then replaces the value,
+// storing version+1. A stale worker or a replay therefore cannot regress a
+// record; the caller reloads and retries on conflict (and uses the offsets
+// in the record to skip events already applied).
+//
+// # Band index
+//
+// Sorted sets <prefix>band:red|yellow|green (score = customer score) let
+// readers list the least healthy customers. The index is derived: it is
+// updated after the records are saved, for applied writes only, and can lag
+// behind the records after a crash between the two steps (or an index error,
+// reported as [ErrIndex]). [Store.Band] therefore re-checks every candidate
+// against its record and drops members whose record is in another band, so
+// readers never see stale members; a customer missing from the index after a
+// crash reappears at its next save.
+//
+// Non-goals: scoring and the encoding of the scorer state (package scorer),
+// metrics (the consumer counts conflicts), key expiry and deletion.
+package state

@@ -1,0 +1,371 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Partition is an input topic-partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Record is everything stored for one customer.
+type Record struct {
+	// Version is bumped by every successful Save; 0 means "not stored yet".
+	Version uint64
+	// Offsets holds, per input topic-partition, the highest Kafka offset
+	// already applied to this customer.
+	Offsets map[Partition]int64
+	// Score is the last evaluated score (unrounded), used by the band index.
+	Score float64
+	// Band is "red", "yellow", "green" or "", used by the band index.
+	Band string
+	// Data is the opaque scorer state (encoded by package scorer).
+	Data []byte
+}
+
+// Write is one compare-and-set of a customer's record.
+type Write struct {
+	ID string
+	// Expected is the Version read by Load; the write applies only if the
+	// stored version still equals it (0: only if nothing is stored).
+	Expected uint64
+	// Rec is the new record; its Version is ignored and Expected+1 is stored.
+	Rec Record
+}
+
+// Member is a customer in a band.
+type Member struct {
+	ID    string
+	Score float64
+}
+
+// Store is the per-customer record store.
+type Store interface {
+	// Load fetches the records of ids in one round trip; missing ids get
+	// the zero Record (Version 0).
+	Load(ctx context.Context, ids []string) ([]Record, error)
+	// Save writes each record with a compare-and-set on its Version, all
+	// compare-and-sets in one round trip, and returns per write whether it
+	// was applied (false: conflict, the stored version is no longer
+	// Expected). Applied writes store Version = Expected+1. Writes may
+	// include the same id more than once; they apply in order.
+	//
+	// If err wraps ErrIndex, applied is valid and the records were saved;
+	// only the derived band index may lag.
+	Save(ctx context.Context, ws []Write) (applied []bool, err error)
+	// Band lists members of a band, lowest score first, at most limit.
+	Band(ctx context.Context, band string, limit int) ([]Member, error)
+	// Get fetches one record; a missing id gets the zero Record.
+	Get(ctx context.Context, id string) (Record, error)
+}
+
+// ErrIndex reports that records were saved but the band index could not be
+// brought up to date; it catches up at the customers' next saves.
+var ErrIndex = errors.New("band index may lag")
+
+// DefaultPrefix starts every key unless Config.Prefix says otherwise.
+const DefaultPrefix = "hs:"
+
+// Config configures a Redis store.
+type Config struct {
+	// Prefix starts every key (default "hs:"). It must not contain '{' or
+	// '}', which would break the customer keys' hash tags.
+	Prefix string
+	// IndexPasses bounds how often Save re-reads records to repair the band
+	// index after racing writers (default 8). Each pass costs two round
+	// trips and is needed only while other writers save the same customers.
+	IndexPasses int
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.IndexPasses == 0 {
+		c.IndexPasses = 8
+	}
+}
+
+func (c Config) validate() error {
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return fmt.Errorf("invalid Prefix %q: must not contain '{' or '}'", c.Prefix)
+	}
+	if c.IndexPasses < 1 {
+		return fmt.Errorf("invalid IndexPasses %d: must be positive", c.IndexPasses)
+	}
+	return nil
+}
+
+// saveScript compares the stored version bytes with ARGV[1] (8 bytes,
+// big-endian; a missing key has version 0) and only then stores ARGV[2].
+// It touches only KEYS[1]. Returns 1 if applied, 0 on conflict.
+var saveScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.sub(cur, 2, 9) ~= ARGV[1] then return 0 end
+elseif ARGV[1] ~= string.rep(string.char(0), 8) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+// Redis is a Store on Redis (a server, a cluster or miniredis).
+type Redis struct {
+	c   redis.UniversalClient
+	cfg Config
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store using client, which the caller keeps owning.
+func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("cannot create redis state store: client is nil")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cannot create redis state store: %w", err)
+	}
+	return &Redis{c: client, cfg: cfg}, nil
+}
+
+// Key returns the Redis key of a customer's record.
+func (s *Redis) Key(id string) string { return s.cfg.Prefix + "c:{" + id + "}" }
+
+// BandKey returns the Redis key of a band's sorted set.
+func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + band }
+
+// Load implements Store.
+func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
+	recs, err := s.load(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load records: %w", err)
+	}
+	return recs, nil
+}
+
+// load reads ids with one pipeline of GETs (cluster-safe, unlike MGET).
+func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.Key(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	recs := make([]Record, len(ids))
+	for i, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if recs[i], err = decodeRecord(b); err != nil {
+			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
+		}
+	}
+	return recs, nil
+}
+
+// Get implements Store.
+func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
+	recs, err := s.load(ctx, []string{id})
+	if err != nil {
+		return Record{}, fmt.Errorf("cannot get record: %w", err)
+	}
+	return recs[0], nil
+}
+
+// Save implements Store. The compare-and-sets take one round trip; when some
+// apply, updating the band index takes two more (index writes, then a re-read
+// that repairs the index if another writer saved in between).
+func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	vals := make([][]byte, len(ws))
+	for i, w := range ws {
+		if w.ID == "" {
+			return nil, fmt.Errorf("cannot save records: write %d: empty id", i)
+		}
+		if w.Expected == math.MaxUint64 {
+			return nil, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
+		}
+		rec := w.Rec
+		rec.Version = w.Expected + 1
+		b, err := encodeRecord(nil, rec)
+		if err != nil {
+			return nil, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
+		}
+		vals[i] = b
+	}
+	applied, err := s.compareAndSet(ctx, ws, vals)
+	if err != nil {
+		return nil, fmt.Errorf("cannot save records: %w", err)
+	}
+	if err := s.index(ctx, ws, applied); err != nil {
+		return applied, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
+	}
+	return applied, nil
+}
+
+func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([]bool, error) {
+	applied := make([]bool, len(ws))
+	todo := make([]int, len(ws))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		cmds := make([]*redis.Cmd, len(todo))
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range todo {
+				exp := binary.BigEndian.AppendUint64(nil, ws[i].Expected)
+				cmds[j] = saveScript.EvalSha(ctx, p, []string{s.Key(ws[i].ID)}, exp, vals[i])
+			}
+			return nil
+		})
+		var retry []int
+		for j, i := range todo {
+			n, cerr := cmds[j].Int()
+			switch {
+			case cerr == nil:
+				applied[i] = n == 1
+			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
+				retry = append(retry, i) // not executed: safe to run again
+			default:
+				return nil, fmt.Errorf("write of %q: %w", ws[i].ID, cerr)
+			}
+		}
+		if err != nil && len(retry) == 0 {
+			return nil, err
+		}
+		if len(retry) > 0 {
+			if err := saveScript.Load(ctx, s.c).Err(); err != nil {
+				return nil, fmt.Errorf("cannot load save script: %w", err)
+			}
+		}
+		todo = retry
+	}
+	return applied, nil
+}
+
+// index moves the applied writes' customers to their new band, then re-reads
+// their records and repeats for any that another writer saved meanwhile, so
+// that the last index write for a customer is always for its latest record.
+func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
+	type entry struct {
+		id      string
+		version uint64
+		band    string
+		score   float64
+	}
+	var todo []entry
+	for i, w := range ws {
+		if applied[i] {
+			todo = append(todo, entry{w.ID, w.Expected + 1, w.Rec.Band, w.Rec.Score})
+		}
+	}
+	for pass := 0; len(todo) > 0; pass++ {
+		if pass == s.cfg.IndexPasses {
+			return fmt.Errorf("%d customers still changing after %d passes", len(todo), pass)
+		}
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, e := range todo {
+				for _, b := range Bands {
+					if b == e.band {
+						p.ZAdd(ctx, s.BandKey(b), redis.Z{Score: e.score, Member: e.id})
+					} else {
+						p.ZRem(ctx, s.BandKey(b), e.id)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(todo))
+		for i, e := range todo {
+			ids[i] = e.id
+		}
+		recs, err := s.load(ctx, ids)
+		if err != nil {
+			return err
+		}
+		var next []entry
+		seen := map[string]bool{}
+		for i, e := range todo {
+			if r := recs[i]; r.Version != e.version && !seen[e.id] {
+				seen[e.id] = true
+				next = append(next, entry{e.id, r.Version, r.Band, r.Score})
+			}
+		}
+		todo = next
+	}
+	return nil
+}
+
+// Band implements Store. It pages through the band's sorted set and keeps
+// only candidates whose record is still in the band, reporting the record's
+// score; the result is sorted by that score.
+func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, error) {
+	if !slices.Contains(Bands, band) {
+		return nil, fmt.Errorf("cannot list band %q: unknown band", band)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("cannot list band %q: limit must be positive, got %d", band, limit)
+	}
+	var out []Member
+	seen := map[string]bool{}
+	for start := int64(0); len(out) < limit; start += int64(limit) {
+		ids, err := s.c.ZRange(ctx, s.BandKey(band), start, start+int64(limit)-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		recs, err := s.load(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
+		}
+		for i, r := range recs {
+			if r.Band == band && !seen[ids[i]] && len(out) < limit {
+				seen[ids[i]] = true
+				out = append(out, Member{ID: ids[i], Score: r.Score})
+			}
+		}
+		if len(ids) < limit {
+			break
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Member) int {
+		if a.Score != b.Score {
+			if a.Score < b.Score {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}

@@ -1,0 +1,502 @@
+package state_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/healthscore/healthscore/internal/testenv"
+	"github.com/healthscore/healthscore/state"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithRedis(m)) }
+
+// backend gives a test a fresh key space on some Redis: a factory of new
+// clients to it and the key prefix to use.
+type backend struct {
+	name string
+	open func(t *testing.T) (newClient func() *redis.Client, prefix string)
+}
+
+var backends = []backend{
+	{"redis-server", func(t *testing.T) (func() *redis.Client, string) {
+		_, prefix := testenv.Redis(t) // skips or fails without a server; deletes prefix* at the end
+		opts := testenv.RedisOptions(t)
+		return func() *redis.Client {
+			c := redis.NewClient(opts)
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}, prefix
+	}},
+	{"miniredis", func(t *testing.T) (func() *redis.Client, string) {
+		m := miniredis.RunT(t)
+		return func() *redis.Client {
+			c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}, state.DefaultPrefix
+	}},
+}
+
+// forEachBackend runs test as a parallel subtest per backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, newClient func() *redis.Client, prefix string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			newClient, prefix := b.open(t)
+			test(t, newClient, prefix)
+		})
+	}
+}
+
+func newStore(t *testing.T, c redis.UniversalClient, prefix string) *state.Redis {
+	t.Helper()
+	s, err := state.NewRedis(c, state.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// roundTrips counts commands and pipelines sent, each one round trip.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func counter(t *testing.T, r state.Record) uint64 {
+	t.Helper()
+	if len(r.Data) == 0 {
+		return 0
+	}
+	if len(r.Data) != 8 {
+		t.Fatalf("bad counter data %x", r.Data)
+	}
+	return binary.BigEndian.Uint64(r.Data)
+}
+
+func mustSave(t *testing.T, s state.Store, ws ...state.Write) []bool {
+	t.Helper()
+	applied, err := s.Save(t.Context(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return applied
+}
+
+func TestNewRedisConfig(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	if _, err := state.NewRedis(nil, state.Config{}); err == nil {
+		t.Error("nil client accepted")
+	}
+	for _, cfg := range []state.Config{{Prefix: "a{b"}, {Prefix: "}"}, {IndexPasses: -1}} {
+		if _, err := state.NewRedis(c, cfg); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+	s, err := state.NewRedis(c, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Key("cust-1"); got != "hs:c:{cust-1}" {
+		t.Errorf("Key = %q", got)
+	}
+	if got := s.BandKey(state.BandRed); got != "hs:band:red" {
+		t.Errorf("BandKey = %q", got)
+	}
+}
+
+func TestSaveRejectsBadWrites(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never reached
+	defer c.Close()
+	s := newStore(t, c, "")
+	for name, w := range map[string]state.Write{
+		"empty id":     {},
+		"unknown band": {ID: "a", Rec: state.Record{Band: "blue"}},
+	} {
+		if _, err := s.Save(t.Context(), []state.Write{w}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		s := newStore(t, newClient(), prefix)
+		recs, err := s.Load(t.Context(), []string{"nope", "", "{x}"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			if r.Version != 0 || r.Offsets != nil || r.Data != nil || r.Band != "" || r.Score != 0 {
+				t.Errorf("record %d = %+v, want zero", i, r)
+			}
+		}
+		if r, err := s.Get(t.Context(), "nope"); err != nil || r.Version != 0 {
+			t.Errorf("Get = %+v, %v", r, err)
+		}
+		if recs, err := s.Load(t.Context(), nil); err != nil || len(recs) != 0 {
+			t.Errorf("Load(nil) = %v, %v", recs, err)
+		}
+	})
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		c := newClient()
+		s := newStore(t, c, prefix)
+		rec := state.Record{
+			Version: 99, // ignored
+			Offsets: map[state.Partition]int64{{Topic: "events", Partition: 2}: 41, {Topic: "events", Partition: 0}: 7},
+			Score:   0.25,
+			Band:    state.BandRed,
+			Data:    []byte("scorer state"),
+		}
+		if applied := mustSave(t, s, state.Write{ID: "c1", Rec: rec}); !applied[0] {
+			t.Fatal("first save not applied")
+		}
+		got, err := s.Get(t.Context(), "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version != 1 || got.Score != 0.25 || got.Band != state.BandRed || string(got.Data) != "scorer state" ||
+			len(got.Offsets) != 2 || got.Offsets[state.Partition{Topic: "events", Partition: 2}] != 41 {
+			t.Fatalf("Get = %+v", got)
+		}
+		// One key per customer, hash-tagged; ids with braces too.
+		mustSave(t, s, state.Write{ID: "a}b{c", Rec: state.Record{Band: state.BandGreen}})
+		for _, id := range []string{"c1", "a}b{c"} {
+			n, err := c.Exists(t.Context(), prefix+"c:{"+id+"}").Result()
+			if err != nil || n != 1 {
+				t.Errorf("key of %q: exists=%d, %v", id, n, err)
+			}
+		}
+		if r, err := s.Get(t.Context(), "a}b{c"); err != nil || r.Version != 1 || r.Band != state.BandGreen {
+			t.Errorf("Get(a}b{c) = %+v, %v", r, err)
+		}
+	})
+}
+
+func TestCompareAndSet(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		a := newStore(t, newClient(), prefix)
+		b := newStore(t, newClient(), prefix)
+		ctx := t.Context()
+
+		// Both writers load the missing record (version 0).
+		ra, _ := a.Get(ctx, "c")
+		rb, _ := b.Get(ctx, "c")
+		if got := mustSave(t, a, state.Write{ID: "c", Expected: ra.Version, Rec: state.Record{Data: []byte("a")}}); !got[0] {
+			t.Fatal("writer a: not applied")
+		}
+		if got := mustSave(t, b, state.Write{ID: "c", Expected: rb.Version, Rec: state.Record{Data: []byte("b")}}); got[0] {
+			t.Fatal("writer b: applied over a's write")
+		}
+		// b reloads and wins the next round.
+		rb, _ = b.Get(ctx, "c")
+		if rb.Version != 1 || string(rb.Data) != "a" {
+			t.Fatalf("after conflict: %+v", rb)
+		}
+		if got := mustSave(t, b, state.Write{ID: "c", Expected: rb.Version, Rec: state.Record{Data: []byte("b")}}); !got[0] {
+			t.Fatal("writer b retry: not applied")
+		}
+		// a's stale version and a replay of an old write are rejected.
+		if got := mustSave(t, a, state.Write{ID: "c", Expected: 1, Rec: state.Record{Data: []byte("a2")}}); got[0] {
+			t.Fatal("stale write applied")
+		}
+		// A non-zero expectation on a missing key conflicts.
+		if got := mustSave(t, a, state.Write{ID: "other", Expected: 3}); got[0] {
+			t.Fatal("write to missing key with Expected=3 applied")
+		}
+		// The same id twice in one batch: the first applies, the second conflicts.
+		got := mustSave(t, a,
+			state.Write{ID: "c", Expected: 2, Rec: state.Record{Data: []byte("x")}},
+			state.Write{ID: "c", Expected: 2, Rec: state.Record{Data: []byte("y")}})
+		if !slices.Equal(got, []bool{true, false}) {
+			t.Fatalf("duplicate id batch: applied=%v", got)
+		}
+		if r, _ := a.Get(ctx, "c"); r.Version != 3 || string(r.Data) != "x" {
+			t.Fatalf("final = %+v", r)
+		}
+	})
+}
+
+func TestRacingWriters(t *testing.T) {
+	const writers, increments = 8, 25
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		var conflicts atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			// Under this much contention a writer may chase newer versions
+			// for many passes; let it, so the index must converge exactly.
+			s, err := state.NewRedis(newClient(), state.Config{Prefix: prefix, IndexPasses: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				ctx := t.Context()
+				for i := 0; i < increments; {
+					r, err := s.Get(ctx, "hot")
+					if err != nil {
+						errs <- err
+						return
+					}
+					n := uint64(0)
+					if len(r.Data) == 8 {
+						n = binary.BigEndian.Uint64(r.Data)
+					}
+					band := state.Bands[(w+i)%3]
+					applied, err := s.Save(ctx, []state.Write{{ID: "hot", Expected: r.Version, Rec: state.Record{
+						Score: float64(n), Band: band, Data: binary.BigEndian.AppendUint64(nil, n+1),
+					}}})
+					if err != nil {
+						errs <- err
+						return
+					}
+					if applied[0] {
+						i++
+					} else {
+						conflicts.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		s := newStore(t, newClient(), prefix)
+		r, err := s.Get(t.Context(), "hot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counter(t, r); got != writers*increments || r.Version != writers*increments {
+			t.Fatalf("counter=%d version=%d, want %d (lost updates)", got, r.Version, writers*increments)
+		}
+		t.Logf("%d conflicts", conflicts.Load())
+		// The index agrees with the record: exactly one band lists it.
+		for _, b := range state.Bands {
+			ms, err := s.Band(t.Context(), b, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := b == r.Band; (len(ms) == 1) != want {
+				t.Errorf("band %s members %v; record band %s", b, ms, r.Band)
+			}
+		}
+	})
+}
+
+func TestBatchRoundTrips(t *testing.T) {
+	const n = 1000
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		c := newClient()
+		rt := &roundTrips{}
+		c.AddHook(rt)
+		s := newStore(t, c, prefix)
+		ctx := t.Context()
+		ids := make([]string, n)
+		ws := make([]state.Write, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("cust-%04d", i)
+			ws[i] = state.Write{ID: ids[i], Rec: state.Record{Score: float64(i), Band: state.Bands[i%3],
+				Offsets: map[state.Partition]int64{{Topic: "events", Partition: int32(i % 7)}: int64(i)}}}
+		}
+		if _, err := s.Save(ctx, ws[:1]); err != nil { // loads the script
+			t.Fatal(err)
+		}
+
+		rt.n.Store(0)
+		applied := mustSave(t, s, ws...)
+		for i, ok := range applied {
+			if ok != (i > 0) {
+				t.Fatalf("write %d applied=%v", i, ok)
+			}
+		}
+		if got := rt.n.Load(); got != 3 {
+			t.Errorf("Save of %d new records took %d round trips, want 3 (CAS, index, re-read)", n-1, got)
+		}
+
+		rt.n.Store(0)
+		applied = mustSave(t, s, ws...) // all conflict: Expected 0, stored 1
+		if slices.Contains(applied, true) {
+			t.Fatal("conflicting write applied")
+		}
+		if got := rt.n.Load(); got != 1 {
+			t.Errorf("Save of %d conflicting records took %d round trips, want 1", n, got)
+		}
+
+		rt.n.Store(0)
+		recs, err := s.Load(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.n.Load(); got != 1 {
+			t.Errorf("Load of %d ids took %d round trips, want 1", n, got)
+		}
+		for i, r := range recs {
+			if r.Version != 1 || r.Score != float64(i) || r.Offsets[state.Partition{Topic: "events", Partition: int32(i % 7)}] != int64(i) {
+				t.Fatalf("record %d = %+v", i, r)
+			}
+		}
+	})
+}
+
+func TestBandIndex(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		c := newClient()
+		s := newStore(t, c, prefix)
+		ctx := t.Context()
+		save := func(id string, expected uint64, score float64, band string) {
+			t.Helper()
+			if got := mustSave(t, s, state.Write{ID: id, Expected: expected, Rec: state.Record{Score: score, Band: band}}); !got[0] {
+				t.Fatalf("save %s not applied", id)
+			}
+		}
+		save("r1", 0, 0.30, state.BandRed)
+		save("r2", 0, 0.10, state.BandRed)
+		save("r3", 0, 0.20, state.BandRed)
+		save("g1", 0, 0.90, state.BandGreen)
+		save("n1", 0, 0.50, state.BandNone)
+
+		want := func(band string, limit int, ids ...string) {
+			t.Helper()
+			ms, err := s.Band(ctx, band, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range ms {
+				got = append(got, m.ID)
+			}
+			if !slices.Equal(got, ids) {
+				t.Fatalf("Band(%s, %d) = %v, want %v", band, limit, ms, ids)
+			}
+		}
+		want(state.BandRed, 10, "r2", "r3", "r1")
+		want(state.BandRed, 2, "r2", "r3")
+		want(state.BandGreen, 10, "g1")
+		want(state.BandYellow, 10)
+
+		// Moving a customer removes it from its old band; leaving all bands too.
+		save("r2", 1, 0.60, state.BandYellow)
+		save("g1", 1, 0.50, state.BandNone)
+		want(state.BandRed, 10, "r3", "r1")
+		want(state.BandYellow, 10, "r2")
+		want(state.BandGreen, 10)
+
+		// Stale index entries (as after a crash between save and index
+		// update) are filtered, and the limit is still filled.
+		for _, z := range []redis.Z{{Score: 0.01, Member: "r2"}, {Score: 0.02, Member: "ghost"}, {Score: 0.03, Member: "n1"}} {
+			if err := c.ZAdd(ctx, s.BandKey(state.BandRed), z).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want(state.BandRed, 1, "r3")
+		want(state.BandRed, 2, "r3", "r1")
+		want(state.BandRed, 10, "r3", "r1")
+
+		// A score that lags the record is reported from the record.
+		if err := c.ZAdd(ctx, s.BandKey(state.BandRed), redis.Z{Score: 0.99, Member: "r3"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := s.Band(ctx, state.BandRed, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 2 || ms[0] != (state.Member{ID: "r3", Score: 0.20}) || ms[1] != (state.Member{ID: "r1", Score: 0.30}) {
+			t.Fatalf("Band(red) = %v", ms)
+		}
+
+		if _, err := s.Band(ctx, "", 10); err == nil {
+			t.Error("empty band accepted")
+		}
+		if _, err := s.Band(ctx, state.BandRed, 0); err == nil {
+			t.Error("limit 0 accepted")
+		}
+	})
+}
+
+// beforeIndex runs fn once, just before the first pipeline that writes the
+// band index (i.e. after the compare-and-set of the same Save).
+type beforeIndex struct {
+	once sync.Once
+	fn   func()
+}
+
+func (h *beforeIndex) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *beforeIndex) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *beforeIndex) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && (strings.EqualFold(cmds[0].Name(), "zadd") || strings.EqualFold(cmds[0].Name(), "zrem")) {
+			h.once.Do(h.fn)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func TestIndexRepairAfterRacingWriter(t *testing.T) {
+	for _, passes := range []int{0, 1} {
+		t.Run(fmt.Sprintf("passes=%d", passes), func(t *testing.T) { testIndexRepair(t, passes) })
+	}
+}
+
+func testIndexRepair(t *testing.T, passes int) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		ctx := t.Context()
+		slow := newClient()
+		fast := newStore(t, newClient(), prefix)
+		// The slow writer saves version 1 (red); before it writes the index,
+		// the fast writer saves version 2 (green) and indexes it. The slow
+		// writer's index write then puts the customer back in red, and its
+		// re-read must repair that.
+		slow.AddHook(&beforeIndex{fn: func() {
+			if _, err := fast.Save(ctx, []state.Write{{ID: "c", Expected: 1, Rec: state.Record{Score: 0.9, Band: state.BandGreen}}}); err != nil {
+				t.Error(err)
+			}
+		}})
+		s, err := state.NewRedis(slow, state.Config{Prefix: prefix, IndexPasses: passes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied, err := s.Save(ctx, []state.Write{{ID: "c", Rec: state.Record{Score: 0.1, Band: state.BandRed}}})
+		if len(applied) != 1 || !applied[0] {
+			t.Fatalf("slow save: applied=%v, err=%v", applied, err)
+		}
+		if passes == 1 {
+			// One pass only: the slow writer cannot repair and says so.
+			if !errors.Is(err, state.ErrIndex) {
+				t.Fatalf("err = %v, want ErrIndex", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := newClient()
+		for band, want := range map[string]bool{state.BandRed: false, state.BandYellow: false, state.BandGreen: true} {
+			_, err := raw.ZScore(ctx, s.BandKey(band), "c").Result()
+			if got := err == nil; got != want {
+				t.Errorf("index %s has c: %v, want %v (err %v)", band, got, want, err)
+			}
+		}
+	})
+}
