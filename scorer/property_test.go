@@ -495,7 +495,7 @@ func FuzzDecodeState(f *testing.F) {
 	m := mustModel(f, propModel)
 	f.Add([]byte{})
 	f.Add([]byte{1})
-	st := fold(m, []Event{segEv("login", 0, "big"), ev("nps", -day, 7), ev("pay", -hour, 12), ev("alarm", -2 * day, 1)})
+	st := fold(m, []Event{segEv("login", 0, "big"), ev("nps", -day, 7), ev("pay", -hour, 12), ev("alarm", -2*day, 1)})
 	f.Add(m.AppendState(nil, st))
 	m.Step(st, t0)
 	f.Add(m.AppendState(nil, st))
