@@ -1,0 +1,294 @@
+package alerts
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/healthscore/healthscore/scorer"
+)
+
+// CloudEvents types of the output events.
+const (
+	TypeScoreChanged = "health.score_changed" // on Config.ScoreTopic
+	TypeLow          = "health.low"           // on Config.AlertTopic: entered red
+	TypeRecovered    = "health.recovered"     // on Config.AlertTopic: left red
+)
+
+// Labels TypeOf returns for records that are not output events.
+const (
+	LabelDeadLetter = "dead_letter"
+	LabelUnknown    = "unknown"
+)
+
+// The content-type header of every output record (structured-mode
+// CloudEvents, Kafka protocol binding).
+const (
+	HeaderContentType = "content-type"
+	ContentType       = "application/cloudevents+json"
+)
+
+// Cause identifies the input record that caused an output: the latest-time
+// event of the customer in the batch.
+type Cause struct {
+	EventID   string // the input event's "id"; may be empty
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Change is one customer's evaluation outcome to publish.
+type Change struct {
+	CustomerID string
+	Outcome    scorer.Outcome // from (*scorer.Model).Step
+	Model      *scorer.Model  // for its name and version
+	EventTime  int64          // Unix ns of the latest event (the evaluation instant)
+	Cause      Cause
+}
+
+// Encoder turns changes into Kafka records. It is immutable and safe for
+// concurrent use.
+type Encoder struct {
+	cfg     Config
+	source  []byte             // the JSON-encoded source
+	headers []kgo.RecordHeader // shared by every output record; read-only
+}
+
+// NewEncoder validates cfg (filling in defaults) and returns an Encoder.
+func NewEncoder(cfg Config) (*Encoder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create alerts encoder: %w", err)
+	}
+	h := []kgo.RecordHeader{{Key: HeaderContentType, Value: []byte(ContentType)}}
+	return &Encoder{cfg: cfg, source: appendString(nil, cfg.Source), headers: h[:1:1]}, nil
+}
+
+// Config returns the validated configuration, with defaults filled in.
+func (e *Encoder) Config() Config { return e.cfg }
+
+type scratch struct{ buf, hin []byte }
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 2048), hin: make([]byte, 0, 512)} }}
+
+// AppendRecords appends the records c calls for to dst and returns it: a
+// TypeScoreChanged event on the score topic when c.Outcome.Changed, and a
+// TypeLow or TypeRecovered event on the alert topic per c.Outcome.Alert,
+// in that order. Nothing is appended when the evaluation has no score.
+//
+// Each record has Topic set, Key = customer_id, Value = the CloudEvent JSON
+// and one header, content-type: application/cloudevents+json. Partition and
+// Timestamp are left to the producer. The records of one call share one
+// allocation for their keys and values, and every record shares one
+// read-only Headers slice: do not modify them in place.
+func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
+	o := &c.Outcome
+	if !o.Eval.HasScore {
+		return dst
+	}
+	var types, topics [2]string
+	n := 0
+	if o.Changed {
+		types[n], topics[n] = TypeScoreChanged, e.cfg.ScoreTopic
+		n++
+	}
+	switch o.Alert {
+	case scorer.AlertLow:
+		types[n], topics[n] = TypeLow, e.cfg.AlertTopic
+		n++
+	case scorer.AlertRecovered:
+		types[n], topics[n] = TypeRecovered, e.cfg.AlertTopic
+		n++
+	}
+	if n == 0 {
+		return dst
+	}
+	s := scratchPool.Get().(*scratch)
+	buf := s.buf[:0]
+	var ends [2]int
+	for i := range n {
+		buf = e.appendEvent(buf, s, types[i], c)
+		ends[i] = len(buf)
+	}
+	k := len(c.CustomerID)
+	mem := make([]byte, k+len(buf))
+	copy(mem, c.CustomerID)
+	copy(mem[k:], buf)
+	if cap(buf) <= 64<<10 { // do not keep huge buffers alive
+		s.buf = buf
+	}
+	scratchPool.Put(s)
+
+	recs := make([]kgo.Record, n)
+	key := mem[:k:k]
+	start := k
+	for i := range n {
+		end := k + ends[i]
+		recs[i] = kgo.Record{Topic: topics[i], Key: key, Value: mem[start:end:end], Headers: e.headers}
+		dst = append(dst, &recs[i])
+		start = end
+	}
+	return dst
+}
+
+// appendEvent writes one structured-mode CloudEvent.
+func (e *Encoder) appendEvent(b []byte, s *scratch, typ string, c *Change) []byte {
+	o := &c.Outcome
+	ev := &o.Eval
+	b = append(b, `{"specversion":"1.0","type":"`...)
+	b = append(b, typ...) // constant, no escaping needed
+	b = append(b, `","source":`...)
+	b = append(b, e.source...)
+	b = append(b, `,"id":"`...)
+	s.hin = appendIDInput(s.hin[:0], typ, c.CustomerID, &c.Cause)
+	sum := sha256.Sum256(s.hin)
+	b = hex.AppendEncode(b, sum[:16])
+	b = append(b, `","subject":`...)
+	b = appendString(b, c.CustomerID)
+	b = append(b, `,"time":"`...)
+	b = appendTime(b, c.EventTime)
+	b = append(b, `","datacontenttype":"application/json","data":{"customer_id":`...)
+	b = appendString(b, c.CustomerID)
+	b = append(b, `,"score":`...)
+	b = appendRound2(b, ev.Score)
+	b = append(b, `,"previous_score":`...)
+	if o.HadPrevious {
+		b = appendRound2(b, o.PrevScore)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"band":"`...)
+	b = append(b, ev.Band.String()...) // a fixed lower-case word
+	b = append(b, `","previous_band":`...)
+	if o.PrevBand != scorer.BandNone {
+		b = append(b, '"')
+		b = append(b, o.PrevBand.String()...)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"segment":`...)
+	b = appendString(b, ev.Segment)
+	b = append(b, `,"model":`...)
+	if c.Model != nil {
+		b = append(b, `{"name":`...)
+		b = appendString(b, c.Model.Name)
+		b = append(b, `,"version":`...)
+		b = appendString(b, c.Model.Version)
+		b = append(b, '}')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"event_time":"`...)
+	b = appendTime(b, c.EventTime)
+	b = append(b, `","cause":{`...)
+	if c.Cause.EventID != "" {
+		b = append(b, `"event_id":`...)
+		b = appendString(b, c.Cause.EventID)
+		b = append(b, ',')
+	}
+	b = append(b, `"topic":`...)
+	b = appendString(b, c.Cause.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(c.Cause.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, c.Cause.Offset, 10)
+	b = append(b, `},"drivers":[`...)
+	for i := range o.Drivers {
+		d := &o.Drivers[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"category":`...)
+		b = appendString(b, d.Category)
+		b = append(b, `,"signal":`...)
+		b = appendString(b, d.Signal)
+		b = append(b, `,"points":`...)
+		b = appendRound2(b, d.Points)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if typ == TypeScoreChanged {
+		b = append(b, `,"categories":[`...)
+		for i := range ev.Categories {
+			cs := &ev.Categories[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendString(b, cs.Name)
+			b = append(b, `,"score":`...)
+			if cs.HasData {
+				b = appendRound2(b, 100*cs.Score)
+			} else {
+				b = append(b, "null"...)
+			}
+			b = append(b, `,"weight":`...)
+			b = appendFloat(b, cs.Weight)
+			b = append(b, `,"points":`...)
+			b = appendRound2(b, cs.Points)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}}"...)
+}
+
+func appendTime(b []byte, ns int64) []byte {
+	return time.Unix(0, ns).UTC().AppendFormat(b, time.RFC3339Nano)
+}
+
+// EventID returns the CloudEvents id of the event of type typ for customer
+// customerID caused by the input record cause: the lower-case hex of the
+// first 16 bytes (128 bits) of the SHA-256 of
+//
+//	type NUL topic NUL partition NUL offset NUL customer_id
+//
+// with partition and offset in decimal. Only the customer id may contain a
+// NUL byte and it comes last, so the input is unambiguous. The cause's
+// EventID is not part of it: the Kafka coordinates identify the input.
+func EventID(typ, customerID string, cause Cause) string {
+	sum := sha256.Sum256(appendIDInput(nil, typ, customerID, &cause))
+	return hex.EncodeToString(sum[:16])
+}
+
+func appendIDInput(b []byte, typ, customerID string, c *Cause) []byte {
+	b = append(b, typ...)
+	b = append(b, 0)
+	b = append(b, c.Topic...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(c.Partition), 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, c.Offset, 10)
+	b = append(b, 0)
+	return append(b, customerID...)
+}
+
+// typePrefix is how every output event starts; TypeOf relies on it.
+const typePrefix = `{"specversion":"1.0","type":"`
+
+// TypeOf returns the CloudEvents type of an output record made by an
+// Encoder (one of the Type* constants), LabelDeadLetter for a dead letter,
+// or LabelUnknown. It reads only the start of the value, so it is cheap
+// enough for a metric label, and its result has a fixed small set of values.
+func TypeOf(r *kgo.Record) string {
+	if v := r.Value; bytes.HasPrefix(v, []byte(typePrefix)) {
+		v = v[len(typePrefix):]
+		for _, t := range [...]string{TypeScoreChanged, TypeLow, TypeRecovered} {
+			if len(v) > len(t) && string(v[:len(t)]) == t && v[len(t)] == '"' {
+				return t
+			}
+		}
+	}
+	for _, h := range r.Headers {
+		if h.Key == HeaderDLQReason {
+			return LabelDeadLetter
+		}
+	}
+	return LabelUnknown
+}
