@@ -23,8 +23,9 @@ func signalKey(s *Signal) uint32 {
 	return h.Sum32()&^3 | uint32(s.Kind-1)
 }
 
-// layoutKey identifies the model's signal order, for the published points.
-func (m *Model) layoutKey() uint32 {
+// computeLayoutKey identifies the model's signal order, for the published
+// points. ParseModel stores it in m.layout.
+func (m *Model) computeLayoutKey() uint32 {
 	h := fnv.New32a()
 	for i := range m.signals {
 		binary.Write(h, binary.LittleEndian, signalKey(&m.signals[i].Signal)) //nolint:errcheck // hash writes cannot fail
@@ -38,7 +39,7 @@ func (m *Model) layoutKey() uint32 {
 // (uvarint length, bytes) and varint last-event − segment-time; published
 // flag with score (float64), band byte, layout key and float32 points; then
 // the seen signals: key (uint32), uvarint last-event − ref, S (float64) and,
-// for average signals, W (float64). Count signals store S only (W equals S),
+// for average signals, W (float64). Count and sum signals store S only (they keep no W),
 // recency signals store no sums.
 func (m *Model) AppendState(buf []byte, st *State) []byte {
 	buf = append(buf, stateFormat)
@@ -51,7 +52,7 @@ func (m *Model) AppendState(buf []byte, st *State) []byte {
 		buf = append(buf, 1)
 		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(st.Score))
 		buf = append(buf, byte(st.Band))
-		buf = binary.BigEndian.AppendUint32(buf, m.layoutKey())
+		buf = binary.BigEndian.AppendUint32(buf, m.layout)
 		buf = binary.AppendUvarint(buf, uint64(len(st.Points)))
 		for _, p := range st.Points {
 			buf = binary.BigEndian.AppendUint32(buf, math.Float32bits(float32(p)))
@@ -182,7 +183,7 @@ func (m *Model) DecodeState(data []byte) (*State, error) {
 		for i := uint64(0); i < n && r.err == nil; i++ {
 			pts = append(pts, float64(math.Float32frombits(r.u32("points"))))
 		}
-		if layout == m.layoutKey() && len(pts) == len(m.signals) {
+		if layout == m.layout && len(pts) == len(m.signals) {
 			st.Points = pts
 		}
 	}

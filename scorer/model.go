@@ -107,6 +107,7 @@ type Model struct {
 	signals  []compiledSignal // all signals, in category order
 	byEvent  map[string][]int // event type -> indexes into signals
 	byKey    map[uint32]int   // signal key -> index, for decoding state
+	layout   uint32           // see computeLayoutKey
 	profiles map[string]*profile
 	base     profile
 }
@@ -386,6 +387,8 @@ func (v *validator) model(y *yamlModel) *Model {
 		}
 		m.byKey[s.key] = i
 	}
+	m.layout = m.computeLayoutKey()
+	m.layout = m.computeLayoutKey()
 	m.base = profile{bands: m.Bands, weights: make([]float64, len(m.Categories)), targets: make([]float64, len(m.signals))}
 	for i, c := range m.Categories {
 		m.base.weights[i] = c.Weight

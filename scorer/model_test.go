@@ -300,7 +300,7 @@ func TestDefaultModel(t *testing.T) {
 func sameModel(a, b *Model) bool {
 	if a.Name != b.Name || a.Version != b.Version || a.Bands != b.Bands || a.Hysteresis != b.Hysteresis ||
 		a.ChangeMinDelta != b.ChangeMinDelta || len(a.signals) != len(b.signals) || len(a.profiles) != len(b.profiles) ||
-		a.layoutKey() != b.layoutKey() {
+		a.layout != b.layout || a.layout != a.computeLayoutKey() {
 		return false
 	}
 	for i := range a.signals {
