@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# scripts/test.sh is THE test suite of healthscore; run it with `make test`.
+#
+# It installs what it is missing (as root on Debian: redis-server,
+# redis-tools, kcat via apt; staticcheck via go install), then runs gofmt,
+# go vet, staticcheck, the tests with -race against a real redis-server
+# (HEALTHSCORE_REQUIRE_REDIS=1: no silent skips) and brief fuzzing of every
+# Fuzz* target. All steps run; the exit code is non-zero if any failed.
+#
+# Knobs (environment):
+#   FUZZ_BUDGET=120   total seconds of fuzzing, shared by all targets (0: none)
+#   FUZZ_MAX=10       at most this many seconds per target
+#   STATICCHECK_VERSION=v0.8.2
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# staticcheck 2026.2.2 (v0.8.2) understands Go 1.26; older releases do not.
+STATICCHECK_VERSION=${STATICCHECK_VERSION:-v0.8.2}
+FUZZ_BUDGET=${FUZZ_BUDGET:-120}
+FUZZ_MAX=${FUZZ_MAX:-10}
+
+failed=()
+section() { printf '\n==== %s ====\n' "$*"; }
+step() { # step NAME CMD...: run CMD, remember NAME if it fails
+	local name=$1
+	shift
+	if ! "$@"; then
+		echo "FAILED: $name" >&2
+		failed+=("$name")
+	fi
+}
+
+section "tools"
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=$PATH:/usr/local/go/bin
+fi
+pkgs=()
+command -v redis-server >/dev/null || pkgs+=(redis-server)
+command -v redis-cli >/dev/null || pkgs+=(redis-tools)
+command -v kcat >/dev/null || pkgs+=(kcat)
+if ((${#pkgs[@]})); then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		echo "installing: ${pkgs[*]}"
+		# apt does not start services here; the tests start redis-server themselves.
+		apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" ||
+			failed+=("apt-get install ${pkgs[*]}")
+	else
+		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools kcat)" >&2
+	fi
+fi
+gobin=$(go env GOBIN)
+[[ -n $gobin ]] || gobin=$(go env GOPATH)/bin
+staticcheck=$gobin/staticcheck
+want_sc=${STATICCHECK_VERSION#v}
+if ! [[ -x $staticcheck ]] || ! "$staticcheck" -version 2>/dev/null | grep -qF "($want_sc)"; then
+	echo "installing staticcheck@$STATICCHECK_VERSION into $gobin"
+	GOBIN=$gobin go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ||
+		failed+=("install staticcheck")
+fi
+go version
+"$staticcheck" -version 2>/dev/null || echo "staticcheck: missing"
+redis-server --version 2>/dev/null || echo "redis-server: missing"
+kcat -V 2>/dev/null | head -1 || echo "kcat: missing"
+
+section "gofmt"
+gofmt_check() {
+	local files
+	files=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)
+	if [[ -n $files ]]; then
+		echo "not gofmt-ed (run gofmt -w on them):"
+		echo "$files"
+		return 1
+	fi
+	echo "ok"
+}
+step gofmt gofmt_check
+
+section "go vet"
+step "go vet" go vet ./...
+
+section "staticcheck"
+step staticcheck "$staticcheck" ./...
+
+section "go test -race"
+step "go test" env HEALTHSCORE_REQUIRE_REDIS=1 go test -race -count=1 ./...
+
+section "fuzz"
+# Every "func FuzzX(f *testing.F)" as "dir FuzzX".
+mapfile -t targets < <(
+	grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\([a-z]+ \*testing\.F\)' . |
+		sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort -u
+)
+if ((${#targets[@]} == 0)) || ((FUZZ_BUDGET <= 0)); then
+	echo "no fuzzing (${#targets[@]} targets, FUZZ_BUDGET=$FUZZ_BUDGET)"
+else
+	per=$((FUZZ_BUDGET / ${#targets[@]}))
+	((per > FUZZ_MAX)) && per=$FUZZ_MAX
+	((per < 2)) && per=2
+	echo "${#targets[@]} targets, ${per}s each"
+	for t in "${targets[@]}"; do
+		read -r dir name <<<"$t"
+		echo "--- $name ($dir)"
+		step "fuzz $name" go test -run '^$' -fuzz "^${name}\$" -fuzztime "${per}s" "$dir"
+	done
+fi
+
+section "summary"
+if ((${#failed[@]})); then
+	printf 'FAILED: %s\n' "${failed[@]}"
+	exit 1
+fi
+echo "all checks passed"
