@@ -277,17 +277,17 @@ const typePrefix = `{"specversion":"1.0","type":"`
 // or LabelUnknown. It reads only the start of the value, so it is cheap
 // enough for a metric label, and its result has a fixed small set of values.
 func TypeOf(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == HeaderDLQReason {
+			return LabelDeadLetter // even when the copied value looks like an event
+		}
+	}
 	if v := r.Value; bytes.HasPrefix(v, []byte(typePrefix)) {
 		v = v[len(typePrefix):]
 		for _, t := range [...]string{TypeScoreChanged, TypeLow, TypeRecovered} {
 			if len(v) > len(t) && string(v[:len(t)]) == t && v[len(t)] == '"' {
 				return t
 			}
-		}
-	}
-	for _, h := range r.Headers {
-		if h.Key == HeaderDLQReason {
-			return LabelDeadLetter
 		}
 	}
 	return LabelUnknown
