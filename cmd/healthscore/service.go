@@ -1,10 +1,381 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/extra/redisprometheus/v9"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/healthscore/healthscore/alerts"
+	"github.com/healthscore/healthscore/consumer"
+	"github.com/healthscore/healthscore/httpapi"
+	"github.com/healthscore/healthscore/internal/demo"
+	"github.com/healthscore/healthscore/internal/devbroker"
+	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
 )
 
+// serviceFlags are the flags of `healthscore run`; each has an environment
+// twin, which the flag overrides.
+type serviceFlags struct {
+	brokers, redisURL, redisPrefix, model       string
+	topics, scoreTopic, alertTopic, dlqTopic    string
+	group, httpAddr, logLevel                   string
+	brokerPort, partitions, maxBatch, demoCusts int
+	maxSkew, shutdownGrace                      time.Duration
+	demo, createTopics                          bool
+}
+
+// envFlags registers flags whose defaults come from the environment.
+type envFlags struct {
+	fs   *flag.FlagSet
+	errs []error
+}
+
+func (e *envFlags) str(p *string, name, env, def, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	e.fs.StringVar(p, name, def, usage+" (env "+env+")")
+}
+
+func (e *envFlags) int(p *int, name, env string, def int, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q is not an integer", env, v))
+		}
+		def = n
+	}
+	e.fs.IntVar(p, name, def, usage+" (env "+env+")")
+}
+
+func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration like 90s or 1h", env, v))
+		}
+		def = d
+	}
+	e.fs.DurationVar(p, name, def, usage+" (env "+env+")")
+}
+
+func (e *envFlags) bool(p *bool, name, env string, usage string) {
+	def := false
+	if v, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q is not true or false", env, v))
+		}
+		def = b
+	}
+	e.fs.BoolVar(p, name, def, usage+" (env "+env+")")
+}
+
+func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &serviceFlags{}
+	e := &envFlags{fs: fs}
+	e.str(&f.brokers, "brokers", "HEALTHSCORE_BROKERS", "", "Kafka bootstrap brokers, comma separated; empty starts an embedded in-memory broker")
+	e.int(&f.brokerPort, "broker-port", "HEALTHSCORE_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1")
+	e.int(&f.partitions, "partitions", "HEALTHSCORE_PARTITIONS", 8, "partitions per topic created by the embedded broker or --create-topics")
+	e.bool(&f.createTopics, "create-topics", "HEALTHSCORE_CREATE_TOPICS", "create missing topics on external brokers")
+	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); empty starts an embedded in-memory Redis")
+	e.str(&f.redisPrefix, "redis-prefix", "HEALTHSCORE_REDIS_PREFIX", "hs:", "prefix of every Redis key")
+	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
+	e.str(&f.topics, "topics", "HEALTHSCORE_TOPICS", "customer-events", "input topics, comma separated")
+	e.str(&f.scoreTopic, "score-topic", "HEALTHSCORE_SCORE_TOPIC", "customer-health", "topic of health.score_changed events")
+	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low and health.recovered events")
+	e.str(&f.dlqTopic, "dlq-topic", "HEALTHSCORE_DLQ_TOPIC", "customer-events-dlq", "dead-letter topic for bad input records")
+	e.str(&f.group, "group", "HEALTHSCORE_GROUP", "healthscore", "Kafka consumer group")
+	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address (API, /metrics, /healthz, /readyz)")
+	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
+	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
+	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
+	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
+	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
+	if err := fs.Parse(args); err != nil {
+		return nil, exitError(2)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(e.errs) > 0 {
+		return nil, errors.Join(e.errs...)
+	}
+	return f, nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.EncoderConfig.TimeKey = "time"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return cfg.Build()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func runService(args []string, stderr io.Writer) error {
-	return errors.New("the streaming service is not wired yet")
+	f, err := parseServiceFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do if stderr is gone
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, f, log); err != nil {
+		log.Error("healthscore stopped with an error", zap.Error(err))
+		return exitError(1)
+	}
+	log.Info("healthscore stopped")
+	return nil
+}
+
+// serve starts the parts in order and stops them in reverse.
+func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
+	model, err := loadModel(f.model)
+	if err != nil {
+		return err
+	}
+	log.Info("model loaded", zap.String("name", model.Name), zap.String("version", model.Version), zap.Int("signals", model.Signals()))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	alertCfg := alerts.Config{ScoreTopic: f.scoreTopic, AlertTopic: f.alertTopic, DLQTopic: f.dlqTopic}
+	topics := splitList(f.topics)
+	if len(topics) == 0 {
+		return errors.New("--topics: at least one input topic is required")
+	}
+	allTopics := append(append([]string(nil), topics...), f.scoreTopic, f.alertTopic, f.dlqTopic)
+
+	// Kafka.
+	brokers := splitList(f.brokers)
+	if len(brokers) == 0 {
+		b, err := devbroker.Start(devbroker.Config{Port: f.brokerPort, Partitions: int32(f.partitions), Topics: allTopics})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr}
+		log.Warn("no --brokers given: started an embedded in-memory Kafka-compatible broker; its data is lost on exit",
+			zap.String("addr", b.Addr), zap.Int("partitions", f.partitions))
+	} else if err := checkTopics(ctx, brokers, allTopics, f.createTopics, int32(f.partitions), log); err != nil {
+		return err
+	}
+
+	// Redis.
+	var rdb *redis.Client
+	if f.redisURL == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("cannot start the embedded Redis: %w", err)
+		}
+		defer mr.Close()
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		log.Warn("no --redis given: started an embedded in-memory Redis (miniredis); customer states are lost on exit", zap.String("addr", mr.Addr()))
+	} else {
+		opt, err := redis.ParseURL(f.redisURL)
+		if err != nil {
+			return fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
+		}
+		rdb = redis.NewClient(opt)
+	}
+	defer rdb.Close()
+	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rdb))
+	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix})
+	if err != nil {
+		return err
+	}
+
+	enc, err := alerts.NewEncoder(alertCfg)
+	if err != nil {
+		return err
+	}
+	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
+	cons, err := consumer.New(consumer.Config{
+		Brokers: brokers, Topics: topics, Group: f.group,
+		Model: model, Store: store, Encoder: enc,
+		Logger: log.Named("consumer"), Registerer: reg,
+		MaxPollRecords: f.maxBatch, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
+		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
+	})
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(newBandCollector(store))
+
+	handler, err := httpapi.New(httpapi.Config{
+		Model:   func() *scorer.Model { return model },
+		Store:   store,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Logger:  log.Named("http"),
+		Ready: []httpapi.Check{
+			{Name: "pipeline", Check: func(context.Context) error { return cons.Ready() }},
+			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on --http %s: %w", f.httpAddr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("HTTP listening", zap.String("addr", ln.Addr().String()))
+
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("HTTP server: %w", err)
+		}
+	})
+	if f.demo {
+		prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics[0]), kgo.ProducerLinger(5*time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("cannot create demo producer: %w", err)
+		}
+		defer prod.Close()
+		wg.Go(func() {
+			if err := demo.Run(runCtx, demo.Config{Client: prod, Topic: topics[0], Customers: f.demoCusts, Logger: log.Named("demo")}); err != nil {
+				errc <- err
+			}
+		})
+		wg.Go(func() {
+			if err := demo.Watch(runCtx, brokers, f.alertTopic, log.Named("demo")); err != nil {
+				errc <- err
+			}
+		})
+	}
+	consErr := make(chan error, 1)
+	go func() { consErr <- cons.Run(runCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutdown requested: finishing the batch in hand")
+	case runErr = <-errc:
+	case runErr = <-consErr:
+		consErr <- runErr
+	}
+	cancel()
+	runErr = errors.Join(runErr, <-consErr) // the consumer commits and leaves the group
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdownCtx) // stops accepting; in-flight requests get 5 s
+	wg.Wait()
+	return runErr
+}
+
+// checkTopics verifies that every topic exists on external brokers, creating
+// the missing ones when asked to.
+func checkTopics(ctx context.Context, brokers, topics []string, create bool, partitions int32, log *zap.Logger) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("cannot create Kafka admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	details, err := adm.ListTopics(tctx, topics...)
+	if err != nil {
+		return fmt.Errorf("cannot list topics on %v: %w", brokers, err)
+	}
+	var missing []string
+	for _, t := range topics {
+		if d, ok := details[t]; !ok || d.Err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !create {
+		return fmt.Errorf("topics %v do not exist on %v: create them, or pass --create-topics", missing, brokers)
+	}
+	res, err := adm.CreateTopics(tctx, partitions, -1, nil, missing...)
+	if err != nil {
+		return fmt.Errorf("cannot create topics %v: %w", missing, err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return fmt.Errorf("cannot create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	log.Info("created topics", zap.Strings("topics", missing), zap.Int32("partitions", partitions))
+	return nil
+}
+
+// bandCollector reports customers per band from the band index at scrape
+// time.
+type bandCollector struct {
+	store *state.Redis
+	desc  *prometheus.Desc
+}
+
+func newBandCollector(s *state.Redis) *bandCollector {
+	return &bandCollector{store: s, desc: prometheus.NewDesc("healthscore_customers", "Customers per band, from the band index.", []string{"band"}, nil)}
+}
+
+func (c *bandCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *bandCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.store.BandCounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, b := range []string{"red", "yellow", "green"} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[b]), b)
+	}
 }

@@ -1,0 +1,293 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/alerts"
+	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
+)
+
+// Store is what the pipeline needs from the state store.
+type Store interface {
+	// Load returns the records of ids, in order, in one round trip.
+	Load(ctx context.Context, ids []string) ([]state.Record, error)
+	// Save writes with a compare-and-set on each record's version and
+	// reports which writes were applied.
+	Save(ctx context.Context, ws []state.Write) ([]bool, error)
+}
+
+// Dead-letter reasons decided here (decoding reasons come from scorer).
+const (
+	ReasonTooLarge = "too_large"
+	ReasonTimeSkew = "time_skew"
+)
+
+// Config configures a Consumer. Zero values take the documented defaults.
+type Config struct {
+	Brokers []string
+	Topics  []string // default: customer-events
+	Group   string   // default: healthscore
+
+	Model   *scorer.Model
+	Store   Store
+	Encoder *alerts.Encoder
+
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer
+
+	MaxPollRecords int           // records per batch; default 10000
+	MaxSkew        time.Duration // event times further in the future go to the DLQ; default 1h
+	MaxRecordBytes int           // larger records go to the DLQ; default 1 MiB
+	ShutdownGrace  time.Duration // time a batch may take to finish after shutdown starts; default 30s
+	LagInterval    time.Duration // how often consumer lag is measured; default 15s
+	MaxBackoff     time.Duration // longest wait between retries; default 5s
+	Now            func() time.Time
+	// ClientOpts are extra franz-go options (hooks for metrics and logs,
+	// TLS, SASL…). The consumer sets the group options itself.
+	ClientOpts []kgo.Opt
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("Brokers: at least one broker is required")
+	case c.Model == nil:
+		return errors.New("Model is required")
+	case c.Store == nil:
+		return errors.New("Store is required")
+	case c.Encoder == nil:
+		return errors.New("Encoder is required")
+	case c.Logger == nil:
+		return errors.New("Logger is required")
+	case c.Registerer == nil:
+		return errors.New("Registerer is required")
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = []string{"customer-events"}
+	}
+	if c.Group == "" {
+		c.Group = "healthscore"
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxSkew, time.Hour)
+	def(&c.ShutdownGrace, 30*time.Second)
+	def(&c.LagInterval, 15*time.Second)
+	def(&c.MaxBackoff, 5*time.Second)
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 10000
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Consumer runs the pipeline. Create it with New and run it with Run.
+type Consumer struct {
+	cfg     Config
+	log     *zap.Logger
+	client  *kgo.Client
+	metrics *metrics
+
+	ready   atomic.Bool
+	lastErr atomic.Pointer[string]
+	warned  time.Time // throttles retry warnings
+}
+
+// New validates cfg and creates the Kafka client. Nothing is consumed until
+// Run.
+func New(cfg Config) (*Consumer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cannot create consumer: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
+	}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait until the batch is committed, so a partition is
+		// never revoked with work in flight.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(16 << 20),
+		kgo.ProducerLinger(0),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+			c.log.Info("partitions assigned", zap.Any("partitions", p))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+			c.log.Info("partitions revoked", zap.Any("partitions", p))
+		}),
+	}, cfg.ClientOpts...)
+	c.client, err = kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create Kafka client: %w", err)
+	}
+	c.lastErr.Store(ptr("starting"))
+	return c, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Ready returns nil when the last batch succeeded, else why not.
+func (c *Consumer) Ready() error {
+	if c.ready.Load() {
+		return nil
+	}
+	return errors.New(*c.lastErr.Load())
+}
+
+// Client returns the Kafka client (for admin calls and health checks).
+func (c *Consumer) Client() *kgo.Client { return c.client }
+
+// Run consumes until ctx is cancelled, then finishes the batch in hand
+// (within ShutdownGrace), commits it, leaves the group and closes the
+// client. It returns nil after a clean shutdown.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.client.Close() // leaves the group
+	var wg sync.WaitGroup
+	lagCtx, stopLag := context.WithCancel(ctx)
+	wg.Go(func() { c.measureLag(lagCtx) })
+	defer func() { stopLag(); wg.Wait() }()
+
+	c.log.Info("consumer started", zap.Strings("topics", c.cfg.Topics), zap.String("group", c.cfg.Group))
+	c.ready.Store(true) // nothing has failed yet; Kafka errors will say otherwise
+	for {
+		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
+		if ctx.Err() != nil && fetches.Empty() {
+			// Every poll blocks rebalances until AllowRebalance, and leaving
+			// the group at Close is one.
+			c.client.AllowRebalance()
+			c.log.Info("consumer stopping: shutdown requested")
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("kafka client closed")
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.fail("fetch", fmt.Errorf("cannot fetch %s/%d: %w", t, p, err))
+			}
+		})
+		recs := fetches.Records()
+		if len(recs) > 0 {
+			if err := c.handle(ctx, recs); err != nil {
+				c.client.AllowRebalance()
+				c.log.Warn("batch abandoned at shutdown; it will be redelivered", zap.Error(err))
+				return nil
+			}
+		}
+		c.client.AllowRebalance()
+	}
+}
+
+// handle processes one batch to committed offsets. It retries every failure
+// with backoff; it gives up only when shutdown has started and the grace
+// period is over.
+func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
+	start := time.Now()
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.cfg.ShutdownGrace, cancel)
+		<-bctx.Done()
+		t.Stop()
+	})
+	defer stop()
+
+	b := c.decode(recs)
+	if err := c.process(bctx, b); err != nil {
+		return err
+	}
+	if err := c.retry(bctx, "commit", func() error {
+		return c.client.CommitUncommittedOffsets(bctx)
+	}); err != nil {
+		return err
+	}
+	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
+	c.metrics.batchRecords.Observe(float64(len(recs)))
+	return nil
+}
+
+// fail records a failure for readiness and logs it, throttled to one
+// warning per 10 s.
+func (c *Consumer) fail(step string, err error) {
+	c.ready.Store(false)
+	msg := step + ": " + err.Error()
+	c.lastErr.Store(&msg)
+	if now := time.Now(); now.Sub(c.warned) >= 10*time.Second {
+		c.warned = now
+		c.log.Warn("pipeline step failed; retrying", zap.String("step", step), zap.Error(err))
+	}
+}
+
+// retry runs fn until it succeeds or ctx ends, with capped exponential
+// backoff.
+func (c *Consumer) retry(ctx context.Context, step string, fn func() error) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			c.ready.Store(true)
+			return nil
+		}
+		c.metrics.retries.WithLabelValues(step).Inc()
+		c.fail(step, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot %s: %w (gave up at shutdown)", step, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+}
+
+func (c *Consumer) measureLag(ctx context.Context) {
+	adm := kadm.NewClient(c.client)
+	t := time.NewTicker(c.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lags, err := adm.Lag(ctx, c.cfg.Group)
+		if err != nil {
+			continue // the fetch path reports broker trouble
+		}
+		for _, gl := range lags {
+			for topic, ps := range gl.Lag {
+				for p, l := range ps {
+					if l.Err == nil && l.Lag >= 0 {
+						c.metrics.lag.WithLabelValues(topic, strconv.Itoa(int(p))).Set(float64(l.Lag))
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,12 @@
+// Package consumer owns the streaming pipeline's input side and its
+// effectively-once loop: a franz-go consumer group on the event topics that,
+// per poll, decodes records (bad ones to the dead-letter topic), groups them
+// by customer, loads their states in one Redis round trip, folds the events
+// not applied yet (per-partition offsets kept in each customer's state make
+// redeliveries no-ops), evaluates, produces the outputs and waits for their
+// acknowledgement, saves the states with a compare-and-set, and only then
+// commits the offsets. A crash anywhere can only cause a redelivery.
+//
+// It declares the small interfaces it needs from package state; outputs are
+// encoded by package alerts and scores computed by package scorer.
+package consumer

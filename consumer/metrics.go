@@ -1,0 +1,89 @@
+package consumer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Event results, the values of the result label of healthscore_events_total.
+const (
+	ResultApplied      = "applied"
+	ResultDuplicate    = "duplicate"
+	ResultIgnored      = "ignored"
+	ResultDeadLettered = "dead_lettered"
+)
+
+type metrics struct {
+	events        *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
+	outputs       *prometheus.CounterVec
+	batchDuration prometheus.Histogram
+	batchRecords  prometheus.Histogram
+	latency       prometheus.Histogram
+	conflicts     prometheus.Counter
+	retries       *prometheus.CounterVec
+	corruptStates prometheus.Counter
+	lag           *prometheus.GaugeVec
+	ready         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_events_total",
+			Help: "Input records processed, by result: applied, duplicate (already applied: a redelivery), ignored (no signal reads the type), dead_lettered.",
+		}, []string{"result"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_dead_letters_total",
+			Help: "Input records sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_outputs_total",
+			Help: "Output events acknowledged by the broker, by CloudEvents type.",
+		}, []string{"type"}),
+		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_batch_duration_seconds",
+			Help:    "Time to process one poll's records, from poll to offsets committed.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_batch_records",
+			Help:    "Records per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_event_to_output_seconds",
+			Help:    "From an input record's Kafka timestamp to the acknowledgement of the output it caused.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthscore_state_conflicts_total",
+			Help: "State writes refused by the compare-and-set because another writer saved first; the customer is reloaded and redone.",
+		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_batch_retries_total",
+			Help: "Batch attempts that failed and were retried, by the step that failed: state (Redis load or save), produce, commit.",
+		}, []string{"step"}),
+		corruptStates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthscore_state_decode_errors_total",
+			Help: "Stored customer states that could not be decoded and were started afresh.",
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "healthscore_consumer_lag_records",
+			Help: "Records not yet committed by the consumer group, per input partition.",
+		}, []string{"topic", "partition"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_ready",
+			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
+		m.events.WithLabelValues(r)
+	}
+	for _, s := range []string{"state", "produce", "commit"} {
+		m.retries.WithLabelValues(s)
+	}
+	return m, nil
+}
