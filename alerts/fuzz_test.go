@@ -21,9 +21,10 @@ func FuzzAppendRecords(f *testing.F) {
 	f.Add("acme", "enterprise", 99.999, -1.0, t0, uint8(3), uint8(0), int32(12), "")
 	f.Add("a\u2028b", "\x00", math.NaN(), math.Inf(1), int64(-1), uint8(9), uint8(2), int32(-1), "\xff")
 	e := newEncoder(f)
-	m := scorer.DefaultModel()
+	story := newStory("x", "")
+	m := story.m
+	base := story.step(t0, "ticket_escalated").Outcome // real categories and drivers
 	f.Fuzz(func(t *testing.T, id, segment string, score, prev float64, at int64, band, prevBand uint8, offset int32, eventID string) {
-		base := newStory("x", "").step(t0, "ticket_escalated").Outcome // real categories and drivers
 		o := scorer.Outcome{
 			Eval:        scorer.Evaluation{At: at, HasScore: true, Score: score, Band: scorer.Band(band % 4), Segment: segment, Categories: base.Eval.Categories},
 			Changed:     true,
