@@ -598,7 +598,7 @@ func BenchmarkEncodingJSON(b *testing.B) {
 			"customer_id": c.CustomerID, "score": scorer.Round2(c.Outcome.Eval.Score), "previous_score": nil,
 			"band": c.Outcome.Eval.Band.String(), "previous_band": nil, "segment": c.Outcome.Eval.Segment,
 			"model": scorer.ModelRef{Name: c.Model.Name, Version: c.Model.Version}, "event_time": scorer.FormatTime(c.EventTime),
-			"cause": map[string]any{"event_id": c.Cause.EventID, "topic": c.Cause.Topic, "partition": c.Cause.Partition, "offset": c.Cause.Offset},
+			"cause":   map[string]any{"event_id": c.Cause.EventID, "topic": c.Cause.Topic, "partition": c.Cause.Partition, "offset": c.Cause.Offset},
 			"drivers": c.Outcome.Drivers, "categories": cats,
 		}
 		ev := map[string]any{"specversion": "1.0", "type": TypeScoreChanged, "source": "healthscore", "id": EventID(TypeScoreChanged, c.CustomerID, c.Cause),
