@@ -20,6 +20,8 @@ Usage:
                                         score JSONL events offline, one JSON line per customer
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
+  healthscore dev-broker [--port P] [--partitions N]
+                                        run an in-memory Kafka-compatible broker for development
   healthscore help                      show this help
 
 Run 'healthscore COMMAND -h' for the flags of a command.
@@ -47,6 +49,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = scoreCmd(args, stdin, stdout, stderr)
 	case "model":
 		err = modelCmd(args, stdout, stderr)
+	case "dev-broker":
+		err = devBrokerCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:
