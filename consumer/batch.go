@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -114,9 +115,12 @@ func (c *Consumer) process(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// attempt loads, folds, produces and saves the customers once. It returns the
-// customers whose save lost a race; an error means the whole attempt must be
-// retried (nothing it did is visible except outputs with deterministic ids).
+// attempt takes the customers through one load → fold → save → produce →
+// clear cycle (the outbox order: see outbox.go). It returns the customers
+// whose first save lost a compare-and-set race, to be redone; an error means
+// the attempt must be retried as a whole, which is safe: saved states make
+// their events duplicates, and their pending outputs are produced again by
+// the next load.
 func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*customerBatch, error) {
 	ids := make([]string, len(customers))
 	for i, cb := range customers {
@@ -129,49 +133,97 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	if len(loaded) != len(ids) {
 		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
 	}
+
+	// Fold, and decide each customer's write: new state plus everything
+	// still pending (an earlier attempt's outputs that may not have been
+	// acknowledged come first, so per-customer order holds).
+	type plan struct {
+		i       int
+		write   state.Write
+		outputs []*kgo.Record
+		causes  []time.Time
+	}
 	results := make([]outcome, len(customers))
-	var outputs []*kgo.Record
-	var causes []time.Time // Kafka timestamp of each output's cause record
-	var writes []state.Write
-	var writeIdx []int // index into customers of each write
+	var plans []plan
 	for i, cb := range customers {
-		before := len(outputs)
-		outputs, results[i] = c.fold(outputs, cb, loaded[i])
-		for range outputs[before:] {
-			causes = append(causes, cb.causeTimestamp())
+		rec := loaded[i]
+		pending, err := decodeOutbox(rec.Pending)
+		if err != nil {
+			c.metrics.corruptStates.Inc()
+			c.log.Error("stored outbox is corrupt; dropping it", zap.String("customer_id", cb.id), zap.Error(err))
+			pending = nil
+		}
+		var fresh []*kgo.Record
+		fresh, results[i] = c.fold(nil, cb, rec)
+		if results[i].write == nil && len(pending) == 0 {
+			continue // only duplicates or ignored types: nothing to do
+		}
+		p := plan{i: i, outputs: append(pending, fresh...)}
+		for range pending {
+			p.causes = append(p.causes, time.Time{}) // unknown: not timed
+		}
+		for range fresh {
+			p.causes = append(p.causes, cb.causeTimestamp())
 		}
 		if w := results[i].write; w != nil {
-			writes = append(writes, *w)
-			writeIdx = append(writeIdx, i)
+			p.write = *w
+		} else { // nothing new, but an earlier attempt's outputs to finish
+			p.write = state.Write{ID: cb.id, Expected: rec.Version, Rec: rec, SkipIndex: true}
 		}
+		p.write.Rec.Pending = encodeOutbox(p.outputs)
+		plans = append(plans, p)
 	}
+
+	// 1. Save states with their outbox.
+	writes := make([]state.Write, len(plans))
+	for k, p := range plans {
+		writes[k] = p.write
+	}
+	applied, err := c.save(ctx, writes)
+	if err != nil {
+		return nil, err
+	}
+	done := make([]bool, len(customers))
+	for i := range customers {
+		done[i] = true
+	}
+	var conflicted []*customerBatch
+	var outputs []*kgo.Record
+	var causes []time.Time
+	var clears []state.Write
+	for k, p := range plans {
+		if !applied[k] {
+			// A lost clear-only write is done: its events were duplicates
+			// or ignored, and whoever won owns the outbox now.
+			if results[p.i].write != nil {
+				done[p.i] = false
+				conflicted = append(conflicted, customers[p.i])
+			}
+			continue
+		}
+		if len(p.outputs) == 0 {
+			continue
+		}
+		outputs = append(outputs, p.outputs...)
+		causes = append(causes, p.causes...)
+		clear := p.write
+		clear.Expected++
+		clear.Rec.Pending = nil
+		clear.SkipIndex = true
+		clears = append(clears, clear)
+	}
+
+	// 2. Produce and wait for every acknowledgement.
 	if err := c.produce(ctx, outputs, causes); err != nil {
 		return nil, err
 	}
-	applied := []bool{}
-	if len(writes) > 0 {
-		applied, err = c.cfg.Store.Save(ctx, writes)
-		switch {
-		case errors.Is(err, state.ErrIndex) && len(applied) == len(writes):
-			// The records are saved; only the derived band index lags, and
-			// readers re-check it against the records.
-			c.log.Warn("band index update incomplete", zap.Error(err))
-		case err != nil:
-			return nil, fmt.Errorf("cannot save customer states: %w", err)
-		}
+
+	// 3. Clear the outboxes. A lost race here is fine: the winner loaded
+	// the outbox and produces it again under the same ids.
+	if _, err := c.save(ctx, clears); err != nil {
+		return nil, err
 	}
-	var conflicted []*customerBatch
-	done := make([]bool, len(customers))
-	for i := range customers {
-		done[i] = results[i].write == nil
-	}
-	for k, ok := range applied {
-		if ok {
-			done[writeIdx[k]] = true
-		} else {
-			conflicted = append(conflicted, customers[writeIdx[k]])
-		}
-	}
+
 	var nApplied, nDup, nIgn int
 	for i, r := range results {
 		if done[i] {
@@ -184,6 +236,23 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	c.metrics.events.WithLabelValues(ResultDuplicate).Add(float64(nDup))
 	c.metrics.events.WithLabelValues(ResultIgnored).Add(float64(nIgn))
 	return conflicted, nil
+}
+
+// save writes with compare-and-set; a lagging band index is not a failure.
+func (c *Consumer) save(ctx context.Context, writes []state.Write) ([]bool, error) {
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	applied, err := c.cfg.Store.Save(ctx, writes)
+	switch {
+	case errors.Is(err, state.ErrIndex) && len(applied) == len(writes):
+		// The records are saved; only the derived band index lags, and
+		// readers re-check it against the records.
+		c.log.Warn("band index update incomplete", zap.Error(err))
+	case err != nil:
+		return nil, fmt.Errorf("cannot save customer states: %w", err)
+	}
+	return applied, nil
 }
 
 // causeTimestamp is the Kafka timestamp of the customer's latest record in
@@ -210,15 +279,16 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	var cause *inEvent
 	for i := range cb.events {
 		e := &cb.events[i]
+		if len(m.SignalsFor(e.ev.Type)) == 0 {
+			res.ignored++ // first, so a redelivery counts it the same way
+			continue
+		}
 		tp := state.Partition{Topic: e.rec.Topic, Partition: e.rec.Partition}
 		if last, ok := offsets[tp]; ok && e.rec.Offset <= last {
 			res.duplicate++
 			continue
 		}
-		if !m.Apply(st, &e.ev) {
-			res.ignored++
-			continue
-		}
+		m.Apply(st, &e.ev)
 		offsets[tp] = e.rec.Offset
 		res.applied++
 		if cause == nil || e.ev.Time > cause.ev.Time || (e.ev.Time == cause.ev.Time && e.rec.Offset > cause.rec.Offset) {
@@ -249,10 +319,11 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 
 // produce sends records and waits until every one is acknowledged, retrying
 // only the failed ones. causes, when set, holds each record's cause
-// timestamp for the latency histogram.
+// timestamp for the latency histogram (zero: not timed).
 func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []time.Time) error {
 	pending := recs
 	pendingCauses := causes
+	refused := map[*kgo.Record]bool{} // refused as too large by an earlier try
 	return c.retry(ctx, "produce", func() error {
 		if len(pending) == 0 {
 			return nil
@@ -263,19 +334,31 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 		var firstErr error
 		now := time.Now()
 		for i, r := range results {
-			if r.Err != nil {
-				if firstErr == nil {
-					firstErr = r.Err
-				}
-				failed = append(failed, pending[i])
+			if r.Err == nil {
 				if pendingCauses != nil {
-					failedCauses = append(failedCauses, pendingCauses[i])
+					c.metrics.outputs.WithLabelValues(alerts.TypeOf(r.Record)).Inc()
+					if t := pendingCauses[i]; !t.IsZero() {
+						c.metrics.latency.Observe(now.Sub(t).Seconds())
+					}
 				}
 				continue
 			}
+			if firstErr == nil {
+				firstErr = r.Err
+			}
+			rec := pending[i]
+			if tooLarge(r.Err) {
+				// A broker refuses a whole partition batch for one large
+				// record: strip too_large dead letters at once, any other
+				// dead letter only if it is refused again without them.
+				if (isTooLargeDeadLetter(rec) || refused[rec]) && dropDeadLetterValue(rec) {
+					c.log.Warn("dead letter too large for the DLQ topic; sending it without its value", zap.String("topic", rec.Topic))
+				}
+				refused[rec] = true
+			}
+			failed = append(failed, rec)
 			if pendingCauses != nil {
-				c.metrics.outputs.WithLabelValues(alerts.TypeOf(r.Record)).Inc()
-				c.metrics.latency.Observe(now.Sub(pendingCauses[i]).Seconds())
+				failedCauses = append(failedCauses, pendingCauses[i])
 			}
 		}
 		pending, pendingCauses = failed, failedCauses
@@ -284,4 +367,41 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 		}
 		return nil
 	})
+}
+
+// HeaderDLQValueDropped marks a dead letter sent without its value because
+// the broker refused its size; the source headers still locate the original.
+const HeaderDLQValueDropped = alerts.HeaderDLQPrefix + "value_dropped"
+
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}
+
+func isTooLargeDeadLetter(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == alerts.HeaderDLQReason {
+			return string(h.Value) == ReasonTooLarge
+		}
+	}
+	return false
+}
+
+// dropDeadLetterValue strips the value of a dead-letter record, once, so
+// that an input too large for the DLQ topic cannot block its partition.
+func dropDeadLetterValue(r *kgo.Record) bool {
+	isDLQ := false
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderDLQValueDropped:
+			return false
+		case alerts.HeaderDLQReason:
+			isDLQ = true
+		}
+	}
+	if !isDLQ {
+		return false
+	}
+	r.Value = nil
+	r.Headers = append(r.Headers[:len(r.Headers):len(r.Headers)], kgo.RecordHeader{Key: HeaderDLQValueDropped, Value: []byte("true")})
+	return true
 }

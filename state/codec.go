@@ -20,6 +20,7 @@ import (
 //	           uvarint number of partitions, then per partition (sorted):
 //	             varint partition, varint offset
 //	uvarint  data length, data bytes
+//	optional: uvarint pending length (> 0), pending bytes
 //
 // Every format keeps the version at bytes [1:9]: the save script compares
 // those raw bytes without parsing the value.
@@ -109,6 +110,10 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
 	dst = append(dst, r.Data...)
+	if len(r.Pending) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.Pending)))
+		dst = append(dst, r.Pending...)
+	}
 	return dst, nil
 }
 
@@ -160,6 +165,13 @@ func decodeRecord(b []byte) (Record, error) {
 	}
 	if data := d.bytes(); len(data) > 0 {
 		r.Data = slices.Clone(data)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		pending := d.bytes()
+		if d.err == nil && len(pending) == 0 {
+			d.fail("empty pending section")
+		}
+		r.Pending = slices.Clone(pending)
 	}
 	if d.err == nil && len(d.b) > 0 {
 		d.fail("%d trailing bytes", len(d.b))

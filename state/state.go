@@ -31,6 +31,9 @@ type Record struct {
 	Band string
 	// Data is the opaque scorer state (encoded by package scorer).
 	Data []byte
+	// Pending is the consumer's outbox: outputs decided with this state
+	// but not yet known to be acknowledged by the broker (opaque here).
+	Pending []byte
 }
 
 // Write is one compare-and-set of a customer's record.
@@ -41,6 +44,9 @@ type Write struct {
 	Expected uint64
 	// Rec is the new record; its Version is ignored and Expected+1 is stored.
 	Rec Record
+	// SkipIndex leaves the band index alone: for writes that do not change
+	// the score or band (e.g. clearing Pending).
+	SkipIndex bool
 }
 
 // Member is a customer in a band.
@@ -280,7 +286,7 @@ func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
 	}
 	var todo []entry
 	for i, w := range ws {
-		if applied[i] {
+		if applied[i] && !w.SkipIndex {
 			todo = append(todo, entry{w.ID, w.Expected + 1, w.Rec.Band, w.Rec.Score})
 		}
 	}

@@ -1,0 +1,381 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/healthscore/healthscore/alerts"
+	"github.com/healthscore/healthscore/internal/testenv"
+	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithRedis(m)) }
+
+var testTopics = map[string]int32{"customer-events": 4, "customer-health": 2, "customer-health-alerts": 2, "customer-events-dlq": 1}
+
+type harness struct {
+	t       *testing.T
+	brokers []string
+	store   *state.Redis
+	model   *scorer.Model
+	enc     *alerts.Encoder
+
+	maxRecordBytes int // 0: the default
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	brokers := testenv.Kafka(t, testTopics)
+	rdb, prefix := testenv.Redis(t)
+	store, err := state.NewRedis(rdb, state.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := alerts.NewEncoder(alerts.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, brokers: brokers, store: store, model: scorer.DefaultModel(), enc: enc}
+}
+
+// run consumes with a fresh consumer in group until the group has committed
+// every input record, then shuts it down and returns its registry.
+func (h *harness) run(group string) *prometheus.Registry {
+	h.t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
+		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	h.waitCommitted(group)
+	cancel()
+	if err := <-errc; err != nil {
+		h.t.Fatalf("Run: %v", err)
+	}
+	return reg
+}
+
+func (h *harness) waitCommitted(group string) {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ends, err1 := adm.ListEndOffsets(context.Background(), "customer-events")
+		committed, err2 := adm.FetchOffsets(context.Background(), group)
+		if err1 == nil && err2 == nil {
+			behind := false
+			ends.Each(func(o kadm.ListedOffset) {
+				if c, ok := committed.Lookup("customer-events", o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
+					behind = true
+				}
+			})
+			if !behind {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("group %s did not commit all input within 60 s", group)
+}
+
+func (h *harness) produce(recs ...*kgo.Record) {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.DefaultProduceTopic("customer-events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) count(topic string) int {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return int(n)
+}
+
+// randomEvents returns unkeyed records of random events (spread over
+// partitions) and the events themselves.
+func randomEvents(seed uint64, customers, n int) ([]*kgo.Record, []scorer.Event) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	types := []string{"login", "feature_used", "ticket_opened", "nps_submitted", "payment_failed", "payment_succeeded", "kb_viewed", "ignored_type"}
+	base := time.Now().Add(-20 * 24 * time.Hour)
+	var recs []*kgo.Record
+	var evs []scorer.Event
+	for i := range n {
+		ev := map[string]any{
+			"id": fmt.Sprintf("e%d", i), "customer_id": fmt.Sprintf("c%02d", rng.IntN(customers)),
+			"type": types[rng.IntN(len(types))], "time": base.Add(time.Duration(rng.Int64N(int64(20 * 24 * time.Hour)))).UTC().Format(time.RFC3339Nano),
+			"value": float64(rng.IntN(11)),
+		}
+		b, _ := json.Marshal(ev)
+		recs = append(recs, &kgo.Record{Value: b})
+		e, err := scorer.DecodeEvent(b)
+		if err != nil {
+			panic(err)
+		}
+		evs = append(evs, e)
+	}
+	return recs, evs
+}
+
+// expected folds the events directly.
+func expected(m *scorer.Model, evs []scorer.Event) map[string]*scorer.State {
+	out := map[string]*scorer.State{}
+	for i := range evs {
+		st := out[evs[i].CustomerID]
+		if st == nil {
+			st = m.NewState()
+		}
+		if m.Apply(st, &evs[i]) {
+			out[evs[i].CustomerID] = st
+		}
+	}
+	return out
+}
+
+// checkStates compares every stored state with the direct fold.
+func (h *harness) checkStates(want map[string]*scorer.State) {
+	h.t.Helper()
+	for id, w := range want {
+		rec, err := h.store.Get(context.Background(), id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		got, err := h.model.DecodeState(rec.Data)
+		if err != nil {
+			h.t.Fatalf("%s: %v", id, err)
+		}
+		if got.Events != w.Events {
+			h.t.Errorf("%s: %d events applied, want %d", id, got.Events, w.Events)
+		}
+		gs := h.model.Evaluate(got, w.LastEvent).Score
+		ws := h.model.Evaluate(w, w.LastEvent).Score
+		if math.Abs(gs-ws) > 1e-9*math.Max(1, math.Abs(ws)) {
+			h.t.Errorf("%s: score %v, want %v", id, gs, ws)
+		}
+		if rec.Pending != nil {
+			h.t.Errorf("%s: outbox not cleared", id)
+		}
+	}
+}
+
+// TestRedeliveryIsNoop consumes a log, then consumes it all again with a
+// new group (every record redelivered): nothing is applied twice, nothing
+// new is published, and every state equals the direct fold.
+func TestRedeliveryIsNoop(t *testing.T) {
+	h := newHarness(t)
+	recs, evs := randomEvents(7, 25, 1500)
+	h.produce(recs...)
+	reg := h.run("first")
+	want := expected(h.model, evs)
+	h.checkStates(want)
+	applied := metricEvents(t, reg, ResultApplied)
+	ignored := metricEvents(t, reg, ResultIgnored)
+	if applied+ignored != 1500 || ignored == 0 {
+		t.Fatalf("first pass: applied %v + ignored %v, want 1500 with some ignored", applied, ignored)
+	}
+	outputs := h.count("customer-health") + h.count("customer-health-alerts")
+	if outputs == 0 {
+		t.Fatal("no outputs published")
+	}
+
+	reg2 := h.run("second")
+	if got := metricEvents(t, reg2, ResultApplied); got != 0 {
+		t.Errorf("redelivery applied %v events, want 0", got)
+	}
+	if got := metricEvents(t, reg2, ResultDuplicate); got != applied {
+		t.Errorf("redelivery counted %v duplicates, want %v", got, applied)
+	}
+	if got := h.count("customer-health") + h.count("customer-health-alerts"); got != outputs {
+		t.Errorf("redelivery published %d more outputs", got-outputs)
+	}
+	h.checkStates(want)
+}
+
+// metricEvents reads healthscore_events_total{result} from reg.
+func metricEvents(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "healthscore_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no healthscore_events_total{result=%q}", result)
+	return 0
+}
+
+// TestOutboxSurvivesCrash simulates a crash after a state and its outputs
+// were saved but before they were produced: the next load of the customer
+// (here a redelivery to a new group) produces the saved outputs, byte for
+// byte, and clears the outbox.
+func TestOutboxSurvivesCrash(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(3, 1, 20)
+	h.produce(recs...)
+	h.run("first")
+	before := h.count("customer-health-alerts")
+
+	rec, err := h.store.Get(context.Background(), "c00")
+	if err != nil || rec.Version == 0 {
+		t.Fatalf("customer c00: %v, version %d", err, rec.Version)
+	}
+	lost := &kgo.Record{Topic: "customer-health-alerts", Key: []byte("c00"), Value: []byte(`{"specversion":"1.0","type":"health.low","id":"lost-in-crash"}`)}
+	rec.Pending = encodeOutbox([]*kgo.Record{lost})
+	if ok, err := h.store.Save(context.Background(), []state.Write{{ID: "c00", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+		t.Fatalf("seeding the outbox: %v %v", ok, err)
+	}
+
+	h.run("second")
+	if got := h.count("customer-health-alerts"); got != before+1 {
+		t.Fatalf("alert topic has %d records, want %d (the saved outbox)", got, before+1)
+	}
+	after, _ := h.store.Get(context.Background(), "c00")
+	if after.Pending != nil {
+		t.Error("outbox not cleared after it was produced")
+	}
+	if string(after.Data) != string(rec.Data) {
+		t.Error("state changed on redelivery")
+	}
+}
+
+// TestRacingConsumersApplyOnce runs two consumers of different groups at
+// once over the same log and store: every record reaches both, and the
+// per-partition offsets in the states with the compare-and-set make each
+// event applied exactly once overall.
+func TestRacingConsumersApplyOnce(t *testing.T) {
+	h := newHarness(t)
+	recs, evs := randomEvents(11, 6, 2000) // few customers: many conflicts
+	h.produce(recs...)
+	var wg sync.WaitGroup
+	regs := make([]*prometheus.Registry, 2)
+	for i, g := range []string{"a", "b"} {
+		wg.Go(func() { regs[i] = h.run(g) })
+	}
+	wg.Wait()
+	h.checkStates(expected(h.model, evs))
+	total := metricEvents(t, regs[0], ResultApplied) + metricEvents(t, regs[1], ResultApplied)
+	ignored := metricEvents(t, regs[0], ResultIgnored)
+	if total+ignored != 2000 {
+		t.Errorf("applied %v in total (+%v ignored), want 2000", total, ignored)
+	}
+}
+
+// TestDeadLetters: bad records of every kind reach the DLQ with their
+// reason, never block the partition, and the good events around them are
+// applied; a record too large even for the DLQ topic goes there without its
+// value, marked so.
+func TestDeadLetters(t *testing.T) {
+	h := newHarness(t)
+	h.maxRecordBytes = 8 << 10
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := "5000"
+	res, err := kadm.NewClient(cl).AlterTopicConfigs(context.Background(),
+		[]kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, "customer-events-dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("cannot limit the DLQ topic's message size: %v", r.Err)
+		}
+	}
+	cl.Close()
+
+	pad := make([]byte, 10<<10) // incompressible: the producer compresses
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range pad {
+		pad[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rng.IntN(36)]
+	}
+	big := `{"customer_id":"c00","type":"login","pad":"` + string(pad) + `"}`
+	bad := map[string]string{`{`: "invalid_json", `{"type":"login"}`: "missing_customer_id", `{"customer_id":"c00"}`: "missing_type",
+		`{"customer_id":"c00","type":"login","time":"soon"}`: "invalid_time", `{"customer_id":"c00","type":"login","value":"1"}`: "invalid_value",
+		`{"customer_id":"c00","type":"login","time":"2099-01-01T00:00:00Z"}`: "time_skew", big: "too_large"}
+	recs, evs := randomEvents(5, 3, 50)
+	for b := range bad {
+		recs = append(recs, &kgo.Record{Value: []byte(b)})
+	}
+	h.produce(recs...)
+	reg := h.run("dlq")
+	if got := metricEvents(t, reg, ResultDeadLettered); got != float64(len(bad)) {
+		t.Errorf("dead-lettered %v, want %d", got, len(bad))
+	}
+	h.checkStates(expected(h.model, evs))
+
+	rc, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics("customer-events-dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	seen := 0
+	for seen < len(bad) && ctx.Err() == nil {
+		rc.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			seen++
+			hdr := map[string]string{}
+			for _, h := range r.Headers {
+				hdr[h.Key] = string(h.Value)
+			}
+			reason := hdr[alerts.HeaderDLQReason]
+			if reason == "too_large" {
+				if r.Value != nil || hdr[HeaderDLQValueDropped] != "true" {
+					t.Errorf("too_large dead letter: value of %d bytes, value_dropped %q", len(r.Value), hdr[HeaderDLQValueDropped])
+				}
+				return
+			}
+			if want, ok := bad[string(r.Value)]; !ok || want != reason {
+				t.Errorf("DLQ record %q: reason %q, want %q", r.Value, reason, want)
+			}
+		})
+	}
+	if seen != len(bad) {
+		t.Errorf("read %d dead letters, want %d", seen, len(bad))
+	}
+}
