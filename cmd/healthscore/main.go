@@ -22,6 +22,8 @@ Usage:
   healthscore model show                print the built-in default model
   healthscore dev-broker [--port P] [--partitions N]
                                         run an in-memory Kafka-compatible broker for development
+  healthscore bench [--quick] [--json FILE]
+                                        measure throughput, latency and memory against the bare-consume limit
   healthscore help                      show this help
 
 Run 'healthscore COMMAND -h' for the flags of a command.
@@ -51,6 +53,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = modelCmd(args, stdout, stderr)
 	case "dev-broker":
 		err = devBrokerCmd(args, stdout, stderr)
+	case "bench":
+		err = benchCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Environment variables naming external servers to use instead of starting
+// them.
+const (
+	EnvBrokers = "HEALTHSCORE_BENCH_BROKERS" // comma-separated bootstrap brokers
+	EnvRedis   = "HEALTHSCORE_BENCH_REDIS"   // Redis URL (redis://…, unix://…)
+)
+
+// Config configures a run. Zero values take the documented defaults.
+type Config struct {
+	// Binary is the healthscore executable run as `dev-broker` and `run`.
+	Binary string
+	// Brokers and RedisURL name external servers; empty starts them.
+	Brokers  []string
+	RedisURL string
+
+	Events     int // preloaded events; default 2,000,000
+	Customers  int // distinct customers of the preloaded events; default 100,000
+	Partitions int // partitions per topic; default 8
+	Instances  int // pipeline processes (and bare consumers) in the group; default 1
+	MaxBatch   int // records per poll, bare and pipeline (the service's --max-batch); default 10,000
+
+	// NaiveEvents is the sample the naive design processes; default 20,000.
+	NaiveEvents int
+	// MemoryCustomers is the customer count at which Redis memory is
+	// measured; when above Customers, the pipeline gets one extra event for
+	// each additional customer. Default 1,000,000; 0 after defaults means
+	// "the preloaded customers only" (set it to -1 for that).
+	MemoryCustomers int
+	// LatencyDuration is how long paced load runs; default 20s, negative
+	// skips the latency measurement.
+	LatencyDuration time.Duration
+	// LatencyLoad is the paced rate as a fraction of the measured pipeline
+	// rate; default 0.5.
+	LatencyLoad float64
+	// OfflineEvents is how many events the offline fold reads; default
+	// min(Events, 1,000,000).
+	OfflineEvents int
+
+	// ProfileDir, when set, receives CPU and heap profiles of the pipeline
+	// process if it serves /debug/pprof.
+	ProfileDir string
+
+	// Progress receives progress bars (usually stderr); Log receives notes.
+	// Both may be nil.
+	Progress io.Writer
+	Log      io.Writer
+	// Terminal says whether Progress is a terminal (bars redraw in place).
+	Terminal bool
+	// Seed makes the synthetic data reproducible; default 1.
+	Seed uint64
+}
+
+// Quick returns the quick configuration (about 200k events over 20k
+// customers, memory at those customers, 15 s of paced load).
+func Quick() Config {
+	return Config{Events: 200_000, Customers: 20_000, MemoryCustomers: -1, NaiveEvents: 5_000, LatencyDuration: 15 * time.Second, OfflineEvents: 200_000}
+}
+
+// Smoke returns the smallest useful configuration, for CI.
+func Smoke() Config {
+	return Config{Events: 20_000, Customers: 2_000, MemoryCustomers: -1, NaiveEvents: 1_000, LatencyDuration: 3 * time.Second, OfflineEvents: 20_000}
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Events, 2_000_000)
+	def(&c.Customers, 100_000)
+	def(&c.Partitions, 8)
+	def(&c.Instances, 1)
+	def(&c.MaxBatch, 10_000)
+	def(&c.NaiveEvents, 20_000)
+	def(&c.MemoryCustomers, 1_000_000)
+	def(&c.OfflineEvents, min(c.Events, 1_000_000))
+	if c.LatencyDuration == 0 {
+		c.LatencyDuration = 20 * time.Second
+	}
+	if c.LatencyLoad == 0 {
+		c.LatencyLoad = 0.5
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Binary == "":
+		return errors.New("Binary is required")
+	case c.Events < 1:
+		return fmt.Errorf("Events must be positive, got %d", c.Events)
+	case c.Customers < 1 || c.Customers > c.Events:
+		return fmt.Errorf("Customers must be between 1 and Events (%d), got %d", c.Events, c.Customers)
+	case c.Partitions < 1:
+		return fmt.Errorf("Partitions must be positive, got %d", c.Partitions)
+	case c.Instances < 1:
+		return fmt.Errorf("Instances must be positive, got %d", c.Instances)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("MaxBatch must be positive, got %d", c.MaxBatch)
+	case c.NaiveEvents < 1:
+		return fmt.Errorf("NaiveEvents must be positive, got %d", c.NaiveEvents)
+	case c.LatencyLoad <= 0 || c.LatencyLoad > 1:
+		return fmt.Errorf("LatencyLoad must be in (0, 1], got %g", c.LatencyLoad)
+	case c.OfflineEvents < 0:
+		return fmt.Errorf("OfflineEvents must not be negative, got %d", c.OfflineEvents)
+	}
+	c.NaiveEvents = min(c.NaiveEvents, c.Events)
+	return nil
+}

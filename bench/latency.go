@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cause is an input record position, as outputs name it.
+type cause struct {
+	partition int32
+	offset    int64
+}
+
+// latency produces events at LatencyLoad times the measured pipeline rate
+// for LatencyDuration: the same mix over the same customers as the
+// preloaded events, but with current times. It reads the score topic and
+// matches each output to the event its data.cause names. An output's cause
+// is the customer's latest event in the batch, so the events measured are
+// those that caused an output (the others completed in the same batches);
+// the latency is from the produce call (the record timestamp) to the moment
+// the harness reads the output, which is after the broker acknowledged it.
+func (r *run) latency(ctx context.Context, adm *kadm.Client, group string) error {
+	cfg := r.cfg
+	rate := cfg.LatencyLoad * r.res.PipelineEventsPerS
+	total := int(rate * cfg.LatencyDuration.Seconds())
+	if total < 1 {
+		return fmt.Errorf("a rate of %.1f events/s for %s is no event", rate, cfg.LatencyDuration)
+	}
+	r.res.LatencyRatePerS = rate
+	r.res.LatencySeconds = cfg.LatencyDuration.Seconds()
+
+	cl, err := r.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.topics.score)
+	if err != nil {
+		return fmt.Errorf("cannot list end offsets of %s: %w", r.topics.score, err)
+	}
+	from := map[int32]kgo.Offset{}
+	var start0 int64 // outputs before the paced load
+	ends.Each(func(o kadm.ListedOffset) {
+		from[o.Partition] = kgo.NewOffset().At(o.Offset)
+		start0 += o.Offset
+	})
+
+	var mu sync.Mutex
+	sent := make(map[cause]time.Time, total)
+	got := make(map[cause]time.Time, total)
+	var nread int64 // output records read
+	rctx, stopReader := context.WithCancel(ctx)
+	defer stopReader()
+	reader, err := r.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topics.score: from}))
+	if err != nil {
+		return err
+	}
+	var readerDone sync.WaitGroup
+	readerDone.Go(func() {
+		defer reader.Close()
+		var out struct {
+			Data struct {
+				Cause struct {
+					Topic     string `json:"topic"`
+					Partition int32  `json:"partition"`
+					Offset    int64  `json:"offset"`
+				} `json:"cause"`
+			} `json:"data"`
+		}
+		for rctx.Err() == nil {
+			fs := reader.PollFetches(rctx)
+			now := time.Now()
+			mu.Lock()
+			fs.EachRecord(func(rec *kgo.Record) {
+				nread++
+				if json.Unmarshal(rec.Value, &out) == nil && out.Data.Cause.Topic == r.topics.events {
+					got[cause{out.Data.Cause.Partition, out.Data.Cause.Offset}] = now
+				}
+			})
+			mu.Unlock()
+		}
+	})
+
+	prod, err := r.client(kgo.DefaultProduceTopic(r.topics.events), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		stopReader()
+		readerDone.Wait()
+		return err
+	}
+	defer prod.Close()
+	b := newBar(cfg.Progress, cfg.Terminal, "latency", int64(total))
+	var firstErr error
+	g := newGen(cfg.Seed+1, total, cfg.Customers, time.Now())
+	g.idPrefix = "l"
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	sentN := 0
+	for sentN < total && ctx.Err() == nil {
+		<-tick.C
+		due := min(total, int(rate*time.Since(start).Seconds())+1)
+		for ; sentN < due; sentN++ {
+			now := time.Now()
+			v := g.nextAt(nil, now)
+			prod.Produce(ctx, &kgo.Record{Key: v[g.ks:g.ke], Value: v, Timestamp: now}, func(rec *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				sent[cause{rec.Partition, rec.Offset}] = rec.Timestamp
+			})
+		}
+		b.set(int64(sentN))
+	}
+	tick.Stop()
+	b.finish()
+	if err := prod.Flush(ctx); err != nil {
+		return fmt.Errorf("cannot flush producer: %w", err)
+	}
+	// Wait until the group has committed every paced event (its outputs
+	// are acknowledged then), and for the reader to catch up.
+	end, err := endOffsets(ctx, adm, r.topics.events)
+	if err != nil {
+		return err
+	}
+	if err := waitProgress(ctx, func() (int64, error) { return committed(ctx, adm, group, r.topics.events) }, end); err != nil {
+		return fmt.Errorf("waiting for the paced events to be committed: %w", err)
+	}
+	if end, err = endOffsets(ctx, adm, r.topics.score); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := nread
+		mu.Unlock()
+		if n >= end-start0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopReader()
+	readerDone.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("cannot produce paced events: %w", firstErr)
+	}
+	lat := make([]time.Duration, 0, len(sent))
+	for c, at := range sent {
+		if t, ok := got[c]; ok {
+			lat = append(lat, t.Sub(at))
+		}
+	}
+	r.res.LatencyEvents = len(sent)
+	if len(lat) == 0 {
+		return fmt.Errorf("no output matched any of %d paced events", len(sent))
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	r.res.LatencySamples = len(lat)
+	r.res.P50ms = ms(quantile(lat, 0.50))
+	r.res.P99ms = ms(quantile(lat, 0.99))
+	r.res.P999ms = ms(quantile(lat, 0.999))
+	r.res.MaxMs = ms(lat[len(lat)-1])
+	return nil
+}
+
+// quantile returns the q-quantile of sorted (nearest rank).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// Targets of issue 6 (reported against, never tuned to).
+const (
+	TargetPipelineOverBare  = 0.40
+	TargetPipelineOverNaive = 150
+	TargetP99ms             = 100
+	TargetBytesPerCustomer  = 300
+	TargetOfflinePerS       = 1e6
+)
+
+// Result holds every figure of a run. Rates are events per second.
+type Result struct {
+	Events     int `json:"events"`
+	Customers  int `json:"customers"`
+	Partitions int `json:"partitions"`
+	Instances  int `json:"instances"`
+
+	BareEventsPerS     float64 `json:"bare_events_per_s"`
+	BareSeconds        float64 `json:"bare_seconds"`
+	PipelineEventsPerS float64 `json:"pipeline_events_per_s"`
+	PipelineSeconds    float64 `json:"pipeline_seconds"`
+	// PipelineOutputs is how many output records the bulk run produced.
+	PipelineOutputs   int64   `json:"pipeline_outputs"`
+	NaiveEvents       int     `json:"naive_events"`
+	NaiveEventsPerS   float64 `json:"naive_events_per_s"`
+	PipelineOverBare  float64 `json:"pipeline_over_bare"`
+	PipelineOverNaive float64 `json:"pipeline_over_naive"`
+
+	LatencyRatePerS float64 `json:"latency_rate_per_s"`
+	LatencySeconds  float64 `json:"latency_seconds"`
+	LatencyEvents   int     `json:"latency_events"`  // paced events produced
+	LatencySamples  int     `json:"latency_samples"` // paced events that caused an output
+	P50ms           float64 `json:"p50_ms"`
+	P99ms           float64 `json:"p99_ms"`
+	P999ms          float64 `json:"p999_ms"`
+	MaxMs           float64 `json:"max_ms"`
+
+	MemoryCustomers  int     `json:"memory_customers"`
+	MemoryBytes      int64   `json:"memory_bytes"` // used_memory growth
+	BytesPerCustomer float64 `json:"bytes_per_customer"`
+
+	OfflineEvents      int      `json:"offline_events"`
+	OfflineEventsPerS  float64  `json:"offline_events_per_s"`
+	LoadAverageAtStart string   `json:"load_average_at_start,omitempty"`
+	LoadAverageAtEnd   string   `json:"load_average_at_end,omitempty"`
+	Notes              []string `json:"notes,omitempty"`
+}
+
+// WriteJSON writes r to path, indented.
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode result: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write result: %w", err)
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// WriteTable prints the result as one aligned table.
+func (r *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "healthscore bench: %s events over %s customers, %d partitions, %d pipeline instance(s)\n\n",
+		human(float64(r.Events)), human(float64(r.Customers)), r.Partitions, r.Instances)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tresult\ttarget\t")
+	fmt.Fprintln(tw, "-------\t------\t------\t")
+	fmt.Fprintf(tw, "bare consume+decode (limit)\t%s events/s (%s in %.2f s)\t\t\n", human(r.BareEventsPerS), human(float64(r.Events)), r.BareSeconds)
+	fmt.Fprintf(tw, "pipeline to committed offsets\t%s events/s (%s in %.2f s, %s outputs)\t\t\n", human(r.PipelineEventsPerS), human(float64(r.Events)), r.PipelineSeconds, human(float64(r.PipelineOutputs)))
+	fmt.Fprintf(tw, "naive per-event\t%s events/s (first %s events)\t\t\n", human(r.NaiveEventsPerS), human(float64(r.NaiveEvents)))
+	fmt.Fprintf(tw, "pipeline / bare\t%.2f\t>= %.2f %s\t\n", r.PipelineOverBare, TargetPipelineOverBare, verdict(r.PipelineOverBare >= TargetPipelineOverBare))
+	fmt.Fprintf(tw, "pipeline / naive\t%.0f\t>= %d %s\t\n", r.PipelineOverNaive, TargetPipelineOverNaive, verdict(r.PipelineOverNaive >= TargetPipelineOverNaive))
+	if r.LatencySamples > 0 {
+		fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.1f / %.1f / %.1f ms (max %.1f) at %s events/s for %.0f s; %s of %s events caused an output\tp99 < %d ms %s\t\n",
+			r.P50ms, r.P99ms, r.P999ms, r.MaxMs, human(r.LatencyRatePerS), r.LatencySeconds, human(float64(r.LatencySamples)), human(float64(r.LatencyEvents)), TargetP99ms, verdict(r.P99ms < TargetP99ms))
+	} else {
+		fmt.Fprintf(tw, "latency\tnot measured\tp99 < %d ms\t\n", TargetP99ms)
+	}
+	fmt.Fprintf(tw, "Redis memory per customer\t%.0f bytes (used_memory +%s B at %s customers)\t<= %d %s\t\n",
+		r.BytesPerCustomer, human(float64(r.MemoryBytes)), human(float64(r.MemoryCustomers)), TargetBytesPerCustomer, verdict(r.BytesPerCustomer <= TargetBytesPerCustomer))
+	fmt.Fprintf(tw, "offline score, one core\t%s events/s (%s events)\t>= 1M %s\t\n", human(r.OfflineEventsPerS), human(float64(r.OfflineEvents)), verdict(r.OfflineEventsPerS >= TargetOfflinePerS))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.LoadAverageAtStart != "" {
+		fmt.Fprintf(w, "\nload average: %s at start, %s at end (nproc %d)\n", r.LoadAverageAtStart, r.LoadAverageAtEnd, nproc())
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", strings.TrimSpace(n))
+	}
+	return nil
+}

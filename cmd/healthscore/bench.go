@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/healthscore/healthscore/bench"
+)
+
+func benchCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "the quick configuration: 200k events over 20k customers, memory at those customers, 15 s of paced load (about 2 minutes)")
+	smoke := fs.Bool("smoke", false, "the smallest configuration (20k events), to check the harness in CI")
+	events := fs.Int("events", 0, "events to preload (default 2000000; 200000 with --quick)")
+	customers := fs.Int("customers", 0, "distinct customers of the preloaded events (default 100000; 20000 with --quick)")
+	partitions := fs.Int("partitions", 8, "partitions per topic")
+	instances := fs.Int("instances", 1, "pipeline processes (and bare consumers) in the group")
+	naive := fs.Int("naive-events", 0, "events the naive per-event design processes (default 20000; 5000 with --quick)")
+	memCustomers := fs.Int("memory-customers", 0, "customers at which Redis memory is measured; above --customers the pipeline gets one event per extra customer (default 1000000; the preloaded customers with --quick)")
+	latency := fs.Duration("latency", 0, "duration of the paced latency load (default 20s; 15s with --quick; negative skips it)")
+	load := fs.Float64("load", 0.5, "paced latency load as a fraction of the measured pipeline rate")
+	jsonPath := fs.String("json", "", "also write the result as JSON to `FILE`")
+	profDir := fs.String("cpuprofile", "", "write CPU and heap profiles of the pipeline process to `DIR` (needs /debug/pprof in the service)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: healthscore bench [--quick] [flags]
+
+Starts a broker (healthscore dev-broker) and redis-server as separate processes,
+or uses %s and %s, preloads synthetic events and
+measures in one run: the bare consume+decode limit, the pipeline (this binary's
+'run') to committed offsets, a naive per-event design, latency at 50%% load,
+Redis memory per customer and the offline scorer on one core. Prints a table on
+stdout and progress on stderr.
+
+`, bench.EnvBrokers, bench.EnvRedis)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var cfg bench.Config
+	switch {
+	case *quick && *smoke:
+		return fmt.Errorf("--quick and --smoke exclude each other")
+	case *quick:
+		cfg = bench.Quick()
+	case *smoke:
+		cfg = bench.Smoke()
+	}
+	set := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&cfg.Events, *events)
+	set(&cfg.Customers, *customers)
+	set(&cfg.NaiveEvents, *naive)
+	set(&cfg.MemoryCustomers, *memCustomers)
+	cfg.Partitions, cfg.Instances, cfg.LatencyLoad = *partitions, *instances, *load
+	switch {
+	case *latency < 0:
+		cfg.LatencyDuration = -1
+	case *latency > 0:
+		cfg.LatencyDuration = *latency
+	}
+	if cfg.Customers > cfg.Events && *events != 0 && *customers == 0 {
+		cfg.Customers = cfg.Events
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find this executable: %w", err)
+	}
+	cfg.Binary = bin
+	cfg.Brokers = splitList(os.Getenv(bench.EnvBrokers))
+	cfg.RedisURL = os.Getenv(bench.EnvRedis)
+	cfg.ProfileDir = *profDir
+	cfg.Progress, cfg.Log, cfg.Terminal = stderr, stderr, isTerminal(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	if err := res.WriteTable(stdout); err != nil {
+		return err
+	}
+	if *jsonPath != "" {
+		return res.WriteJSON(*jsonPath)
+	}
+	return nil
+}
