@@ -1,8 +1,8 @@
 // Package demo owns the synthetic customers of `healthscore run --demo`: a
 // seeded simulation of a B2B SaaS customer base (healthy accounts, accounts
 // sliding into churn, small accounts) whose events are produced to the input
-// topic, replaying 90 days in about a minute and then continuing in real
-// time, plus a watcher that logs the alerts the pipeline publishes so that a
+// topic, sending the first 30 of 90 days at once and replaying the rest in
+// about a minute, then continuing in real time, plus a watcher that logs the alerts the pipeline publishes so that a
 // newcomer sees them in the log.
 package demo
 
@@ -87,10 +87,14 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Logger.Info("demo: producing synthetic customers",
 		zap.Int("customers", cfg.Customers), zap.Duration("history", cfg.History), zap.Duration("replay", cfg.Replay))
 	const step = time.Hour
-	tick := time.Duration(float64(cfg.Replay) / (float64(cfg.History) / float64(step)))
+	// The first third of the history is sent at once, so customers have a
+	// past before their first scores (one event alone scores low).
+	backfillEnd := start.Add(cfg.History / 3)
+	tick := time.Duration(float64(cfg.Replay) / (float64(cfg.History-cfg.History/3) / float64(step)))
 	sim := start
 	seq := 0
 	replayed := false
+	var backfill []*kgo.Record
 	for {
 		now := cfg.Now()
 		if sim.After(now) {
@@ -115,6 +119,16 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				recs = append(recs, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.CustomerID), Value: v})
 			}
+		}
+		if sim.Before(backfillEnd) {
+			backfill = append(backfill, recs...)
+			sim = sim.Add(step)
+			continue
+		}
+		if backfill != nil {
+			recs = append(backfill, recs...)
+			backfill = nil
+			cfg.Logger.Info("demo: sent the first 30 days at once; replaying the rest", zap.Int("events", len(recs)))
 		}
 		if len(recs) > 0 {
 			if err := cfg.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
