@@ -188,6 +188,11 @@ func (r *run) pipeline(ctx context.Context) error {
 	}
 	r.res.PipelineSeconds = el.Seconds()
 	r.res.PipelineEventsPerS = float64(total) / el.Seconds()
+	if hs, err := scrapeAll(ctx, insts); err != nil {
+		r.note("%v", err)
+	} else {
+		r.res.PipelineService = stats(nil, hs)
+	}
 	if n, err := endOffsets(ctx, adm, r.topics.score, r.topics.alerts); err == nil {
 		r.res.PipelineOutputs = n
 	}
@@ -223,8 +228,17 @@ func (r *run) pipeline(ctx context.Context) error {
 	r.res.BytesPerCustomer = float64(r.res.MemoryBytes) / float64(max(customers, 1))
 
 	if cfg.LatencyDuration > 0 {
+		before, err := scrapeAll(ctx, insts)
+		if err != nil {
+			r.note("%v", err)
+		}
 		if err := r.latency(ctx, adm, group); err != nil {
 			return fmt.Errorf("latency: %w", err)
+		}
+		if after, err := scrapeAll(ctx, insts); err != nil {
+			r.note("%v", err)
+		} else if before != nil {
+			r.res.LatencyService = stats(before, after)
 		}
 	}
 	for _, in := range insts {

@@ -49,6 +49,10 @@ type Result struct {
 	MemoryBytes      int64   `json:"memory_bytes"` // used_memory growth
 	BytesPerCustomer float64 `json:"bytes_per_customer"`
 
+	// What the service's own histograms said in the bulk and latency phases.
+	PipelineService *serviceStats `json:"pipeline_service,omitempty"`
+	LatencyService  *serviceStats `json:"latency_service,omitempty"`
+
 	OfflineEvents      int      `json:"offline_events"`
 	OfflineEventsPerS  float64  `json:"offline_events_per_s"`
 	LoadAverageAtStart string   `json:"load_average_at_start,omitempty"`
@@ -98,6 +102,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "offline score, one core\t%s events/s (%s events)\t>= 1M %s\t\n", human(r.OfflineEventsPerS), human(float64(r.OfflineEvents)), verdict(r.OfflineEventsPerS >= TargetOfflinePerS))
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if r.PipelineService != nil {
+		fmt.Fprintf(w, "\npipeline phase: %s\n", r.PipelineService)
+	}
+	if r.LatencyService != nil {
+		fmt.Fprintf(w, "latency phase: %s\n", r.LatencyService)
 	}
 	if r.LoadAverageAtStart != "" {
 		fmt.Fprintf(w, "\nload average: %s at start, %s at end (nproc %d)\n", r.LoadAverageAtStart, r.LoadAverageAtEnd, nproc())
