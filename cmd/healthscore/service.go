@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -46,7 +47,7 @@ type serviceFlags struct {
 	group, httpAddr, logLevel                   string
 	brokerPort, partitions, maxBatch, demoCusts int
 	maxSkew, shutdownGrace                      time.Duration
-	demo, createTopics                          bool
+	demo, createTopics, pprof                   bool
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -118,6 +119,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
+	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
 	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
 	if err := fs.Parse(args); err != nil {
@@ -260,6 +262,16 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if f.pprof {
+		outer := http.NewServeMux()
+		outer.HandleFunc("/debug/pprof/", pprof.Index)
+		outer.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		outer.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		outer.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		outer.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		outer.Handle("/", handler)
+		handler = outer
 	}
 	ln, err := net.Listen("tcp", f.httpAddr)
 	if err != nil {
