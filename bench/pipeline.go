@@ -37,6 +37,11 @@ func (r *run) startInstance(ctx context.Context, i int, group string) (*instance
 		"--http", "127.0.0.1:0", "--group", group,
 		"--topics", t.events, "--score-topic", t.score, "--alert-topic", t.alerts, "--dlq-topic", t.dlq,
 		"--max-batch", strconv.Itoa(cfg.MaxBatch), "--log-level", "info")
+	if cfg.ProfileDir != "" {
+		// The service's --pprof twin; a binary without it ignores it, and
+		// the harness then says the profiles are missing.
+		cmd.Env = append(os.Environ(), "HEALTHSCORE_PPROF=true")
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("cannot create pipe: %w", err)
@@ -156,6 +161,11 @@ func (r *run) pipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !r.env.external {
+		if err := r.env.rdb.ConfigResetStat(ctx).Err(); err != nil {
+			return fmt.Errorf("cannot reset Redis stats: %w", err)
+		}
+	}
 	group := "hsbench-" + r.id + "-pipeline"
 	total := int64(cfg.Events)
 
@@ -175,6 +185,7 @@ func (r *run) pipeline(ctx context.Context) error {
 		}
 		insts = append(insts, in)
 	}
+	cpu0 := r.cpuSnapshot(nil)
 	var profDone chan bool
 	if cfg.ProfileDir != "" {
 		profDone = make(chan bool, 1)
@@ -185,6 +196,14 @@ func (r *run) pipeline(ctx context.Context) error {
 	b.finish()
 	if err != nil {
 		return err
+	}
+	r.res.CPUMicrosPerEvent = perEvent(cpu0, r.cpuSnapshot(insts), total)
+	if !r.env.external {
+		if cs, err := r.commandStats(ctx); err != nil {
+			r.note("%v", err)
+		} else {
+			r.res.RedisCommands = cs
+		}
 	}
 	r.res.PipelineSeconds = el.Seconds()
 	r.res.PipelineEventsPerS = float64(total) / el.Seconds()
@@ -222,6 +241,11 @@ func (r *run) pipeline(ctx context.Context) error {
 	memAfter, err := r.env.usedMemory(ctx)
 	if err != nil {
 		return err
+	}
+	if ms, err := r.memorySample(ctx, 200); err != nil {
+		r.note("%v", err)
+	} else {
+		r.res.MemoryDetail = ms
 	}
 	r.res.MemoryCustomers = customers
 	r.res.MemoryBytes = memAfter - memBefore
@@ -308,7 +332,7 @@ func (r *run) fetchProfile(ctx context.Context, url, name string, timeout time.D
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		r.note("no %s: the service answers %s for %s (it does not expose net/http/pprof); profile with 'go test -run ^$ -bench Pipeline -cpuprofile cpu.out ./bench' instead",
+		r.note("no %s: the service answers %s for %s (this binary has no --pprof / HEALTHSCORE_PPROF)",
 			name, resp.Status, strings.TrimPrefix(url, "http://"))
 		return false
 	}

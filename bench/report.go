@@ -49,6 +49,12 @@ type Result struct {
 	MemoryBytes      int64   `json:"memory_bytes"` // used_memory growth
 	BytesPerCustomer float64 `json:"bytes_per_customer"`
 
+	// CPU time per event of each process in the pipeline phase (µs),
+	// including the harness polling the group's offsets.
+	CPUMicrosPerEvent map[string]float64 `json:"cpu_us_per_event,omitempty"`
+	// Redis INFO commandstats after the pipeline phase, busiest first.
+	RedisCommands []string `json:"redis_commands,omitempty"`
+	MemoryDetail  string   `json:"memory_detail,omitempty"`
 	// What the service's own histograms said in the bulk and latency phases.
 	PipelineService *serviceStats `json:"pipeline_service,omitempty"`
 	LatencyService  *serviceStats `json:"latency_service,omitempty"`
@@ -106,8 +112,20 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.PipelineService != nil {
 		fmt.Fprintf(w, "\npipeline phase: %s\n", r.PipelineService)
 	}
+	if len(r.CPUMicrosPerEvent) > 0 {
+		fmt.Fprintf(w, "pipeline phase CPU per event (µs): %s\n", formatPerEvent(r.CPUMicrosPerEvent))
+	}
+	for i, c := range r.RedisCommands {
+		if i == 4 {
+			break
+		}
+		fmt.Fprintf(w, "pipeline phase Redis: %s\n", c)
+	}
 	if r.LatencyService != nil {
 		fmt.Fprintf(w, "latency phase: %s\n", r.LatencyService)
+	}
+	if r.MemoryDetail != "" {
+		fmt.Fprintf(w, "memory: %s\n", r.MemoryDetail)
 	}
 	if r.LoadAverageAtStart != "" {
 		fmt.Fprintf(w, "\nload average: %s at start, %s at end (nproc %d)\n", r.LoadAverageAtStart, r.LoadAverageAtEnd, nproc())

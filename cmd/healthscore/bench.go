@@ -23,7 +23,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	instances := fs.Int("instances", 1, "pipeline processes (and bare consumers) in the group")
 	naive := fs.Int("naive-events", 0, "events the naive per-event design processes (default 20000; 5000 with --quick)")
 	memCustomers := fs.Int("memory-customers", 0, "customers at which Redis memory is measured; above --customers the pipeline gets one event per extra customer (default 1000000; the preloaded customers with --quick)")
-	latency := fs.Duration("latency", 0, "duration of the paced latency load (default 20s; 15s with --quick; negative skips it)")
+	latency := fs.Duration("latency", 0, "duration of the paced latency load (default 20s; 15s with --quick; a negative duration such as -1s skips it)")
 	load := fs.Float64("load", 0.5, "paced latency load as a fraction of the measured pipeline rate")
 	jsonPath := fs.String("json", "", "also write the result as JSON to `FILE`")
 	profDir := fs.String("cpuprofile", "", "write CPU and heap profiles of the pipeline process to `DIR` (needs /debug/pprof in the service)")
