@@ -91,6 +91,9 @@ type Config struct {
 	// index after racing writers (default 8). Each pass costs two round
 	// trips and is needed only while other writers save the same customers.
 	IndexPasses int
+	// Shards is the number of schedule shards (default DefaultShards). All
+	// instances sharing a prefix must use the same number.
+	Shards int
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.IndexPasses == 0 {
 		c.IndexPasses = 8
 	}
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
 }
 
 func (c Config) validate() error {
@@ -108,6 +114,9 @@ func (c Config) validate() error {
 	}
 	if c.IndexPasses < 1 {
 		return fmt.Errorf("invalid IndexPasses %d: must be positive", c.IndexPasses)
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
 	}
 	return nil
 }

@@ -1,0 +1,123 @@
+package state_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/healthscore/healthscore/state"
+)
+
+func TestScheduleClaimRelease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		ctx := context.Background()
+		s := newStore(t, newClient(), prefix)
+		var ds []state.Due
+		for i := range 100 {
+			ds = append(ds, state.Due{ID: fmt.Sprintf("c%03d", i), At: int64(1000 + i)})
+		}
+		if err := s.ScheduleEarlier(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		// Earlier wins; later does not move a due time.
+		if err := s.ScheduleEarlier(ctx, []state.Due{{ID: "c000", At: 5000}, {ID: "c099", At: 10}}); err != nil {
+			t.Fatal(err)
+		}
+		due, oldest, err := s.DueStats(ctx, 1049)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if due != 51 || oldest != 10 { // c000–c049, and c099 moved to 10
+			t.Fatalf("DueStats = %d due, oldest %d; want 51, 10", due, oldest)
+		}
+		var claimed []string
+		for sh := range s.Shards() {
+			ids, err := s.Claim(ctx, sh, 1049, 9000, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claimed = append(claimed, ids...)
+		}
+		slices.Sort(claimed)
+		if len(claimed) != 51 || claimed[0] != "c000" || !slices.Contains(claimed, "c099") || slices.Contains(claimed, "c050") {
+			t.Fatalf("claimed %d: %v", len(claimed), claimed)
+		}
+		// Claimed customers are not claimed again before the lease ends.
+		if due, _, _ := s.DueStats(ctx, 1049); due != 0 {
+			t.Fatalf("%d due right after claiming", due)
+		}
+		// An event batch moves c001 earlier meanwhile: release keeps it.
+		if err := s.ScheduleEarlier(ctx, []state.Due{{ID: "c001", At: 2000}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Release(ctx, 9000, []state.Due{{ID: "c000", At: 7000}, {ID: "c001", At: 8000}, {ID: "c002"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Unclaimed: c050–c098 (49) at 1050–1098.
+		due, _, _ = s.DueStats(ctx, 2000)
+		if due != 50 { // the 49 unclaimed + c001 at 2000
+			t.Fatalf("%d due at 2000, want 50 (c001 kept its earlier time)", due)
+		}
+		due, _, _ = s.DueStats(ctx, 7000)
+		if due != 51 { // + c000 at 7000
+			t.Fatalf("%d due at 7000, want 51", due)
+		}
+		due, _, _ = s.DueStats(ctx, 9000)
+		if due != 99 { // + the 48 other claims still at 9000; c002 removed
+			t.Fatalf("%d due at 9000, want 99", due)
+		}
+	})
+}
+
+// TestClaimConcurrent: claimers racing on the same shards never get the same
+// customer twice within a lease, and together get every due customer.
+func TestClaimConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+		ctx := context.Background()
+		s := newStore(t, newClient(), prefix)
+		var ds []state.Due
+		for i := range 2000 {
+			ds = append(ds, state.Due{ID: fmt.Sprintf("c%04d", i), At: 100})
+		}
+		if err := s.ScheduleEarlier(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		got := map[string]int{}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for sh := range s.Shards() {
+					for {
+						ids, err := s.Claim(ctx, sh, 100, 10_000, 17)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if len(ids) == 0 {
+							break
+						}
+						mu.Lock()
+						for _, id := range ids {
+							got[id]++
+						}
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if len(got) != 2000 {
+			t.Fatalf("claimed %d distinct customers, want 2000", len(got))
+		}
+		for id, n := range got {
+			if n != 1 {
+				t.Fatalf("%s claimed %d times", id, n)
+			}
+		}
+	})
+}
