@@ -104,23 +104,23 @@ func (c *Config) setDefaults() {
 func (c *Config) validate() error {
 	switch {
 	case c.Binary == "":
-		return errors.New("Binary is required")
+		return errors.New("no Binary: the healthscore executable is required")
 	case c.Events < 1:
-		return fmt.Errorf("Events must be positive, got %d", c.Events)
+		return fmt.Errorf("invalid Events: must be positive, got %d", c.Events)
 	case c.Customers < 1 || c.Customers > c.Events:
-		return fmt.Errorf("Customers must be between 1 and Events (%d), got %d", c.Events, c.Customers)
+		return fmt.Errorf("invalid Customers: must be between 1 and Events (%d), got %d", c.Events, c.Customers)
 	case c.Partitions < 1:
-		return fmt.Errorf("Partitions must be positive, got %d", c.Partitions)
+		return fmt.Errorf("invalid Partitions: must be positive, got %d", c.Partitions)
 	case c.Instances < 1:
-		return fmt.Errorf("Instances must be positive, got %d", c.Instances)
+		return fmt.Errorf("invalid Instances: must be positive, got %d", c.Instances)
 	case c.MaxBatch < 1:
-		return fmt.Errorf("MaxBatch must be positive, got %d", c.MaxBatch)
+		return fmt.Errorf("invalid MaxBatch: must be positive, got %d", c.MaxBatch)
 	case c.NaiveEvents < 1:
-		return fmt.Errorf("NaiveEvents must be positive, got %d", c.NaiveEvents)
+		return fmt.Errorf("invalid NaiveEvents: must be positive, got %d", c.NaiveEvents)
 	case c.LatencyLoad <= 0 || c.LatencyLoad > 1:
-		return fmt.Errorf("LatencyLoad must be in (0, 1], got %g", c.LatencyLoad)
+		return fmt.Errorf("invalid LatencyLoad: must be in (0, 1], got %g", c.LatencyLoad)
 	case c.OfflineEvents < 0:
-		return fmt.Errorf("OfflineEvents must not be negative, got %d", c.OfflineEvents)
+		return fmt.Errorf("invalid OfflineEvents: must not be negative, got %d", c.OfflineEvents)
 	}
 	c.NaiveEvents = min(c.NaiveEvents, c.Events)
 	return nil

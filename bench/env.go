@@ -226,5 +226,5 @@ func (e *env) usedMemory(ctx context.Context) (int64, error) {
 			return n, nil
 		}
 	}
-	return 0, errors.New("Redis INFO memory has no used_memory")
+	return 0, errors.New("no used_memory in Redis INFO memory")
 }

@@ -11,6 +11,7 @@
 #   FUZZ_BUDGET=120   total seconds of fuzzing, shared by all targets (0: none)
 #   FUZZ_MAX=10       at most this many seconds per target
 #   STATICCHECK_VERSION=v0.8.2
+#   BENCH_SMOKE=1     run the benchmark harness smoke (healthscore bench --smoke; 0: skip)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -104,6 +105,36 @@ else
 		step "fuzz $name" go test -run '^$' -fuzz "^${name}\$" -fuzztime "${per}s" "$dir"
 	done
 fi
+
+# ---- benchmark harness smoke ------------------------------------------------
+# `healthscore bench --smoke` runs the whole harness (dev-broker and
+# redis-server as processes, bare, the pipeline binary, naive, paced latency,
+# memory, offline) on 20k events in well under a minute. It checks that the
+# harness works end to end and writes its JSON; it asserts no figures, since
+# CI machines are shared (docs/performance.md has the measured ones).
+section "bench smoke"
+bench_smoke() {
+	local dir rc
+	dir=$(mktemp -d) || return 1
+	go build -o "$dir/healthscore" ./cmd/healthscore &&
+		timeout 120 "$dir/healthscore" bench --smoke --json "$dir/bench.json"
+	rc=$?
+	local key
+	for key in bare_events_per_s pipeline_events_per_s naive_events_per_s pipeline_over_bare \
+		pipeline_over_naive p99_ms bytes_per_customer offline_events_per_s; do
+		((rc == 0)) || break
+		grep -q "\"$key\": [0-9]" "$dir/bench.json" || { echo "bench.json: no $key" >&2; rc=1; }
+	done
+	((rc == 0)) || echo "bench smoke failed (exit $rc)" >&2
+	rm -rf "$dir"
+	return $rc
+}
+if [[ ${BENCH_SMOKE:-1} == 0 ]]; then
+	echo "skipped (BENCH_SMOKE=0)"
+else
+	step "bench smoke" bench_smoke
+fi
+# ---- end of benchmark harness smoke -------------------------------------------
 
 section "summary"
 if ((${#failed[@]})); then

@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"bytes"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/healthscore/healthscore/scorer"
+)
+
+func TestGenDecodesAndRepeats(t *testing.T) {
+	end := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	a, b := newGen(7, 1000, 50, end), newGen(7, 1000, 50, end)
+	var la, lb []byte
+	var last int64
+	for i := range 1000 {
+		la, lb = a.next(la[:0]), b.next(lb[:0])
+		if !bytes.Equal(la, lb) {
+			t.Fatalf("event %d differs for the same seed:\n%s\n%s", i, la, lb)
+		}
+		ev, err := scorer.DecodeEvent(la)
+		if err != nil {
+			t.Fatalf("event %d does not decode: %v\n%s", i, err, la)
+		}
+		if got := string(la[a.ks:a.ke]); got != ev.CustomerID {
+			t.Fatalf("key %q, customer_id %q", got, ev.CustomerID)
+		}
+		if ev.Time < last || ev.Time > end.UnixNano() {
+			t.Fatalf("event %d time %s out of order or after %s", i, ev.At(), end)
+		}
+		last = ev.Time
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 1000; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0, 1}} {
+		if got := quantile(d, c.q); got != c.want {
+			t.Errorf("quantile(%g) = %d, want %d", c.q, got, c.want)
+		}
+	}
+	if quantile(nil, 0.5) != 0 {
+		t.Error("quantile of nothing is not 0")
+	}
+}
+
+func TestHistUpper(t *testing.T) {
+	h := &hist{le: []float64{0.001, 0.01, math.Inf(1)}, cum: []float64{50, 99, 100}, sum: 1, count: 100}
+	prev := &hist{le: h.le, cum: []float64{0, 0, 0}}
+	d := h.sub(prev)
+	if got := d.upper(0.5); got != 0.001 {
+		t.Errorf("p50 bound %g, want 0.001", got)
+	}
+	if got := d.upper(0.99); got != 0.01 {
+		t.Errorf("p99 bound %g, want 0.01", got)
+	}
+	if got := d.upper(0.999); !math.IsInf(got, 1) {
+		t.Errorf("p99.9 bound %g, want +Inf", got)
+	}
+	if got := d.mean(); got != 0.01 {
+		t.Errorf("mean %g, want 0.01", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := Quick()
+	c.Binary = "healthscore"
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		t.Fatalf("quick config: %v", err)
+	}
+	if c.MemoryCustomers != -1 || c.Partitions != 8 || c.Instances != 1 {
+		t.Errorf("quick defaults: %+v", c)
+	}
+	bad := c
+	bad.Customers = bad.Events + 1
+	if err := bad.validate(); err == nil {
+		t.Error("more customers than events passed validation")
+	}
+	bad = c
+	bad.Binary = ""
+	if err := bad.validate(); err == nil {
+		t.Error("missing Binary passed validation")
+	}
+}
