@@ -101,8 +101,11 @@ type Model struct {
 	Bands          Bands
 	Hysteresis     float64
 	ChangeMinDelta float64
-	Categories     []Category
-	Segments       map[string]Segment
+	// DecayStep is how far (in points) the score may decay from the last
+	// published score before a timer republishes it; see NextChange.
+	DecayStep  float64
+	Categories []Category
+	Segments   map[string]Segment
 
 	signals  []compiledSignal // all signals, in category order
 	byEvent  map[string][]int // event type -> indexes into signals
@@ -193,6 +196,7 @@ type yamlModel struct {
 	Bands          *Bands                 `yaml:"bands"`
 	Hysteresis     *float64               `yaml:"hysteresis"`
 	ChangeMinDelta *float64               `yaml:"change_min_delta"`
+	DecayStep      *float64               `yaml:"decay_step"`
 	Categories     []yamlCategory         `yaml:"categories"`
 	Segments       map[string]yamlSegment `yaml:"segments"`
 }
@@ -316,7 +320,7 @@ func (v *validator) bands(path, label string, b *Bands) {
 }
 
 func (v *validator) model(y *yamlModel) *Model {
-	m := &Model{Name: y.Name, Version: y.Version, ChangeMinDelta: 1, byEvent: map[string][]int{}, profiles: map[string]*profile{}}
+	m := &Model{Name: y.Name, Version: y.Version, ChangeMinDelta: 1, DecayStep: DefaultDecayStep, byEvent: map[string][]int{}, profiles: map[string]*profile{}}
 	if strings.TrimSpace(y.Name) == "" {
 		v.errorf("$.name", "name", "is required")
 	}
@@ -339,6 +343,12 @@ func (v *validator) model(y *yamlModel) *Model {
 		m.ChangeMinDelta = *y.ChangeMinDelta
 		if !finite(m.ChangeMinDelta) || m.ChangeMinDelta < 0 || m.ChangeMinDelta > 100 {
 			v.errorf("$.change_min_delta", "change_min_delta", "must be between 0 and 100 points, got %v", m.ChangeMinDelta)
+		}
+	}
+	if y.DecayStep != nil {
+		m.DecayStep = *y.DecayStep
+		if !finite(m.DecayStep) || m.DecayStep <= 0 || m.DecayStep > 100 {
+			v.errorf("$.decay_step", "decay_step", "must be > 0 and <= 100 points, got %v", m.DecayStep)
 		}
 	}
 	if len(y.Categories) == 0 {
@@ -387,7 +397,6 @@ func (v *validator) model(y *yamlModel) *Model {
 		}
 		m.byKey[s.key] = i
 	}
-	m.layout = m.computeLayoutKey()
 	m.layout = m.computeLayoutKey()
 	m.base = profile{bands: m.Bands, weights: make([]float64, len(m.Categories)), targets: make([]float64, len(m.signals))}
 	for i, c := range m.Categories {

@@ -79,7 +79,7 @@ func TestParseModelBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Hysteresis != 0 || m.ChangeMinDelta != 1 {
+	if m.Hysteresis != 0 || m.ChangeMinDelta != 1 || m.DecayStep != 5 {
 		t.Errorf("defaults: hysteresis %v change_min_delta %v", m.Hysteresis, m.ChangeMinDelta)
 	}
 }
@@ -127,6 +127,8 @@ func TestParseModelErrors(t *testing.T) {
 	f("change_min_delta: 1", "change_min_delta: -0.5", `model.yaml:5: change_min_delta: must be between 0 and 100 points, got -0.5`)
 	f("change_min_delta: 1", "change_min_delta: 101", `model.yaml:5: change_min_delta: must be between 0 and 100 points, got 101`)
 	f("change_min_delta: 1", "change_min_delta: .nan", `model.yaml:5: change_min_delta: must be between 0 and 100 points, got NaN`)
+	f("change_min_delta: 1\n", "change_min_delta: 1\ndecay_step: 0\n", `model.yaml:6: decay_step: must be > 0 and <= 100 points, got 0`)
+	f("change_min_delta: 1\n", "change_min_delta: 1\ndecay_step: 101\n", `model.yaml:6: decay_step: must be > 0 and <= 100 points, got 101`)
 
 	// Categories.
 	f(baseModel[strings.Index(baseModel, "categories:"):strings.Index(baseModel, "segments:")], "categories: []\n",

@@ -1,0 +1,182 @@
+package scorer
+
+import (
+	"math"
+	"time"
+)
+
+// DefaultDecayStep is decay_step when the model does not set it, in points.
+const DefaultDecayStep = 5
+
+// MaxHorizon is how far ahead NextChange looks.
+const MaxHorizon = 400 * 24 * time.Hour
+
+// changeResolution is the precision of NextChange.
+const changeResolution = int64(time.Second)
+
+// ScoreAt returns the score of st at instant at (Unix ns), as Evaluate
+// would, without building an explanation and without allocating. ok is
+// false when st has no score.
+func (m *Model) ScoreAt(st *State, at int64) (score float64, ok bool) {
+	score, _, ok = m.scoreRate(st, m.profileFor(st.Segment), at)
+	return score, ok
+}
+
+// scoreRate is the score of st at at, bit for bit as Evaluate computes it,
+// and a bound on how fast it can move (points per ns, either way) at any
+// instant from at on, with no new events.
+//
+// The bound: a count or sum sub-score S·2^(−Δ/h)/target moves at
+// ln2/h · min(x, 1) at most (x its unclamped value; 0 while clamped at 1,
+// and x only falls), a recency sub-score at ln2/h · 2^(−Δ/h); averages do not
+// move, direction does not change the speed, and which categories have data
+// does not change with time. Each term only shrinks as time passes, so the
+// bound at at holds for every later instant.
+func (m *Model) scoreRate(st *State, p *profile, at int64) (score, rate float64, ok bool) {
+	var wsum, acc, racc float64
+	i := 0
+	for ci := range m.Categories {
+		end := i + len(m.Categories[ci].Signals)
+		w := p.weights[ci]
+		n, sum, rsum := 0, 0.0, 0.0
+		for ; i < end; i++ {
+			sig := &m.signals[i]
+			s := &st.Signals[i]
+			var v, r float64
+			switch sig.Kind {
+			case KindCount, KindSum:
+				if s.Seen {
+					x := s.S * decay(at-s.Ref, sig.hl) / p.targets[i]
+					v = clamp01(x)
+					if x > 0 {
+						r = math.Ln2 / sig.hl * math.Min(x, 1)
+					}
+				}
+			case KindAverage:
+				if !s.Seen || !(s.W > 0) {
+					continue
+				}
+				v = clamp01((s.S/s.W - sig.Min) / (sig.Max - sig.Min))
+			case KindRecency:
+				if s.Seen {
+					v = decay(at-s.Ref, sig.hl)
+					r = math.Ln2 / sig.hl * v
+				}
+			}
+			if sig.Negative {
+				v = 1 - v
+			}
+			n++
+			sum += v
+			rsum += r
+		}
+		if n > 0 && w > 0 {
+			wsum += w
+			acc += w * (sum / float64(n))
+			racc += w * (rsum / float64(n))
+		}
+	}
+	if wsum == 0 {
+		return 0, 0, false
+	}
+	return 100 * acc / wsum, 100 * racc / wsum, true
+}
+
+// changeCond is what NextChange looks for, fixed for one call.
+type changeCond struct {
+	m     *Model
+	st    *State
+	p     *profile
+	step  float64 // max(decay_step, change_min_delta)
+	hi    float64 // the lowest score that surely changes something upwards
+	lo    float64 // the highest score that surely changes something downwards
+	slack float64
+}
+
+func (m *Model) newChangeCond(st *State) changeCond {
+	p := m.profileFor(st.Segment)
+	c := changeCond{m: m, st: st, p: p, step: math.Max(m.DecayStep, m.ChangeMinDelta), slack: 1e-9}
+	// Band boundaries with hysteresis (see band): up at boundary + h,
+	// down below boundary − h.
+	up, down := math.Inf(1), math.Inf(-1)
+	switch st.Band {
+	case BandRed:
+		up = p.bands.Red + m.Hysteresis
+	case BandYellow:
+		up, down = p.bands.Yellow+m.Hysteresis, p.bands.Red-m.Hysteresis
+	case BandGreen:
+		down = p.bands.Yellow - m.Hysteresis
+	}
+	c.hi = math.Min(up, st.Score+c.step)
+	c.lo = math.Max(down, st.Score-c.step)
+	return c
+}
+
+// holds reports whether score s at instant at calls for a publication: the
+// exact tests of Step.
+func (c *changeCond) holds(s float64) bool {
+	return c.m.band(s, c.st.Band, c.p.bands) != c.st.Band || math.Abs(s-c.st.Score) >= c.step
+}
+
+// mayHold reports whether the condition can hold somewhere strictly inside
+// (a, b), given the scores sa, sb at the ends and the rate bound r from a
+// on: the score stays under (sa + sb + r·(b − a))/2 and over
+// (sa + sb − r·(b − a))/2.
+func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
+	reach := r * float64(b-a)
+	return (sa+sb+reach)/2 >= c.hi-c.slack || (sa+sb-reach)/2 <= c.lo+c.slack
+}
+
+// NextChange returns the earliest instant T > from (Unix ns) at which st,
+// receiving no new events, would need a publication: the score evaluated at
+// T would change the band (with hysteresis against st.Band) or would be at
+// least max(DecayStep, ChangeMinDelta) points away from st.Score, the last
+// published score. So Step(st, T) publishes a change.
+//
+// ok is false when that does not happen within MaxHorizon, or st has no
+// published score. The result is within 1 second after the true instant
+// (an excursion shorter than a second may be missed). The score need not be
+// monotone (decaying negative signals raise it while positive ones lower
+// it), so the search does not assume it is: it bisects [from, from +
+// MaxHorizon], discarding an interval only when the rate bound of scoreRate
+// proves the score cannot reach a threshold inside it.
+//
+// Cost: O(signals · log2(MaxHorizon/1s)) for a typical state; no
+// allocations.
+func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
+	if !st.Published {
+		return 0, false
+	}
+	c := m.newChangeCond(st)
+	end := from + int64(MaxHorizon)
+	sa, ra, ok := m.scoreRate(st, c.p, from)
+	if !ok {
+		return 0, false
+	}
+	if c.holds(sa) {
+		// Not stepped at from: the change is due at once.
+		return from + changeResolution, true
+	}
+	sb, _, _ := m.scoreRate(st, c.p, end)
+	return c.first(from, end, sa, ra, sb, c.holds(sb))
+}
+
+// first returns the earliest instant in (a, b] where the condition holds, to
+// changeResolution, given that it does not hold at a; sa and ra are the
+// score and rate bound at a, sb the score at b and hb whether the condition
+// holds at b.
+func (c *changeCond) first(a, b int64, sa, ra, sb float64, hb bool) (int64, bool) {
+	if b-a <= changeResolution {
+		return b, hb
+	}
+	if !hb && !c.mayHold(a, b, sa, sb, ra) {
+		return 0, false
+	}
+	mid := a + (b-a)/2
+	sm, rm, _ := c.m.scoreRate(c.st, c.p, mid)
+	hm := c.holds(sm)
+	if t, ok := c.first(a, mid, sa, ra, sm, hm); ok {
+		return t, true
+	}
+	return c.first(mid, b, sm, rm, sb, hb)
+}
