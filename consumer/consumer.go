@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -207,7 +208,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // handle processes one batch to committed offsets. It retries every failure
 // with backoff; it gives up only when shutdown has started and the grace
-// period is over.
+// period is over, or when the group refuses the commit because this member
+// lost its generation (see lostGeneration).
 func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	start := time.Now()
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -224,13 +226,30 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 		return err
 	}
 	if err := c.retry(bctx, "commit", func() error {
-		return c.client.CommitUncommittedOffsets(bctx)
+		err := c.client.CommitUncommittedOffsets(bctx)
+		if lostGeneration(err) {
+			// Retrying cannot succeed, and the member can rejoin only
+			// after this batch returns (polls block rebalances). The
+			// effects are saved with their offsets: the partitions' next
+			// owner skips these records as already applied.
+			c.log.Warn("offsets not committed: this member lost its group generation; the records will be redelivered and skipped as applied", zap.Error(err))
+			return nil
+		}
+		return err
 	}); err != nil {
 		return err
 	}
 	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
 	return nil
+}
+
+// lostGeneration reports a commit refused because the member is no longer
+// part of the group's current generation (evicted, or a rebalance started).
+func lostGeneration(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch)
 }
 
 // fail records a failure for readiness and logs it, throttled to one

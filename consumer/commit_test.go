@@ -1,0 +1,75 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/healthscore/healthscore/internal/testenv"
+)
+
+// TestCommitRejectedByGroupDoesNotStall: when the group rejects a commit
+// because this member lost its generation (evicted after a session timeout,
+// e.g. during a broker outage), retrying the commit can never succeed, and
+// since every poll blocks rebalances until the batch is done, the member
+// could never rejoin either: the consumer stalled forever (found by the fault
+// suite, chaos/). The batch's effects are saved with their offsets, so the
+// consumer must give up that commit and go on; records redelivered to the
+// partitions' next owner are skipped as already applied.
+func TestCommitRejectedByGroupDoesNotStall(t *testing.T) {
+	for _, e := range []*kerr.Error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress} {
+		t.Run(e.Message, func(t *testing.T) {
+			cluster, brokers := testenv.KafkaCluster(t, testTopics)
+			h := newHarness(t)
+			h.brokers = brokers
+			c, err := New(Config{Brokers: brokers, Group: "g", Model: h.model, Store: h.store, Encoder: h.enc,
+				Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry(), MaxPollRecords: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-errc; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+
+			event := func(id string) *kgo.Record {
+				return &kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":%q,"type":"login","time":"2026-11-20T10:00:00Z"}`, id)}
+			}
+			h.produce(event("before"))
+			h.waitCommitted("g")
+			faults := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: e, Count: -1})
+			h.produce(event("during-1"))
+			h.waitApplied("during-1")
+			h.produce(event("during-2")) // polled only once the previous batch is done
+			h.waitApplied("during-2")
+			faults.Remove()
+		})
+	}
+}
+
+// waitApplied waits until customer id has a stored state.
+func (h *harness) waitApplied(id string) {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		rec, err := h.store.Get(context.Background(), id)
+		if err == nil && rec.Version > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("customer %s not applied within 15 s: the consumer is stuck", id)
+}
