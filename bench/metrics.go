@@ -191,6 +191,12 @@ func stats(before, after map[string]*hist) *serviceStats {
 }
 
 func (s *serviceStats) String() string {
-	return fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output p50 <= %g ms, p99 <= %g ms (service histogram)",
-		s.Batches, s.BatchRecords, s.BatchMs, s.P50msUpTo, s.P99msUpTo)
+	bound := func(ms float64) string {
+		if ms < 0 {
+			return "beyond the last bucket"
+		}
+		return fmt.Sprintf("<= %g ms", ms)
+	}
+	return fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output (service histogram, from the record timestamp) p50 %s, p99 %s",
+		s.Batches, s.BatchRecords, s.BatchMs, bound(s.P50msUpTo), bound(s.P99msUpTo))
 }
