@@ -46,11 +46,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("DLQTopic: %q is also an output topic; dead letters must not mix with events", c.DLQTopic)
 	}
 	if _, err := url.Parse(c.Source); err != nil {
-		return fmt.Errorf("Source: %q is not a URI reference: %w", c.Source, err)
+		return fmt.Errorf("invalid Source %q: not a URI reference: %w", c.Source, err)
 	}
 	for _, r := range c.Source {
 		if r < 0x21 || r == 0x7f {
-			return fmt.Errorf("Source: %q contains a space or control character", c.Source)
+			return fmt.Errorf("invalid Source %q: contains a space or control character", c.Source)
 		}
 	}
 	return nil

@@ -63,17 +63,17 @@ type Config struct {
 func (c *Config) validate() error {
 	switch {
 	case len(c.Brokers) == 0:
-		return errors.New("Brokers: at least one broker is required")
+		return errors.New("no Brokers: at least one broker is required")
 	case c.Model == nil:
-		return errors.New("Model is required")
+		return errors.New("no Model: it is required")
 	case c.Store == nil:
-		return errors.New("Store is required")
+		return errors.New("no Store: it is required")
 	case c.Encoder == nil:
-		return errors.New("Encoder is required")
+		return errors.New("no Encoder: it is required")
 	case c.Logger == nil:
-		return errors.New("Logger is required")
+		return errors.New("no Logger: it is required")
 	case c.Registerer == nil:
-		return errors.New("Registerer is required")
+		return errors.New("no Registerer: it is required")
 	}
 	if len(c.Topics) == 0 {
 		c.Topics = []string{"customer-events"}

@@ -87,6 +87,28 @@ section "go test -race"
 step "go test" env HEALTHSCORE_REQUIRE_REDIS=1 go test -race -count=1 ./...
 
 section "fuzz"
+# fuzz_one DIR NAME SECONDS fuzzes one target. Go 1.26's fuzz coordinator can
+# fail a run with a bare "context deadline exceeded" exactly at -fuzztime
+# (golang/go#75804, fixed in Go 1.27) without any failing input. Such a run
+# counts as passed only when nothing else failed and no new reproducer was
+# written to DIR/testdata/fuzz/NAME; a real finding always fails.
+fuzz_one() {
+	local dir=$1 name=$2 secs=$3 corpus before after out rc
+	corpus=$dir/testdata/fuzz/$name
+	before=$(ls "$corpus" 2>/dev/null | wc -l)
+	out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "${secs}s" "$dir" 2>&1)
+	rc=$?
+	echo "$out" | tail -n 25
+	((rc == 0)) && return 0
+	after=$(ls "$corpus" 2>/dev/null | wc -l)
+	if ((after == before)) && echo "$out" | grep -q '^    context deadline exceeded$' &&
+		! echo "$out" | grep -qE 'panic:|Failing input written' &&
+		[[ $(echo "$out" | grep -c -- '--- FAIL') == 1 ]]; then
+		echo "(ignored: the Go fuzz coordinator's deadline race, golang/go#75804; no failing input)"
+		return 0
+	fi
+	return "$rc"
+}
 # Every "func FuzzX(f *testing.F)" as "dir FuzzX".
 mapfile -t targets < <(
 	grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\([a-z]+ \*testing\.F\)' . |
@@ -102,7 +124,7 @@ else
 	for t in "${targets[@]}"; do
 		read -r dir name <<<"$t"
 		echo "--- $name ($dir)"
-		step "fuzz $name" go test -run '^$' -fuzz "^${name}\$" -fuzztime "${per}s" "$dir"
+		step "fuzz $name" fuzz_one "$dir" "$name" "$per"
 	done
 fi
 
