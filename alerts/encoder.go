@@ -35,12 +35,16 @@ const (
 )
 
 // Cause identifies the input record that caused an output: the latest-time
-// event of the customer in the batch.
+// event of the customer in the batch; or, with Decay, the sweeper's
+// evaluation of a customer whose score moved with time alone.
 type Cause struct {
 	EventID   string // the input event's "id"; may be empty
 	Topic     string
 	Partition int32
 	Offset    int64
+
+	Decay bool  // a decay-driven evaluation: the fields above are unset
+	At    int64 // with Decay: the evaluation instant, Unix ns
 }
 
 // Change is one customer's evaluation outcome to publish.
@@ -187,17 +191,13 @@ func (e *Encoder) appendEvent(b []byte, s *scratch, typ string, c *Change) []byt
 	b = append(b, `,"event_time":"`...)
 	b = appendTime(b, c.EventTime)
 	b = append(b, `","cause":{`...)
-	if c.Cause.EventID != "" {
-		b = append(b, `"event_id":`...)
-		b = appendString(b, c.Cause.EventID)
-		b = append(b, ',')
+	if c.Cause.Decay {
+		b = append(b, `"decay":true,"at":"`...)
+		b = appendTime(b, c.Cause.At)
+		b = append(b, `"`...)
+	} else {
+		b = appendEventCause(b, &c.Cause)
 	}
-	b = append(b, `"topic":`...)
-	b = appendString(b, c.Cause.Topic)
-	b = append(b, `,"partition":`...)
-	b = strconv.AppendInt(b, int64(c.Cause.Partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, c.Cause.Offset, 10)
 	b = append(b, `},"drivers":[`...)
 	for i := range o.Drivers {
 		d := &o.Drivers[i]
@@ -250,7 +250,9 @@ func appendTime(b []byte, ns int64) []byte {
 //	type NUL topic NUL partition NUL offset NUL customer_id
 //
 // with partition and offset in decimal. Only the customer id may contain a
-// NUL byte and it comes last, so the input is unambiguous. The cause's
+// NUL byte and it comes last, so the input is unambiguous. A decay cause
+// hashes type NUL NUL "decay" NUL at NUL customer_id instead (at in Unix ns;
+// Kafka topics are never empty). The cause's
 // EventID is not part of it: the Kafka coordinates identify the input.
 func EventID(typ, customerID string, cause Cause) string {
 	sum := sha256.Sum256(appendIDInput(nil, typ, customerID, &cause))
@@ -260,6 +262,12 @@ func EventID(typ, customerID string, cause Cause) string {
 func appendIDInput(b []byte, typ, customerID string, c *Cause) []byte {
 	b = append(b, typ...)
 	b = append(b, 0)
+	if c.Decay { // an empty topic, which no Kafka record has, marks decay
+		b = append(b, "\x00decay\x00"...)
+		b = strconv.AppendInt(b, c.At, 10)
+		b = append(b, 0)
+		return append(b, customerID...)
+	}
 	b = append(b, c.Topic...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(c.Partition), 10)
@@ -291,4 +299,20 @@ func TypeOf(r *kgo.Record) string {
 		}
 	}
 	return LabelUnknown
+}
+
+// appendEventCause writes the fields of an event cause.
+func appendEventCause(b []byte, c *Cause) []byte {
+	if c.EventID != "" {
+		b = append(b, `"event_id":`...)
+		b = appendString(b, c.EventID)
+		b = append(b, ',')
+	}
+	b = append(b, `"topic":`...)
+	b = appendString(b, c.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(c.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, c.Offset, 10)
+	return b
 }

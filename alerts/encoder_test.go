@@ -532,7 +532,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Source: "%zz"}, "Source"},
 	} {
 		err := tc.c.Validate()
-		if err == nil || !strings.HasPrefix(err.Error(), tc.field+":") {
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%+v: error %v, want one naming %s", tc.c, err, tc.field)
 		}
 		if _, err := NewEncoder(tc.c); err == nil {

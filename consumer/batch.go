@@ -25,6 +25,12 @@ type inEvent struct {
 type customerBatch struct {
 	id     string
 	events []inEvent
+	// decayAt, for a batch made by the sweeper (no events), is the instant
+	// (Unix ns) to evaluate the customer at.
+	decayAt int64
+	// nextDue is set by a successful attempt: the Unix ms at which the
+	// customer's score, with no new event, next needs publishing; 0: never.
+	nextDue int64
 }
 
 // batch is a poll's records, decoded and grouped.
@@ -81,6 +87,8 @@ func (c *Consumer) deadLetter(b *batch, r *kgo.Record, reason, detail string) {
 type outcome struct {
 	applied, duplicate, ignored int
 	write                       *state.Write // nil when nothing was applied
+	nextDue                     int64        // Unix ms, 0: never (see customerBatch)
+	rescored                    bool         // evaluated (by an event or by the sweeper)
 }
 
 // process takes a decoded batch through produce and save. Customers whose
@@ -174,6 +182,22 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		plans = append(plans, p)
 	}
 
+	// 0. Schedule the next decay-driven evaluations, before the states are
+	// saved: a crash in between can only wake a customer early, never lose
+	// its wake-up.
+	if c.cfg.Schedule != nil {
+		var dues []state.Due
+		for i, r := range results {
+			customers[i].nextDue = r.nextDue
+			if r.nextDue > 0 {
+				dues = append(dues, state.Due{ID: customers[i].id, At: r.nextDue})
+			}
+		}
+		if err := c.cfg.Schedule.ScheduleEarlier(ctx, dues); err != nil {
+			return nil, err
+		}
+	}
+
 	// 1. Save states with their outbox.
 	writes := make([]state.Write, len(plans))
 	for k, p := range plans {
@@ -224,14 +248,22 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		return nil, err
 	}
 
-	var nApplied, nDup, nIgn int
+	var nApplied, nDup, nIgn, nEvent, nDecay int
 	for i, r := range results {
 		if done[i] {
 			nApplied += r.applied
 			nDup += r.duplicate
 			nIgn += r.ignored
+			switch {
+			case r.rescored && r.applied > 0:
+				nEvent++
+			case r.rescored:
+				nDecay++
+			}
 		}
 	}
+	c.metrics.rescored.WithLabelValues("event").Add(float64(nEvent))
+	c.metrics.rescored.WithLabelValues("decay").Add(float64(nDecay))
 	c.metrics.events.WithLabelValues(ResultApplied).Add(float64(nApplied))
 	c.metrics.events.WithLabelValues(ResultDuplicate).Add(float64(nDup))
 	c.metrics.events.WithLabelValues(ResultIgnored).Add(float64(nIgn))
@@ -256,8 +288,11 @@ func (c *Consumer) save(ctx context.Context, writes []state.Write) ([]bool, erro
 }
 
 // causeTimestamp is the Kafka timestamp of the customer's latest record in
-// the batch, the start of the event-to-output latency.
+// the batch, the start of the event-to-output latency (zero: not timed).
 func (cb *customerBatch) causeTimestamp() time.Time {
+	if len(cb.events) == 0 {
+		return time.Time{} // a decay evaluation: no event to time from
+	}
 	return cb.events[len(cb.events)-1].rec.Timestamp
 }
 
@@ -295,17 +330,32 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			cause = e
 		}
 	}
-	if res.applied == 0 {
+	at := st.LastEvent
+	var why alerts.Cause
+	switch {
+	case res.applied > 0:
+		why = alerts.Cause{EventID: cause.ev.ID, Topic: cause.rec.Topic, Partition: cause.rec.Partition, Offset: cause.rec.Offset}
+	case cb.decayAt > 0 && rec.Version > 0:
+		at = max(at, cb.decayAt)
+		why = alerts.Cause{Decay: true, At: at}
+	default:
 		return outputs, res
 	}
-	o := m.Step(st, st.LastEvent)
+	o := m.Step(st, at)
+	res.rescored = true
+	if next, ok := m.NextChange(st, at); ok {
+		res.nextDue = (next + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	}
+	if res.applied == 0 && !o.Changed && o.Alert == scorer.AlertNone {
+		return outputs, res // a decay check with nothing to publish: no write
+	}
 	if o.Changed || o.Alert != scorer.AlertNone {
 		outputs = c.cfg.Encoder.AppendRecords(outputs, &alerts.Change{
 			CustomerID: cb.id,
 			Outcome:    o,
 			Model:      m,
-			EventTime:  st.LastEvent,
-			Cause:      alerts.Cause{EventID: cause.ev.ID, Topic: cause.rec.Topic, Partition: cause.rec.Partition, Offset: cause.rec.Offset},
+			EventTime:  at,
+			Cause:      why,
 		})
 	}
 	res.write = &state.Write{ID: cb.id, Expected: rec.Version, Rec: state.Record{

@@ -44,6 +44,10 @@ type Config struct {
 	Model   *scorer.Model
 	Store   Store
 	Encoder *alerts.Encoder
+	// Schedule, when set, enables decay-driven rescoring: every evaluation
+	// schedules the customer's next change, and a sweeper rescores the
+	// customers that are due.
+	Schedule Schedule
 
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
@@ -54,6 +58,9 @@ type Config struct {
 	ShutdownGrace  time.Duration // time a batch may take to finish after shutdown starts; default 30s
 	LagInterval    time.Duration // how often consumer lag is measured; default 15s
 	MaxBackoff     time.Duration // longest wait between retries; default 5s
+	SweepInterval  time.Duration // how often the sweeper looks for due customers; default 1s
+	SweepLease     time.Duration // how long a claimed customer is reserved; default 30s
+	SweepBatch     int           // customers claimed per shard and round; default 1000
 	Now            func() time.Time
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
@@ -90,6 +97,11 @@ func (c *Config) validate() error {
 	def(&c.ShutdownGrace, 30*time.Second)
 	def(&c.LagInterval, 15*time.Second)
 	def(&c.MaxBackoff, 5*time.Second)
+	def(&c.SweepInterval, time.Second)
+	def(&c.SweepLease, 30*time.Second)
+	if c.SweepBatch <= 0 {
+		c.SweepBatch = 1000
+	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 10000
 	}
@@ -111,7 +123,7 @@ type Consumer struct {
 
 	ready   atomic.Bool
 	lastErr atomic.Pointer[string]
-	warned  time.Time // throttles retry warnings
+	warned  atomic.Int64 // Unix ns of the last retry warning (throttle)
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -173,6 +185,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	lagCtx, stopLag := context.WithCancel(ctx)
 	wg.Go(func() { c.measureLag(lagCtx) })
+	if c.cfg.Schedule != nil {
+		wg.Go(func() { c.sweep(lagCtx) })
+	}
 	defer func() { stopLag(); wg.Wait() }()
 
 	c.log.Info("consumer started", zap.Strings("topics", c.cfg.Topics), zap.String("group", c.cfg.Group))
@@ -258,8 +273,8 @@ func (c *Consumer) fail(step string, err error) {
 	c.ready.Store(false)
 	msg := step + ": " + err.Error()
 	c.lastErr.Store(&msg)
-	if now := time.Now(); now.Sub(c.warned) >= 10*time.Second {
-		c.warned = now
+	if now := time.Now().UnixNano(); now-c.warned.Load() >= int64(10*time.Second) {
+		c.warned.Store(now)
 		c.log.Warn("pipeline step failed; retrying", zap.String("step", step), zap.Error(err))
 	}
 }

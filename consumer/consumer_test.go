@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
@@ -30,6 +31,7 @@ type harness struct {
 	t       *testing.T
 	brokers []string
 	store   *state.Redis
+	rdb     *redis.Client
 	model   *scorer.Model
 	enc     *alerts.Encoder
 
@@ -48,7 +50,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, brokers: brokers, store: store, model: scorer.DefaultModel(), enc: enc}
+	return &harness{t: t, brokers: brokers, store: store, rdb: rdb, model: scorer.DefaultModel(), enc: enc}
 }
 
 // run consumes with a fresh consumer in group until the group has committed

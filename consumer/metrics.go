@@ -22,6 +22,9 @@ type metrics struct {
 	corruptStates prometheus.Counter
 	lag           *prometheus.GaugeVec
 	ready         prometheus.Gauge
+	rescored      *prometheus.CounterVec
+	timersDue     prometheus.Gauge
+	sweeperLag    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -69,18 +72,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_consumer_lag_records",
 			Help: "Records not yet committed by the consumer group, per input partition.",
 		}, []string{"topic", "partition"}),
+		rescored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_rescored_total",
+			Help: "Customer evaluations, by cause: event (new events applied) or decay (the sweeper found the customer due).",
+		}, []string{"cause"}),
+		timersDue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_timers_due",
+			Help: "Customers whose decay-driven rescoring is due and not yet claimed, at the last sweep.",
+		}),
+		sweeperLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_sweeper_lag_seconds",
+			Help: "Now minus the oldest due time in the schedule, at the last sweep (0 when nothing is overdue).",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_ready",
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
 		m.events.WithLabelValues(r)
+	}
+	for _, c := range []string{"event", "decay"} {
+		m.rescored.WithLabelValues(c)
 	}
 	for _, s := range []string{"state", "produce", "commit"} {
 		m.retries.WithLabelValues(s)

@@ -46,7 +46,7 @@ type serviceFlags struct {
 	topics, scoreTopic, alertTopic, dlqTopic    string
 	group, httpAddr, logLevel                   string
 	brokerPort, partitions, maxBatch, demoCusts int
-	maxSkew, shutdownGrace                      time.Duration
+	maxSkew, shutdownGrace, sweepInterval       time.Duration
 	demo, createTopics, pprof                   bool
 }
 
@@ -119,6 +119,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
+	e.dur(&f.sweepInterval, "sweep-interval", "HEALTHSCORE_SWEEP_INTERVAL", time.Second, "how often due customers are rescored as their scores decay")
 	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
 	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
@@ -240,7 +241,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	cons, err := consumer.New(consumer.Config{
 		Brokers: brokers, Topics: topics, Group: f.group,
-		Model: model, Store: store, Encoder: enc,
+		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},

@@ -1,0 +1,93 @@
+package consumer
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/state"
+)
+
+// Schedule is what the sweeper needs from the schedule store (see
+// state.Redis).
+type Schedule interface {
+	ScheduleEarlier(ctx context.Context, ds []state.Due) error
+	Claim(ctx context.Context, shard int, nowMs, leaseUntilMs int64, limit int) ([]string, error)
+	Release(ctx context.Context, leaseUntilMs int64, ds []state.Due) error
+	DueStats(ctx context.Context, nowMs int64) (due, oldestMs int64, err error)
+	Shards() int
+}
+
+// sweep rescores due customers every SweepInterval until ctx ends. Claims
+// are leased, so several instances sweep the same shards safely: a customer
+// is claimed by one of them at a time, and the compare-and-set on its state
+// keeps a sweeper whose lease ran out from publishing over a newer state.
+// The cost of a round grows with the customers due, not with the customers
+// scheduled.
+func (c *Consumer) sweep(ctx context.Context) {
+	t := time.NewTicker(c.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.sweepOnce(ctx); err != nil && ctx.Err() == nil {
+			c.fail("sweep", err)
+		}
+	}
+}
+
+// sweepOnce claims and rescores every customer due now, shard by shard.
+func (c *Consumer) sweepOnce(ctx context.Context) error {
+	sch := c.cfg.Schedule
+	now := c.cfg.Now()
+	nowMs := now.UnixMilli()
+	if due, oldest, err := sch.DueStats(ctx, nowMs); err == nil {
+		c.metrics.timersDue.Set(float64(due))
+		lag := 0.0
+		if oldest > 0 && oldest < nowMs {
+			lag = float64(nowMs-oldest) / 1000
+		}
+		c.metrics.sweeperLag.Set(lag)
+	}
+	n := sch.Shards()
+	first := rand.IntN(n) // spread instances over the shards
+	for k := range n {
+		shard := (first + k) % n
+		for {
+			lease := c.cfg.Now().Add(c.cfg.SweepLease).UnixMilli()
+			ids, err := sch.Claim(ctx, shard, nowMs, lease, c.cfg.SweepBatch)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			b := &batch{customers: make([]*customerBatch, len(ids))}
+			for i, id := range ids {
+				b.customers[i] = &customerBatch{id: id, decayAt: now.UnixNano()}
+			}
+			// The batch context ends with shutdown; an unfinished claim is
+			// taken again when its lease ends.
+			if err := c.process(ctx, b); err != nil {
+				return err
+			}
+			dues := make([]state.Due, len(ids))
+			for i, cb := range b.customers {
+				dues[i] = state.Due{ID: cb.id, At: cb.nextDue}
+			}
+			if err := sch.Release(ctx, lease, dues); err != nil {
+				return err
+			}
+			c.log.Debug("swept due customers", zap.Int("shard", shard), zap.Int("customers", len(ids)))
+			if len(ids) < c.cfg.SweepBatch {
+				break
+			}
+		}
+	}
+	return nil
+}

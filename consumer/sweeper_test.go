@@ -1,0 +1,189 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
+)
+
+// fakeClock is an injected wall clock the test moves by hand.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (f *fakeClock) Now() time.Time      { return time.Unix(0, f.ns.Load()) }
+func (f *fakeClock) Set(t time.Time)     { f.ns.Store(t.UnixNano()) }
+func (f *fakeClock) SetMs(ms int64)      { f.ns.Store(ms * int64(time.Millisecond)) }
+func (f *fakeClock) Add(d time.Duration) { f.ns.Add(int64(d)) }
+
+// startSweeping runs a consumer with the schedule and the fake clock until
+// the test ends.
+func (h *harness) startSweeping(group string, clock *fakeClock) {
+	h.t.Helper()
+	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
+		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond,
+		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// due returns the customer's scheduled Unix ms, 0 when unscheduled.
+func (h *harness) due(id string) int64 {
+	h.t.Helper()
+	z, err := h.rdb.ZScore(context.Background(), h.store.DueKey(h.store.Shard(id)), id).Result()
+	if err != nil {
+		return 0
+	}
+	return int64(z)
+}
+
+type alertEvent struct {
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	Data struct {
+		Band string `json:"band"`
+	} `json:"data"`
+}
+
+func (h *harness) alerts(topic, id string) []alertEvent {
+	h.t.Helper()
+	n := h.count(topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(topic))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []alertEvent
+	for read := 0; read < n && ctx.Err() == nil; {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			read++
+			if string(r.Key) != id {
+				return
+			}
+			var a alertEvent
+			if err := json.Unmarshal(r.Value, &a); err != nil {
+				h.t.Fatalf("%s: %v", r.Value, err)
+			}
+			out = append(out, a)
+		})
+	}
+	return out
+}
+
+// TestSilentCustomerGoesRed: a customer whose only events are a week of
+// daily logins, then nothing, is rescored by the sweeper as its score
+// decays, goes red at the instant the decay math predicts (within a
+// second), and gets exactly one health.low.
+func TestSilentCustomerGoesRed(t *testing.T) {
+	h := newHarness(t)
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	var evs []scorer.Event
+	for i := range 7 {
+		v := fmt.Sprintf(`{"customer_id":"silent","type":"login","time":%q}`, base.Add(time.Duration(i)*24*time.Hour).Format(time.RFC3339))
+		recs = append(recs, &kgo.Record{Key: []byte("silent"), Value: []byte(v)})
+		ev, _ := scorer.DecodeEvent([]byte(v))
+		evs = append(evs, ev)
+	}
+	last := base.Add(6 * 24 * time.Hour)
+
+	// The predicted instant, by brute force over the decay math: the first
+	// second at which the score is below red − hysteresis.
+	m := h.model
+	st := m.NewState()
+	for i := range evs {
+		m.Apply(st, &evs[i])
+	}
+	threshold := m.Bands.Red - m.Hysteresis
+	if s, _ := m.ScoreAt(st, last.UnixNano()); s <= threshold {
+		t.Fatalf("the customer starts at %.2f, already red; the test needs a yellow start", s)
+	}
+	lo, hi := last.UnixNano(), last.Add(400*24*time.Hour).UnixNano()
+	for step := int64(time.Hour); ; {
+		t0 := lo + step
+		if s, _ := m.ScoreAt(st, t0); s < threshold || t0 >= hi {
+			hi = t0
+			break
+		}
+		lo = t0
+	}
+	for hi-lo > int64(time.Second) { // the score only decays here: bisect
+		mid := lo + (hi-lo)/2
+		if s, _ := m.ScoreAt(st, mid); s < threshold {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	predicted := time.Unix(0, hi)
+
+	clock := &fakeClock{}
+	clock.Set(last)
+	h.produce(recs...)
+	h.startSweeping("sweep", clock)
+	h.waitCommitted("sweep")
+
+	// Move the clock to each scheduled instant until the customer is red.
+	var redAt time.Time
+	for round := 0; round < 50 && redAt.IsZero(); round++ {
+		due := h.due("silent")
+		if due == 0 {
+			t.Fatalf("round %d: the customer is not scheduled", round)
+		}
+		clock.SetMs(due)
+		deadline := time.Now().Add(10 * time.Second)
+		for h.due("silent") == due && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		rec, err := h.store.Get(context.Background(), "silent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Band == state.BandRed {
+			redAt = time.UnixMilli(due)
+		}
+	}
+	if redAt.IsZero() {
+		t.Fatal("the customer never went red")
+	}
+	if d := redAt.Sub(predicted); d < -time.Second || d > time.Second {
+		t.Errorf("went red at %s; the decay math predicts %s (off by %s)", redAt, predicted, d)
+	}
+	// Much later: still red, no second alert.
+	clock.Add(60 * 24 * time.Hour)
+	time.Sleep(200 * time.Millisecond)
+
+	var lows []alertEvent
+	for _, a := range h.alerts("customer-health-alerts", "silent") {
+		if a.Type == "health.low" {
+			lows = append(lows, a)
+		}
+	}
+	if len(lows) != 1 {
+		t.Fatalf("%d health.low alerts, want exactly 1: %+v", len(lows), lows)
+	}
+	if d := lows[0].Time.Sub(predicted); d < -time.Second || d > time.Second {
+		t.Errorf("health.low at %s, predicted %s", lows[0].Time, predicted)
+	}
+	t.Logf("yellow at %s, red at %s (predicted %s)", last, redAt, predicted)
+}
