@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithRedis(m)) }
 var testTopics = map[string]int32{"customer-events": 4, "customer-health": 2, "customer-health-alerts": 2, "customer-events-dlq": 1}
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	store   *state.Redis
 	rdb     *redis.Client
@@ -38,7 +38,7 @@ type harness struct {
 	maxRecordBytes int // 0: the default
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t, testTopics)
 	rdb, prefix := testenv.Redis(t)

@@ -1,0 +1,161 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
+)
+
+// seedSchedule schedules idle customers (never due in the test, and without
+// states) and due customers (with a state of a few logins, due at nowMs).
+func (h *harness) seedSchedule(tb testing.TB, idle, due int, nowMs int64) {
+	tb.Helper()
+	ctx := context.Background()
+	far := nowMs + int64(365*24*time.Hour/time.Millisecond)
+	for start := 0; start < idle; start += 10000 {
+		var ds []state.Due
+		for i := start; i < min(idle, start+10000); i++ {
+			ds = append(ds, state.Due{ID: "idle-" + strconv.Itoa(i), At: far})
+		}
+		if err := h.store.ScheduleEarlier(ctx, ds); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	m := h.model
+	var ws []state.Write
+	var ds []state.Due
+	for i := range due {
+		st := m.NewState()
+		for d := range 3 {
+			ev := scorer.Event{CustomerID: "due", Type: "login", Time: (nowMs - int64(d+10)*86_400_000) * int64(time.Millisecond), Value: 1}
+			m.Apply(st, &ev)
+		}
+		o := m.Step(st, st.LastEvent)
+		id := fmt.Sprintf("due-%d", i)
+		ws = append(ws, state.Write{ID: id, Rec: state.Record{Score: o.Eval.Score, Band: o.Eval.Band.String(), Data: m.AppendState(nil, st)}})
+		ds = append(ds, state.Due{ID: id, At: nowMs})
+		if len(ws) == 5000 || i == due-1 {
+			if _, err := h.store.Save(ctx, ws); err != nil {
+				tb.Fatal(err)
+			}
+			if err := h.store.ScheduleEarlier(ctx, ds); err != nil {
+				tb.Fatal(err)
+			}
+			ws, ds = ws[:0], ds[:0]
+		}
+	}
+}
+
+func keyspaceReads(tb testing.TB, rdb *redis.Client) int64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		for _, k := range []string{"keyspace_hits:", "keyspace_misses:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), k); ok {
+				x, _ := strconv.ParseInt(v, 10, 64)
+				n += x
+			}
+		}
+	}
+	return n
+}
+
+func (h *harness) sweeper(tb testing.TB, now time.Time) *Consumer {
+	tb.Helper()
+	c, err := New(Config{Brokers: h.brokers, Group: "scale", Model: h.model, Store: h.store, Encoder: h.enc,
+		Schedule: h.store, Now: func() time.Time { return now }, SweepBatch: 2000,
+		Logger: zap.NewNop(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.client.Close)
+	return c
+}
+
+// TestSweepTouchesOnlyDue: with many customers scheduled and few due, a
+// sweep rescores exactly the due ones, and Redis serves about as many key
+// reads as there are due customers, however many are scheduled.
+func TestSweepTouchesOnlyDue(t *testing.T) {
+	h := newHarness(t)
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	const idle, due = 100_000, 1000
+	h.seedSchedule(t, idle, due, now.UnixMilli())
+	c := h.sweeper(t, now)
+	before := keyspaceReads(t, h.rdb)
+	if err := c.sweepOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reads := keyspaceReads(t, h.rdb) - before
+	if got := counterValue(t, c.metrics.rescored.WithLabelValues("decay")); got != due {
+		t.Errorf("rescored %v customers by decay, want %d", got, due)
+	}
+	// Per due customer: its record (load, compare-and-set, index re-read,
+	// outbox clear) and its schedule entry: a small constant, never idle.
+	if reads > 20*due {
+		t.Errorf("the sweep made %d key reads for %d due customers among %d scheduled", reads, due, idle+due)
+	}
+	n, err := h.rdb.ZCount(context.Background(), h.store.DueKey(0), "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+	if err != nil || n != 0 {
+		t.Errorf("shard 0 still has %d due entries (%v)", n, err)
+	}
+	t.Logf("%d key reads for %d due customers among %d scheduled", reads, due, idle+due)
+}
+
+// BenchmarkSweepDue: 1M customers scheduled, 10k due; one sweep rescores the
+// due ones. Reports rescored customers per second.
+//
+//	go test -run '^$' -bench SweepDue -benchtime 1x ./consumer
+func BenchmarkSweepDue(b *testing.B) {
+	h := newHarness(b)
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	const idle, due = 1_000_000, 10_000
+	h.seedSchedule(b, idle, due, now.UnixMilli())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if i > 0 { // make them due again
+			var ds []state.Due
+			for k := range due {
+				ds = append(ds, state.Due{ID: fmt.Sprintf("due-%d", k), At: now.UnixMilli()})
+			}
+			if _, err := h.rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+				for _, d := range ds {
+					p.ZAdd(context.Background(), h.store.DueKey(h.store.Shard(d.ID)), redis.Z{Score: float64(d.At), Member: d.ID})
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c := h.sweeper(b, now.Add(time.Duration(i)*time.Hour))
+		b.StartTimer()
+		if err := c.sweepOnce(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(due*b.N)/b.Elapsed().Seconds(), "rescored/s")
+}
+
+func counterValue(tb testing.TB, c prometheus.Counter) float64 {
+	tb.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
