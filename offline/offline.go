@@ -45,7 +45,7 @@ type Result struct {
 	States    map[string]*scorer.State
 	Lines     int // non-blank lines read
 	Applied   int // events folded
-	Ignored   int // valid events of a type no signal reads
+	Ignored   int // valid events of a type the model does not read (see scorer.Model.Reads)
 	Late      int // valid events after At (ignored)
 	BadLines  int
 	HasEvents bool
@@ -152,7 +152,7 @@ func (res *Result) line(line []byte, opt *Options, bad func(error)) {
 		res.Late++
 		return
 	}
-	if len(opt.Model.SignalsFor(ev.Type)) == 0 {
+	if !opt.Model.Reads(ev.Type) {
 		res.Ignored++
 		return
 	}

@@ -41,6 +41,15 @@ func (m *Model) computeLayoutKey() uint32 {
 // the seen signals: key (uint32), uvarint last-event − ref, S (float64) and,
 // for average signals, W (float64). Count and sum signals store S only (they keep no W),
 // recency signals store no sums.
+//
+// Then, only when the state has any of them, an extension block: a flags
+// byte (extBaseline, extDropped, extOverride, extExpires; never 0) and, in
+// that order, the trend baseline (float64, varint last-event − baseline
+// time), the last dropped alert (varint last-event − its time), and the
+// override (float64 value, varint last-event − its time, with extExpires a
+// varint last-event − expiry, then by and reason as uvarint length and
+// bytes). A state without them encodes exactly as before the block existed,
+// and encodings without the block still decode.
 func (m *Model) AppendState(buf []byte, st *State) []byte {
 	buf = append(buf, stateFormat)
 	buf = binary.AppendUvarint(buf, st.Events)
@@ -83,7 +92,92 @@ func (m *Model) AppendState(buf []byte, st *State) []byte {
 			buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(s.W))
 		}
 	}
+	return appendExtension(buf, st)
+}
+
+// Flags of the extension block.
+const (
+	extBaseline = 1 << iota
+	extDropped
+	extOverride
+	extExpires
+	extAll = extBaseline | extDropped | extOverride | extExpires
+)
+
+func appendExtension(buf []byte, st *State) []byte {
+	var flags byte
+	if st.HasBaseline {
+		flags |= extBaseline
+	}
+	if st.HasDropped {
+		flags |= extDropped
+	}
+	o := st.Override
+	if o != nil {
+		flags |= extOverride
+		if o.Expires != NoExpiry {
+			flags |= extExpires
+		}
+	}
+	if flags == 0 {
+		return buf
+	}
+	buf = append(buf, flags)
+	if st.HasBaseline {
+		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(st.Baseline))
+		buf = binary.AppendVarint(buf, st.LastEvent-st.BaselineAt)
+	}
+	if st.HasDropped {
+		buf = binary.AppendVarint(buf, st.LastEvent-st.DroppedAt)
+	}
+	if o != nil {
+		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(o.Value))
+		buf = binary.AppendVarint(buf, st.LastEvent-o.At)
+		if o.Expires != NoExpiry {
+			buf = binary.AppendVarint(buf, st.LastEvent-o.Expires)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(o.By)))
+		buf = append(buf, o.By...)
+		buf = binary.AppendUvarint(buf, uint64(len(o.Reason)))
+		buf = append(buf, o.Reason...)
+	}
 	return buf
+}
+
+func (r *reader) extension(st *State) {
+	flags := r.bytes(1, "extension flags")
+	if len(flags) == 0 {
+		return
+	}
+	f := flags[0]
+	if f == 0 || f&^extAll != 0 || (f&extExpires != 0 && f&extOverride == 0) {
+		r.fail("extension flags")
+		return
+	}
+	if f&extBaseline != 0 {
+		st.HasBaseline, st.Baseline = true, r.f64("baseline")
+		st.BaselineAt = st.LastEvent - r.varint("baseline time")
+		if !finite(st.Baseline) {
+			r.fail("baseline")
+		}
+	}
+	if f&extDropped != 0 {
+		st.HasDropped, st.DroppedAt = true, st.LastEvent-r.varint("dropped time")
+	}
+	if f&extOverride != 0 {
+		o := &Override{Value: r.f64("override value"), At: st.LastEvent - r.varint("override time"), Expires: NoExpiry}
+		if !(o.Value >= 0 && o.Value <= 100) {
+			r.fail("override value")
+		}
+		if f&extExpires != 0 {
+			if o.Expires = st.LastEvent - r.varint("override expiry"); o.Expires == NoExpiry {
+				r.fail("override expiry")
+			}
+		}
+		o.By = string(r.bytes(r.uvarint("override by length"), "override by"))
+		o.Reason = string(r.bytes(r.uvarint("override reason length"), "override reason"))
+		st.Override = o
+	}
 }
 
 // ErrCorruptState is returned (wrapped) for state bytes that cannot be decoded.
@@ -201,6 +295,9 @@ func (m *Model) DecodeState(data []byte) (*State, error) {
 		if ok {
 			st.Signals[idx] = s
 		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.extension(st)
 	}
 	if r.err != nil {
 		return nil, r.err

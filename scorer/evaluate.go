@@ -26,10 +26,15 @@ type CategoryScore struct {
 // Evaluation is a customer's score at one instant, with its explanation.
 type Evaluation struct {
 	At       int64 // Unix ns
-	HasScore bool  // false when no category has data
+	HasScore bool  // false when no category has data and no override is active
 	Score    float64
 	Band     Band // with hysteresis against the state's band
 	Segment  string
+	// Override is the active override, nil when none: Score is then its
+	// value, and Computed (with the categories) is the score from events.
+	Override    *Override
+	Computed    float64
+	HasComputed bool
 	// Categories in model order.
 	Categories []CategoryScore
 }
@@ -66,17 +71,23 @@ func (m *Model) Evaluate(st *State, at int64) Evaluation {
 			acc += cs.Weight * cs.Score
 		}
 	}
+	if o := st.Override; o.Active(at) {
+		ev.Override, ev.HasScore, ev.Score = o, true, o.Value
+		ev.Band = m.band(ev.Score, st.Band, p.bands)
+	}
 	if wsum == 0 {
 		return ev
 	}
-	ev.HasScore = true
-	ev.Score = 100 * acc / wsum
+	ev.HasComputed, ev.Computed = true, 100*acc/wsum
+	if ev.Override == nil {
+		ev.HasScore, ev.Score = true, ev.Computed
+	}
 	for ci := range ev.Categories {
 		cs := &ev.Categories[ci]
 		if !cs.HasData {
 			continue
 		}
-		cs.Points = 100 * cs.Weight * cs.Score / wsum
+		cs.Points = 100 * cs.Weight * cs.Score / wsum // they add up to Computed
 		n := 0
 		for _, s := range cs.Signals {
 			if s.HasData {
@@ -89,7 +100,9 @@ func (m *Model) Evaluate(st *State, at int64) Evaluation {
 			}
 		}
 	}
-	ev.Band = m.band(ev.Score, st.Band, p.bands)
+	if ev.Override == nil {
+		ev.Band = m.band(ev.Score, st.Band, p.bands)
+	}
 	return ev
 }
 
@@ -229,6 +242,15 @@ type Outcome struct {
 	BandChanged bool
 	FirstScore  bool
 	ScoreDelta  float64
+
+	// Dropped is a trend alert (models with a trend section), independent
+	// of Alert: one evaluation may raise both a low and a dropped alert.
+	// Baseline is the baseline the score was compared with (before this
+	// evaluation updated it), CooldownUntil the instant before which no
+	// further dropped alert is raised.
+	Dropped       bool
+	Baseline      float64
+	CooldownUntil int64
 }
 
 // MaxDrivers is how many drivers an outcome names.
@@ -237,9 +259,13 @@ const MaxDrivers = 3
 // Step evaluates st at at and decides the outputs: a score change when the
 // score moved by at least change_min_delta from the last published score, the
 // band changed, or this is the first score; a low alert when the band enters
-// red, a recovered alert when it leaves red. When Changed, st records the
-// publication (score, band, points), so Step is the one place that advances
-// what was published.
+// red, a recovered alert when it leaves red; a dropped alert when the model
+// has a trend, baseline − score >= drop_points and the last dropped alert
+// is at least cooldown old. When Changed, st records the publication (score,
+// band, points, and the baseline: B ← B·w + score·(1 − w) with
+// w = 2^(−(at − t_B)/h), the first publication sets B = score), so Step is
+// the one place that advances what was published. The baseline is compared
+// before it is updated.
 func (m *Model) Step(st *State, at int64) Outcome {
 	ev := m.Evaluate(st, at)
 	o := Outcome{Eval: ev, PrevScore: st.Score, PrevBand: st.Band, HadPrevious: st.Published}
@@ -256,12 +282,35 @@ func (m *Model) Step(st *State, at int64) Outcome {
 	case ev.Band != BandRed && st.Band == BandRed:
 		o.Alert = AlertRecovered
 	}
+	if m.dropDue(st, ev.Score, at) {
+		o.Dropped, o.Baseline = true, st.Baseline
+		o.CooldownUntil = at + int64(m.Trend.Cooldown)
+		st.HasDropped, st.DroppedAt = true, at
+	}
 	if !o.Changed {
 		return o
 	}
 	o.Drivers = m.Drivers(st.Points, &ev, MaxDrivers)
 	st.Published, st.Score, st.Band, st.Points = true, ev.Score, ev.Band, ev.SignalPoints()
+	if m.Trend != nil {
+		if !st.HasBaseline {
+			st.HasBaseline, st.Baseline, st.BaselineAt = true, ev.Score, at
+		} else if at > st.BaselineAt {
+			w := decay(at-st.BaselineAt, float64(m.Trend.BaselineHalfLife))
+			st.Baseline, st.BaselineAt = st.Baseline*w+ev.Score*(1-w), at
+		}
+	}
 	return o
+}
+
+// dropEligible reports whether a dropped alert may be raised at at (the
+// cooldown has passed); dropDue whether score at at raises one.
+func (m *Model) dropEligible(st *State, at int64) bool {
+	return m.Trend != nil && st.HasBaseline && (!st.HasDropped || at-st.DroppedAt >= int64(m.Trend.Cooldown))
+}
+
+func (m *Model) dropDue(st *State, score float64, at int64) bool {
+	return m.dropEligible(st, at) && st.Baseline-score >= m.Trend.DropPoints
 }
 
 // driverEpsilon is the smallest change of a signal's points that counts as a

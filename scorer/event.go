@@ -20,7 +20,19 @@ type Event struct {
 	HasTime    bool    // whether the input carried a "time"
 	Value      float64 // default 1
 	Segment    string  // optional; the segment of the latest event wins
+
+	// TypeOverride events only (empty otherwise):
+	Reason       string // "reason"
+	By           string // "attributes"."by"
+	ExpiresAt    int64  // "expires_at", Unix ns
+	HasExpiresAt bool
 }
+
+// TypeOverride is the event type of a manual override: "value" (0–100,
+// required) becomes the customer's score until "expires_at" (optional,
+// RFC 3339) or a newer override; "reason" and "attributes"."by" (optional
+// strings) are echoed in the outputs.
+const TypeOverride = "health.override"
 
 // At returns the event time as a time.Time in UTC.
 func (e Event) At() time.Time { return time.Unix(0, e.Time).UTC() }
@@ -78,7 +90,9 @@ func badField(reason, field, format string, args ...any) *DecodeError {
 
 // DecodeEvent decodes and validates one JSON event. Unknown top-level fields
 // are ignored (producers may add fields); "attributes" must be an object or
-// null and is not interpreted. A null field counts as absent. When a key is
+// null and is not interpreted, except for TypeOverride events, which also
+// read "reason", "expires_at" and "attributes"."by" (see TypeOverride) and
+// need a "value" between 0 and 100. A null field counts as absent. When a key is
 // repeated, the last one wins. The whole input must be valid UTF-8.
 //
 // DecodeEvent does not require "time": callers that need one (the offline
@@ -90,6 +104,9 @@ func DecodeEvent(data []byte) (Event, error) {
 	}
 	d := decoder{data: data}
 	hasValue := false
+	// Fields read only for TypeOverride, whose type may come last: their
+	// raw JSON values, checked once the type is known.
+	var rawReason, rawExpires, rawBy []byte
 	// A repeated key replaces the earlier value and its error, so field
 	// errors are kept per field and reported once the whole object has been
 	// read; syntax and UTF-8 errors (no field) end decoding at once.
@@ -126,21 +143,23 @@ func DecodeEvent(data []byte) (Event, error) {
 			if err != nil || !ok {
 				return keep(fieldTime, err)
 			}
-			t, err := time.Parse(time.RFC3339Nano, s)
+			t, err := parseTime("time", s)
 			if err != nil {
-				return keep(fieldTime, badField(ReasonInvalidTime, "time", "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s))
+				return keep(fieldTime, err)
 			}
-			if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
-				return keep(fieldTime, badField(ReasonInvalidTime, "time", "year %d is out of range", t.Year()))
-			}
-			ev.Time, ev.HasTime = t.UnixNano(), true
+			ev.Time, ev.HasTime = t, true
 			return keep(fieldTime, nil)
 		case "value":
 			v, ok, err := d.optNumber("value")
 			ev.Value, hasValue = v, ok && err == nil
 			return keep(fieldValue, err)
 		case "attributes":
-			return keep(fieldAttributes, d.optObject("attributes"))
+			rawBy = nil
+			return keep(fieldAttributes, d.attributes(&rawBy))
+		case "reason":
+			return d.rawValue(&rawReason)
+		case "expires_at":
+			return d.rawValue(&rawExpires)
 		default:
 			return d.skipValue()
 		}
@@ -166,5 +185,55 @@ func DecodeEvent(data []byte) (Event, error) {
 	case math.IsNaN(ev.Value) || math.IsInf(ev.Value, 0):
 		return Event{}, badField(ReasonInvalidValue, "value", "must be a finite number")
 	}
+	if ev.Type == TypeOverride {
+		if err := ev.overrideFields(hasValue, rawReason, rawExpires, rawBy); err != nil {
+			return Event{}, err
+		}
+	}
 	return ev, nil
+}
+
+// overrideFields checks and sets the fields of a TypeOverride event.
+func (ev *Event) overrideFields(hasValue bool, rawReason, rawExpires, rawBy []byte) error {
+	str := func(raw []byte, field string) (string, bool, error) {
+		if raw == nil {
+			return "", false, nil
+		}
+		d := decoder{data: raw}
+		return d.optString(field)
+	}
+	var err error
+	if ev.Reason, _, err = str(rawReason, "reason"); err != nil {
+		return err
+	}
+	s, ok, err := str(rawExpires, "expires_at")
+	if err != nil {
+		return err
+	}
+	if ok {
+		t, err := parseTime("expires_at", s)
+		if err != nil {
+			return err
+		}
+		ev.ExpiresAt, ev.HasExpiresAt = t, true
+	}
+	if ev.By, _, err = str(rawBy, "attributes.by"); err != nil {
+		return err
+	}
+	if !hasValue || !(ev.Value >= 0 && ev.Value <= 100) {
+		return badField(ReasonInvalidValue, "value", "a %s event needs a value between 0 and 100", TypeOverride)
+	}
+	return nil
+}
+
+// parseTime parses an RFC 3339 field within the range of int64 nanoseconds.
+func parseTime(field, s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, badField(ReasonInvalidTime, field, "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s)
+	}
+	if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
+		return 0, badField(ReasonInvalidTime, field, "year %d is out of range", t.Year())
+	}
+	return t.UnixNano(), nil
 }

@@ -69,6 +69,16 @@ func TestDecodeEventOK(t *testing.T) {
 	// Offsets and fractional seconds.
 	f(`{"customer_id":"a","type":"t","time":"2026-11-20T11:00:00.5+01:00"}`,
 		Event{CustomerID: "a", Type: "t", Value: 1, Time: ts + 5e8, HasTime: true})
+	// Overrides read reason, expires_at and attributes.by; the type may come
+	// last, and other types ignore those fields whatever their shape.
+	f(`{"id":"o1","customer_id":"a","value":55.5,"reason":"renewal call","expires_at":"2026-11-27T10:00:00Z","attributes":{"x":[1],"by":"ana@example.com"},"type":"health.override"}`,
+		Event{ID: "o1", CustomerID: "a", Type: TypeOverride, Value: 55.5, Reason: "renewal call", ExpiresAt: ts + 7*day, HasExpiresAt: true, By: "ana@example.com"})
+	f(`{"customer_id":"a","type":"health.override","value":0,"reason":null,"expires_at":null,"attributes":{"by":null}}`,
+		Event{CustomerID: "a", Type: TypeOverride, Value: 0})
+	f(`{"customer_id":"a","type":"health.override","value":100,"attributes":{"by":"x","b\u0079":"y"}}`,
+		Event{CustomerID: "a", Type: TypeOverride, Value: 100, By: "y"})
+	f(`{"customer_id":"a","type":"t","value":500,"reason":5,"expires_at":"soon","attributes":{"by":7}}`,
+		Event{CustomerID: "a", Type: "t", Value: 500})
 }
 
 func TestDecodeEventErrors(t *testing.T) {
@@ -89,6 +99,17 @@ func TestDecodeEventErrors(t *testing.T) {
 			t.Fatalf("DecodeEvent(%q): event must be zero on error, got %+v", in, ev)
 		}
 	}
+	// Overrides: value 0–100 required; reason, expires_at, attributes.by.
+	const ov = `{"customer_id":"a","type":"health.override",`
+	f(ov+`"value":100.01}`, ReasonInvalidValue, "value")
+	f(ov+`"value":-1}`, ReasonInvalidValue, "value")
+	f(ov+`"reason":"r"}`, ReasonInvalidValue, "value")
+	f(ov+`"value":null}`, ReasonInvalidValue, "value")
+	f(ov+`"value":50,"reason":1}`, ReasonInvalidField, "reason")
+	f(ov+`"value":50,"expires_at":"tomorrow"}`, ReasonInvalidTime, "expires_at")
+	f(ov+`"value":50,"expires_at":1}`, ReasonInvalidField, "expires_at")
+	f(ov+`"value":50,"attributes":{"by":["x"]}}`, ReasonInvalidField, "attributes.by")
+	f(ov+`"value":50,"attributes":{"by":"x"`, ReasonInvalidJSON, "")
 	// missing_customer_id
 	f(`{"type":"t"}`, ReasonMissingCustomerID, "customer_id")
 	f(`{"customer_id":"","type":"t"}`, ReasonMissingCustomerID, "customer_id")
@@ -251,6 +272,39 @@ func refDecodeEvent(data []byte) (Event, string, string) {
 		return Event{}, ReasonInvalidCustomerID, "customer_id"
 	case ev.Type == "":
 		return Event{}, ReasonMissingType, "type"
+	}
+	if ev.Type == TypeOverride {
+		if r := str("reason", &ev.Reason); r != "" {
+			return Event{}, r, "reason"
+		}
+		var exp string
+		if r := str("expires_at", &exp); r != "" {
+			return Event{}, r, "expires_at"
+		}
+		if raw, ok := m["expires_at"]; ok && string(raw) != "null" {
+			tm, err := time.Parse(time.RFC3339Nano, exp)
+			if err != nil || tm.Year() < 1678 || tm.Year() > 2261 {
+				return Event{}, ReasonInvalidTime, "expires_at"
+			}
+			ev.ExpiresAt, ev.HasExpiresAt = tm.UnixNano(), true
+		}
+		if raw, ok := m["attributes"]; ok && string(raw) != "null" {
+			var attrs map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &attrs); err != nil {
+				panic(err) // validated above
+			}
+			if by, ok := attrs["by"]; ok && string(by) != "null" {
+				if by[0] != '"' {
+					return Event{}, ReasonInvalidField, "attributes.by"
+				}
+				if err := json.Unmarshal(by, &ev.By); err != nil {
+					panic(err)
+				}
+			}
+		}
+		if raw, ok := m["value"]; !ok || string(raw) == "null" || !(ev.Value >= 0 && ev.Value <= 100) {
+			return Event{}, ReasonInvalidValue, "value"
+		}
 	}
 	return ev, "", ""
 }

@@ -145,6 +145,66 @@ func (d *decoder) optObject(field string) error {
 	return d.skipValue()
 }
 
+// rawValue validates and skips any value, keeping its bytes in *raw.
+func (d *decoder) rawValue(raw *[]byte) error {
+	start := d.pos
+	if err := d.skipValue(); err != nil {
+		return err
+	}
+	*raw = d.data[start:d.pos]
+	return nil
+}
+
+// attributes validates and skips an object or null, like optObject, keeping
+// the raw value of its last "by" key in *by.
+func (d *decoder) attributes(by *[]byte) error {
+	if d.isNull() {
+		return nil
+	}
+	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
+		return d.optObject("attributes")
+	}
+	d.pos++
+	d.ws()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		return nil
+	}
+	for {
+		d.ws()
+		key, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.ws()
+		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+			return d.syntax("want ':' after object key")
+		}
+		d.pos++
+		d.ws()
+		start := d.pos
+		if err := d.skip(1); err != nil {
+			return err
+		}
+		if string(key) == "by" {
+			*by = d.data[start:d.pos]
+		}
+		d.ws()
+		if d.pos >= len(d.data) {
+			return d.syntax("unexpected end of input")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return nil
+		default:
+			return d.syntax("want ',' or a closing bracket")
+		}
+	}
+}
+
 // str reads a string and returns its unescaped bytes. Without escapes the
 // result aliases the input.
 func (d *decoder) str() ([]byte, error) {

@@ -93,6 +93,16 @@ type Segment struct {
 	Targets map[string]float64 // signal name -> target
 }
 
+// Trend configures the trend alert: the score fell at least DropPoints
+// below the customer's baseline, an exponentially weighted average of its
+// published scores with half-life BaselineHalfLife; at most one alert per
+// Cooldown.
+type Trend struct {
+	DropPoints       float64
+	BaselineHalfLife time.Duration
+	Cooldown         time.Duration
+}
+
 // Model is a validated health model. It is immutable once parsed and safe for
 // concurrent use.
 type Model struct {
@@ -103,7 +113,9 @@ type Model struct {
 	ChangeMinDelta float64
 	// DecayStep is how far (in points) the score may decay from the last
 	// published score before a timer republishes it; see NextChange.
-	DecayStep  float64
+	DecayStep float64
+	// Trend configures health.dropped alerts; nil when the model has none.
+	Trend      *Trend
 	Categories []Category
 	Segments   map[string]Segment
 
@@ -197,8 +209,15 @@ type yamlModel struct {
 	Hysteresis     *float64               `yaml:"hysteresis"`
 	ChangeMinDelta *float64               `yaml:"change_min_delta"`
 	DecayStep      *float64               `yaml:"decay_step"`
+	Trend          *yamlTrend             `yaml:"trend"`
 	Categories     []yamlCategory         `yaml:"categories"`
 	Segments       map[string]yamlSegment `yaml:"segments"`
+}
+
+type yamlTrend struct {
+	DropPoints       *float64 `yaml:"drop_points"`
+	BaselineHalfLife string   `yaml:"baseline_half_life"`
+	Cooldown         string   `yaml:"cooldown"`
 }
 
 type yamlCategory struct {
@@ -351,6 +370,9 @@ func (v *validator) model(y *yamlModel) *Model {
 			v.errorf("$.decay_step", "decay_step", "must be > 0 and <= 100 points, got %v", m.DecayStep)
 		}
 	}
+	if y.Trend != nil {
+		m.Trend = v.trend(y.Trend)
+	}
 	if len(y.Categories) == 0 {
 		v.errorf("$.categories", "categories", "at least one category is required")
 	}
@@ -461,6 +483,23 @@ func (v *validator) model(y *yamlModel) *Model {
 		m.profiles[name] = p
 	}
 	return m
+}
+
+func (v *validator) trend(y *yamlTrend) *Trend {
+	t := &Trend{}
+	if y.DropPoints == nil {
+		v.errorf("$.trend.drop_points", "trend", "drop_points is required, e.g. 15")
+	} else if t.DropPoints = *y.DropPoints; !finite(t.DropPoints) || t.DropPoints <= 0 || t.DropPoints > 100 {
+		v.errorf("$.trend.drop_points", "trend", "drop_points must be > 0 and <= 100 points, got %v", t.DropPoints)
+	}
+	var err error
+	if t.BaselineHalfLife, err = ParseHalfLife(y.BaselineHalfLife); err != nil {
+		v.errorf("$.trend.baseline_half_life", "trend", "baseline_half_life: %v", err)
+	}
+	if t.Cooldown, err = ParseHalfLife(y.Cooldown); err != nil {
+		v.errorf("$.trend.cooldown", "trend", "cooldown: %v", err)
+	}
+	return t
 }
 
 func (v *validator) signal(path string, si int, ys yamlSignal) Signal {

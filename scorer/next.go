@@ -14,10 +14,14 @@ const MaxHorizon = 400 * 24 * time.Hour
 // changeResolution is the precision of NextChange.
 const changeResolution = int64(time.Second)
 
-// ScoreAt returns the score of st at instant at (Unix ns), as Evaluate
-// would, without building an explanation and without allocating. ok is
-// false when st has no score.
+// ScoreAt returns the score of st at instant at (Unix ns) as Evaluate
+// would (an active override's value, else the score from events), without
+// building an explanation and without allocating. ok is false when st has
+// no score.
 func (m *Model) ScoreAt(st *State, at int64) (score float64, ok bool) {
+	if o := st.Override; o.Active(at) {
+		return o.Value, true
+	}
 	score, _, ok = m.scoreRate(st, m.profileFor(st.Segment), at)
 	return score, ok
 }
@@ -82,15 +86,21 @@ func (m *Model) scoreRate(st *State, p *profile, at int64) (score, rate float64,
 	return 100 * acc / wsum, 100 * racc / wsum, true
 }
 
-// changeCond is what NextChange looks for, fixed for one call.
+// changeCond is what NextChange looks for, fixed for one call, and the
+// regime of the piece of time being searched: whether the override is in
+// force and whether a dropped alert may fire.
 type changeCond struct {
-	m     *Model
-	st    *State
-	p     *profile
-	step  float64 // max(decay_step, change_min_delta)
-	hi    float64 // the lowest score that surely changes something upwards
-	lo    float64 // the highest score that surely changes something downwards
-	slack float64
+	m      *Model
+	st     *State
+	p      *profile
+	step   float64 // max(decay_step, change_min_delta)
+	hi     float64 // the lowest score that surely changes something upwards
+	lo     float64 // the highest score that surely changes something downwards
+	loBand float64
+	slack  float64
+
+	overridden bool
+	dropOK     bool
 }
 
 func (m *Model) newChangeCond(st *State) changeCond {
@@ -108,14 +118,35 @@ func (m *Model) newChangeCond(st *State) changeCond {
 		down = p.bands.Yellow - m.Hysteresis
 	}
 	c.hi = math.Min(up, st.Score+c.step)
-	c.lo = math.Max(down, st.Score-c.step)
+	c.loBand = math.Max(down, st.Score-c.step)
 	return c
 }
 
-// holds reports whether score s at instant at calls for a publication: the
-// exact tests of Step.
+// enter sets the regime in force from instant t on (until the next
+// breakpoint).
+func (c *changeCond) enter(t int64) {
+	c.overridden = c.st.Override.Active(t)
+	c.dropOK = c.m.dropEligible(c.st, t)
+	c.lo = c.loBand
+	if c.dropOK {
+		c.lo = math.Max(c.lo, c.st.Baseline-c.m.Trend.DropPoints)
+	}
+}
+
+// score is the score at t and its rate bound, in the current regime.
+func (c *changeCond) score(t int64) (float64, float64, bool) {
+	if c.overridden {
+		return c.st.Override.Value, 0, true
+	}
+	return c.m.scoreRate(c.st, c.p, t)
+}
+
+// holds reports whether score s calls for an output in the current regime:
+// the exact tests of Step.
 func (c *changeCond) holds(s float64) bool {
-	return c.m.band(s, c.st.Band, c.p.bands) != c.st.Band || math.Abs(s-c.st.Score) >= c.step
+	st := c.st
+	return c.m.band(s, st.Band, c.p.bands) != st.Band || math.Abs(s-st.Score) >= c.step ||
+		(c.dropOK && st.Baseline-s >= c.m.Trend.DropPoints)
 }
 
 // mayHold reports whether the condition can hold somewhere strictly inside
@@ -128,18 +159,22 @@ func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
 }
 
 // NextChange returns the earliest instant T > from (Unix ns) at which st,
-// receiving no new events, would need a publication: the score evaluated at
-// T would change the band (with hysteresis against st.Band) or would be at
-// least max(DecayStep, ChangeMinDelta) points away from st.Score, the last
-// published score. So Step(st, T) publishes a change.
+// receiving no new events, would need an output: the score evaluated at T
+// would change the band (with hysteresis against st.Band), or would be at
+// least max(DecayStep, ChangeMinDelta) points away from st.Score (the last
+// published score), or would raise a dropped alert (see Step). So Step(st, T)
+// publishes a change or raises a dropped alert. The score is the shown one:
+// an active override's value until it expires.
 //
 // ok is false when that does not happen within MaxHorizon, or st has no
 // published score. The result is within 1 second after the true instant
 // (an excursion shorter than a second may be missed). The score need not be
 // monotone (decaying negative signals raise it while positive ones lower
 // it), so the search does not assume it is: it bisects [from, from +
-// MaxHorizon], discarding an interval only when the rate bound of scoreRate
-// proves the score cannot reach a threshold inside it.
+// MaxHorizon], split at the instants where the rules change (an override's
+// expiry, the end of the dropped-alert cooldown), discarding an interval
+// only when the rate bound of scoreRate proves the score cannot reach a
+// threshold inside it.
 //
 // Cost: O(signals · log2(MaxHorizon/1s)) for a typical state; no
 // allocations.
@@ -149,16 +184,57 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 	}
 	c := m.newChangeCond(st)
 	end := from + int64(MaxHorizon)
-	sa, ra, ok := m.scoreRate(st, c.p, from)
-	if !ok {
-		return 0, false
+	// Breakpoints after from, in order: at each the regime may change.
+	var bps [3]int64
+	n := 0
+	add := func(t int64) {
+		if t > from && t < end {
+			bps[n] = t
+			n++
+		}
 	}
-	if c.holds(sa) {
-		// Not stepped at from: the change is due at once.
+	o := st.Override
+	cool := int64(math.MaxInt64)
+	if m.Trend != nil && st.HasDropped {
+		cool = st.DroppedAt + int64(m.Trend.Cooldown)
+	}
+	exp := int64(math.MaxInt64)
+	if o.Active(from) {
+		exp = o.Expires
+	}
+	add(min(cool, exp))
+	if max(cool, exp) != min(cool, exp) {
+		add(max(cool, exp))
+	}
+	bps[n] = end
+	n++
+
+	a := from
+	c.enter(a)
+	sa, ra, ok := c.score(a)
+	if ok && c.holds(sa) {
+		// Not stepped at from: the output is due at once.
 		return from + changeResolution, true
 	}
-	sb, _, _ := m.scoreRate(st, c.p, end)
-	return c.first(from, end, sa, ra, sb, c.holds(sb))
+	for k := range n {
+		b := bps[k]
+		if ok {
+			// Search (a, b) in a's regime; b itself belongs to the next.
+			sb, _, _ := c.score(b - 1)
+			if t, found := c.first(a, b-1, sa, ra, sb, c.holds(sb)); found {
+				return t, true
+			}
+		}
+		if b == end {
+			break
+		}
+		a = b
+		c.enter(a)
+		if sa, ra, ok = c.score(a); ok && c.holds(sa) {
+			return a, true
+		}
+	}
+	return 0, false
 }
 
 // first returns the earliest instant in (a, b] where the condition holds, to
@@ -173,7 +249,7 @@ func (c *changeCond) first(a, b int64, sa, ra, sb float64, hb bool) (int64, bool
 		return 0, false
 	}
 	mid := a + (b-a)/2
-	sm, rm, _ := c.m.scoreRate(c.st, c.p, mid)
+	sm, rm, _ := c.score(mid)
 	hm := c.holds(sm)
 	if t, ok := c.first(a, mid, sa, ra, sm, hm); ok {
 		return t, true

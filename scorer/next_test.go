@@ -214,7 +214,7 @@ func TestPropertyNextChange(t *testing.T) {
 				}
 				end = at - sec
 			}
-			const n = 3000
+			const n = 1000
 			for k := 1; k < n && end > from; k++ {
 				u := from + (end-from)/n*int64(k)
 				if needsPublication(m, st, u) {

@@ -443,7 +443,10 @@ func checkSameState(t fataler, m *Model, got, want *State) {
 	if got.Events != want.Events || got.LastEvent != want.LastEvent || got.Segment != want.Segment ||
 		got.SegmentTime != want.SegmentTime || got.Published != want.Published ||
 		math.Float64bits(got.Score) != math.Float64bits(want.Score) || got.Band != want.Band ||
-		len(got.Points) != len(want.Points) || len(got.Signals) != len(want.Signals) {
+		len(got.Points) != len(want.Points) || len(got.Signals) != len(want.Signals) ||
+		got.HasBaseline != want.HasBaseline || math.Float64bits(got.Baseline) != math.Float64bits(want.Baseline) ||
+		got.BaselineAt != want.BaselineAt || got.HasDropped != want.HasDropped || got.DroppedAt != want.DroppedAt ||
+		(got.Override == nil) != (want.Override == nil) || (got.Override != nil && *got.Override != *want.Override) {
 		t.Fatalf("state differs:\ngot  %+v\nwant %+v", got, want)
 	}
 	for i := range got.Points {
@@ -498,6 +501,9 @@ func FuzzDecodeState(f *testing.F) {
 	st := fold(m, []Event{segEv("login", 0, "big"), ev("nps", -day, 7), ev("pay", -hour, 12), ev("alarm", -2*day, 1)})
 	f.Add(m.AppendState(nil, st))
 	m.Step(st, t0)
+	f.Add(m.AppendState(nil, st))
+	st.HasBaseline, st.Baseline, st.BaselineAt, st.HasDropped, st.DroppedAt = true, 71.5, t0-day, true, t0-hour
+	st.Override = &Override{Value: 12, By: "ana", Reason: "why", At: t0 - 2*day, Expires: t0 + day}
 	f.Add(m.AppendState(nil, st))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := m.DecodeState(data)

@@ -29,6 +29,53 @@ type State struct {
 	Score     float64
 	Band      Band
 	Points    []float64 // per model signal; may be nil
+
+	// Trend baseline (models with a trend section): an exponentially
+	// weighted average of the published scores, updated at each
+	// publication (see Step), and the time of the last dropped alert.
+	HasBaseline bool
+	Baseline    float64
+	BaselineAt  int64 // Unix ns of the publication that last updated it
+	HasDropped  bool
+	DroppedAt   int64 // Unix ns of the last health.dropped alert
+
+	// Override is the latest manual override (see TypeOverride), expired
+	// or not; nil when there has been none.
+	Override *Override
+}
+
+// Override is a manual score set by a health.override event.
+type Override struct {
+	Value   float64 // 0–100
+	By      string  // attributes.by, else the event id; may be empty
+	Reason  string  // may be empty
+	At      int64   // Unix ns of the override event
+	Expires int64   // Unix ns; NoExpiry when it does not expire
+}
+
+// NoExpiry is Override.Expires of an override without expires_at.
+const NoExpiry = math.MaxInt64
+
+// Active reports whether o is in force at instant at: from its folding
+// until it expires (at < Expires).
+func (o *Override) Active(at int64) bool { return o != nil && at < o.Expires }
+
+// newerThan orders overrides: the later event time wins; on equal times the
+// larger value, then the larger by, then the larger reason, so the result
+// does not depend on arrival order.
+func (o *Override) newerThan(p *Override) bool {
+	switch {
+	case p == nil:
+		return true
+	case o.At != p.At:
+		return o.At > p.At
+	case o.Value != p.Value:
+		return o.Value > p.Value
+	case o.By != p.By:
+		return o.By > p.By
+	default:
+		return o.Reason > p.Reason
+	}
 }
 
 // NewState returns an empty state for the model.
@@ -36,10 +83,18 @@ func (m *Model) NewState() *State {
 	return &State{Signals: make([]SignalState, len(m.signals))}
 }
 
-// Apply folds one event into st and reports whether any signal read it.
-// Events of types no signal reads leave st unchanged. The event's Time must be
-// set. Cost: O(signals reading the event's type).
+// Reads reports whether Apply folds events of type t: some signal reads it,
+// or it is TypeOverride.
+func (m *Model) Reads(t string) bool { return t == TypeOverride || len(m.byEvent[t]) > 0 }
+
+// Apply folds one event into st and reports whether it was read (see
+// Reads). Events of other types leave st unchanged. The event's Time must be
+// set. A TypeOverride event replaces st.Override when it is newer (see
+// Override). Cost: O(signals reading the event's type).
 func (m *Model) Apply(st *State, ev *Event) bool {
+	if ev.Type == TypeOverride {
+		return m.applyOverride(st, ev)
+	}
 	idx := m.byEvent[ev.Type]
 	if len(idx) == 0 {
 		return false
@@ -78,6 +133,24 @@ func (m *Model) Apply(st *State, ev *Event) bool {
 	if ev.Segment != "" && (ev.Time > st.SegmentTime || st.Segment == "" || (ev.Time == st.SegmentTime && ev.Segment > st.Segment)) {
 		st.Segment, st.SegmentTime = ev.Segment, ev.Time
 	}
+	return true
+}
+
+func (m *Model) applyOverride(st *State, ev *Event) bool {
+	o := &Override{Value: ev.Value, By: ev.By, Reason: ev.Reason, At: ev.Time, Expires: NoExpiry}
+	if o.By == "" {
+		o.By = ev.ID
+	}
+	if ev.HasExpiresAt {
+		o.Expires = ev.ExpiresAt
+	}
+	if o.newerThan(st.Override) {
+		st.Override = o
+	}
+	if st.Events == 0 || ev.Time > st.LastEvent {
+		st.LastEvent = ev.Time
+	}
+	st.Events++
 	return true
 }
 
