@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +159,46 @@ func counterValue(tb testing.TB, c prometheus.Counter) float64 {
 		tb.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestSweepersRace: three instances sweep the same due customers at once;
+// every customer is rescored by exactly one of them and its decay output is
+// published once.
+func TestSweepersRace(t *testing.T) {
+	h := newHarness(t)
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	const due = 600
+	h.seedSchedule(t, 0, due, now.UnixMilli())
+	sweepers := []*Consumer{h.sweeper(t, now), h.sweeper(t, now), h.sweeper(t, now)}
+	for _, c := range sweepers {
+		c.cfg.SweepBatch = 25 // many small claims: more interleaving
+	}
+	var wg sync.WaitGroup
+	for _, c := range sweepers {
+		wg.Go(func() {
+			if err := c.sweepOnce(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	total := 0.0
+	for _, c := range sweepers {
+		total += counterValue(t, c.metrics.rescored.WithLabelValues("decay"))
+	}
+	if total != due {
+		t.Errorf("rescored %v customers in total, want %d", total, due)
+	}
+	perCustomer := map[string]int{}
+	for _, r := range h.records("customer-health") {
+		perCustomer[string(r.Key)]++
+	}
+	if len(perCustomer) != due {
+		t.Errorf("%d customers got a score change, want %d", len(perCustomer), due)
+	}
+	for id, n := range perCustomer {
+		if n != 1 {
+			t.Errorf("%s: %d score changes published, want 1", id, n)
+		}
+	}
 }

@@ -63,7 +63,8 @@ type alertEvent struct {
 	} `json:"data"`
 }
 
-func (h *harness) alerts(topic, id string) []alertEvent {
+// records reads every record of topic.
+func (h *harness) records(topic string) []*kgo.Record {
 	h.t.Helper()
 	n := h.count(topic)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(topic))
@@ -73,19 +74,28 @@ func (h *harness) alerts(topic, id string) []alertEvent {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n && ctx.Err() == nil {
+		out = append(out, cl.PollFetches(ctx).Records()...)
+	}
+	if len(out) < n {
+		h.t.Fatalf("read %d of %d records of %s", len(out), n, topic)
+	}
+	return out
+}
+
+func (h *harness) alerts(topic, id string) []alertEvent {
+	h.t.Helper()
 	var out []alertEvent
-	for read := 0; read < n && ctx.Err() == nil; {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			read++
-			if string(r.Key) != id {
-				return
-			}
-			var a alertEvent
-			if err := json.Unmarshal(r.Value, &a); err != nil {
-				h.t.Fatalf("%s: %v", r.Value, err)
-			}
-			out = append(out, a)
-		})
+	for _, r := range h.records(topic) {
+		if string(r.Key) != id {
+			continue
+		}
+		var a alertEvent
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			h.t.Fatalf("%s: %v", r.Value, err)
+		}
+		out = append(out, a)
 	}
 	return out
 }
