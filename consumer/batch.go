@@ -314,7 +314,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	var cause *inEvent
 	for i := range cb.events {
 		e := &cb.events[i]
-		if len(m.SignalsFor(e.ev.Type)) == 0 {
+		if !m.Reads(e.ev.Type) {
 			res.ignored++ // first, so a redelivery counts it the same way
 			continue
 		}
@@ -346,10 +346,11 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	if next, ok := m.NextChange(st, at); ok {
 		res.nextDue = (next + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 	}
-	if res.applied == 0 && !o.Changed && o.Alert == scorer.AlertNone {
+	publish := o.Changed || o.Alert != scorer.AlertNone || o.Dropped
+	if res.applied == 0 && !publish {
 		return outputs, res // a decay check with nothing to publish: no write
 	}
-	if o.Changed || o.Alert != scorer.AlertNone {
+	if publish {
 		outputs = c.cfg.Encoder.AppendRecords(outputs, &alerts.Change{
 			CustomerID: cb.id,
 			Outcome:    o,

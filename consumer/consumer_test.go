@@ -381,3 +381,43 @@ func TestDeadLetters(t *testing.T) {
 		t.Errorf("read %d dead letters, want %d", seen, len(bad))
 	}
 }
+
+// TestOverrideInStream: a health.override event sets the published score
+// and band; an older override arriving later does not replace it; events
+// keep folding underneath.
+func TestOverrideInStream(t *testing.T) {
+	h := newHarness(t)
+	base := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	for i := range 3 {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":"ovr","type":"ticket_escalated","time":%q}`, base.Add(time.Duration(i)*time.Hour).Format(time.RFC3339))})
+	}
+	recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":"ovr","type":"health.override","value":95,"reason":"renewal signed","time":%q,"attributes":{"by":"csm@example.com"}}`, base.Add(5*time.Hour).Format(time.RFC3339))})
+	h.produce(recs...)
+	h.run("ovr-1")
+	rec, err := h.store.Get(context.Background(), "ovr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Score != 95 || rec.Band != state.BandGreen {
+		t.Fatalf("after the override: score %v band %q, want 95 green", rec.Score, rec.Band)
+	}
+	// An older override, and another event: the newer override stays, and
+	// the event is folded underneath.
+	h.produce(
+		&kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":"ovr","type":"health.override","value":10,"time":%q}`, base.Add(4*time.Hour).Format(time.RFC3339))},
+		&kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":"ovr","type":"login","time":%q}`, base.Add(6*time.Hour).Format(time.RFC3339))},
+	)
+	h.run("ovr-1")
+	rec, _ = h.store.Get(context.Background(), "ovr")
+	st, err := h.model.DecodeState(rec.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Score != 95 || st.Override == nil || st.Override.Value != 95 {
+		t.Errorf("an older override replaced the newer: score %v, override %+v", rec.Score, st.Override)
+	}
+	if st.Events != 6 {
+		t.Errorf("%d events folded, want 6", st.Events)
+	}
+}
