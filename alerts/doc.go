@@ -9,7 +9,12 @@
 //   - [TypeScoreChanged] on Config.ScoreTopic when the outcome changed the
 //     published score or band;
 //   - [TypeLow] on Config.AlertTopic when the band entered red (including a
-//     first score in red), [TypeRecovered] when it left red.
+//     first score in red), [TypeRecovered] when it left red;
+//   - [TypeDropped] on Config.AlertTopic when the score fell a model's
+//     trend.drop_points below the customer's baseline.
+//
+// Outputs of a decay-driven evaluation (a timer, no new event) carry a
+// decay [Cause]; while a manual override is in force the data say so.
 //
 // Every record is keyed by customer_id, so a customer's outputs stay in one
 // partition in order. The value is a structured-mode CloudEvent in JSON,

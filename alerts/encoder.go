@@ -19,6 +19,7 @@ const (
 	TypeScoreChanged = "health.score_changed" // on Config.ScoreTopic
 	TypeLow          = "health.low"           // on Config.AlertTopic: entered red
 	TypeRecovered    = "health.recovered"     // on Config.AlertTopic: left red
+	TypeDropped      = "health.dropped"       // on Config.AlertTopic: fell below its baseline
 )
 
 // Labels TypeOf returns for records that are not output events.
@@ -43,8 +44,9 @@ type Cause struct {
 	Partition int32
 	Offset    int64
 
-	Decay bool  // a decay-driven evaluation: the fields above are unset
-	At    int64 // with Decay: the evaluation instant, Unix ns
+	Decay  bool  // a decay-driven evaluation: the fields above are unset
+	Reload bool  // a rescoring after a model reload: likewise
+	At     int64 // with Decay or Reload: the evaluation instant, Unix ns
 }
 
 // Change is one customer's evaluation outcome to publish.
@@ -81,9 +83,10 @@ type scratch struct{ buf, hin []byte }
 var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 2048), hin: make([]byte, 0, 512)} }}
 
 // AppendRecords appends the records c calls for to dst and returns it: a
-// TypeScoreChanged event on the score topic when c.Outcome.Changed, and a
+// TypeScoreChanged event on the score topic when c.Outcome.Changed, a
 // TypeLow or TypeRecovered event on the alert topic per c.Outcome.Alert,
-// in that order. Nothing is appended when the evaluation has no score.
+// and a TypeDropped event on the alert topic when c.Outcome.Dropped, in that
+// order. Nothing is appended when the evaluation has no score.
 //
 // Each record has Topic set, Key = customer_id, Value = the CloudEvent JSON
 // and one header, content-type: application/cloudevents+json. Partition and
@@ -95,7 +98,7 @@ func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
 	if !o.Eval.HasScore {
 		return dst
 	}
-	var types, topics [2]string
+	var types, topics [3]string
 	n := 0
 	if o.Changed {
 		types[n], topics[n] = TypeScoreChanged, e.cfg.ScoreTopic
@@ -109,12 +112,16 @@ func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
 		types[n], topics[n] = TypeRecovered, e.cfg.AlertTopic
 		n++
 	}
+	if o.Dropped {
+		types[n], topics[n] = TypeDropped, e.cfg.AlertTopic
+		n++
+	}
 	if n == 0 {
 		return dst
 	}
 	s := scratchPool.Get().(*scratch)
 	buf := s.buf[:0]
-	var ends [2]int
+	var ends [3]int
 	for i := range n {
 		buf = e.appendEvent(buf, s, types[i], c)
 		ends[i] = len(buf)
@@ -191,14 +198,46 @@ func (e *Encoder) appendEvent(b []byte, s *scratch, typ string, c *Change) []byt
 	b = append(b, `,"event_time":"`...)
 	b = appendTime(b, c.EventTime)
 	b = append(b, `","cause":{`...)
-	if c.Cause.Decay {
+	switch {
+	case c.Cause.Decay:
 		b = append(b, `"decay":true,"at":"`...)
 		b = appendTime(b, c.Cause.At)
 		b = append(b, `"`...)
-	} else {
+	case c.Cause.Reload:
+		b = append(b, `"model_reload":true,"at":"`...)
+		b = appendTime(b, c.Cause.At)
+		b = append(b, `"`...)
+	default:
 		b = appendEventCause(b, &c.Cause)
 	}
-	b = append(b, `},"drivers":[`...)
+	b = append(b, '}')
+	if ov := ev.Override; ov != nil {
+		b = append(b, `,"overridden":{"value":`...)
+		b = appendRound2(b, ov.Value)
+		b = append(b, `,"by":`...)
+		b = appendString(b, ov.By)
+		b = append(b, `,"reason":`...)
+		b = appendString(b, ov.Reason)
+		b = append(b, `,"expires_at":`...)
+		if ov.Expires != scorer.NoExpiry {
+			b = append(b, '"')
+			b = appendTime(b, ov.Expires)
+			b = append(b, '"')
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+	}
+	if typ == TypeDropped {
+		b = append(b, `,"baseline":`...)
+		b = appendRound2(b, o.Baseline)
+		b = append(b, `,"drop":`...)
+		b = appendRound2(b, o.Baseline-ev.Score)
+		b = append(b, `,"cooldown_until":"`...)
+		b = appendTime(b, o.CooldownUntil)
+		b = append(b, '"')
+	}
+	b = append(b, `,"drivers":[`...)
 	for i := range o.Drivers {
 		d := &o.Drivers[i]
 		if i > 0 {
@@ -252,7 +291,7 @@ func appendTime(b []byte, ns int64) []byte {
 // with partition and offset in decimal. Only the customer id may contain a
 // NUL byte and it comes last, so the input is unambiguous. A decay cause
 // hashes type NUL NUL "decay" NUL at NUL customer_id instead (at in Unix ns;
-// Kafka topics are never empty). The cause's
+// Kafka topics are never empty), a reload cause the same with "reload". The cause's
 // EventID is not part of it: the Kafka coordinates identify the input.
 func EventID(typ, customerID string, cause Cause) string {
 	sum := sha256.Sum256(appendIDInput(nil, typ, customerID, &cause))
@@ -262,8 +301,14 @@ func EventID(typ, customerID string, cause Cause) string {
 func appendIDInput(b []byte, typ, customerID string, c *Cause) []byte {
 	b = append(b, typ...)
 	b = append(b, 0)
-	if c.Decay { // an empty topic, which no Kafka record has, marks decay
-		b = append(b, "\x00decay\x00"...)
+	if c.Decay || c.Reload { // an empty topic, which no Kafka record has, marks these
+		kind := "decay"
+		if c.Reload {
+			kind = "reload"
+		}
+		b = append(b, 0)
+		b = append(b, kind...)
+		b = append(b, 0)
 		b = strconv.AppendInt(b, c.At, 10)
 		b = append(b, 0)
 		return append(b, customerID...)
@@ -292,7 +337,7 @@ func TypeOf(r *kgo.Record) string {
 	}
 	if v := r.Value; bytes.HasPrefix(v, []byte(typePrefix)) {
 		v = v[len(typePrefix):]
-		for _, t := range [...]string{TypeScoreChanged, TypeLow, TypeRecovered} {
+		for _, t := range [...]string{TypeScoreChanged, TypeLow, TypeRecovered, TypeDropped} {
 			if len(v) > len(t) && string(v[:len(t)]) == t && v[len(t)] == '"' {
 				return t
 			}

@@ -42,9 +42,20 @@ type eventData struct {
 		Topic     string  `json:"topic"`
 		Partition int32   `json:"partition"`
 		Offset    int64   `json:"offset"`
+		Decay     bool    `json:"decay"`
+		At        string  `json:"at"`
 	} `json:"cause"`
-	Drivers    []scorer.Driver `json:"drivers"`
-	Categories []struct {
+	Overridden *struct {
+		Value     float64 `json:"value"`
+		By        string  `json:"by"`
+		Reason    string  `json:"reason"`
+		ExpiresAt *string `json:"expires_at"`
+	} `json:"overridden"`
+	Baseline      *float64        `json:"baseline"`
+	Drop          *float64        `json:"drop"`
+	CooldownUntil *string         `json:"cooldown_until"`
+	Drivers       []scorer.Driver `json:"drivers"`
+	Categories    []struct {
 		Name   string   `json:"name"`
 		Score  *float64 `json:"score"`
 		Weight float64  `json:"weight"`
@@ -57,6 +68,22 @@ var (
 	alertKeys = []string{"band", "cause", "customer_id", "drivers", "event_time", "model", "previous_band", "previous_score", "score", "segment"}
 	ceKeys    = []string{"data", "datacontenttype", "id", "source", "specversion", "subject", "time", "type"}
 )
+
+// dataKeys are the sorted data keys of an event of type typ.
+func dataKeys(typ string, overridden bool) []string {
+	want := slices.Clone(alertKeys)
+	switch typ {
+	case TypeScoreChanged:
+		want = slices.Clone(scoreKeys)
+	case TypeDropped:
+		want = append(want, "baseline", "drop", "cooldown_until")
+	}
+	if overridden {
+		want = append(want, "overridden")
+	}
+	slices.Sort(want)
+	return want
+}
 
 func strict(t testing.TB, b []byte, v any) {
 	t.Helper()
@@ -127,10 +154,7 @@ func checkEvent(t testing.TB, e *Encoder, r *kgo.Record, c *Change) (cloudEvent,
 	if ce.Subject != want {
 		t.Errorf("subject = %q, want %q", ce.Subject, want)
 	}
-	wantKeys := scoreKeys
-	if ce.Type != TypeScoreChanged {
-		wantKeys = alertKeys
-	}
+	wantKeys := dataKeys(ce.Type, c.Outcome.Eval.Override != nil)
 	if got := keys(t, ce.Data); !slices.Equal(got, wantKeys) {
 		t.Errorf("data keys = %v, want %v", got, wantKeys)
 	}
@@ -604,5 +628,88 @@ func BenchmarkEncodingJSON(b *testing.B) {
 		ev := map[string]any{"specversion": "1.0", "type": TypeScoreChanged, "source": "healthscore", "id": EventID(TypeScoreChanged, c.CustomerID, c.Cause),
 			"subject": c.CustomerID, "time": scorer.FormatTime(c.EventTime), "datacontenttype": "application/json", "data": data}
 		_ = must(json.Marshal(ev))
+	}
+}
+
+func TestDroppedOverriddenAndDecay(t *testing.T) {
+	e := newEncoder(t)
+	m, err := scorer.ParseModel("m.yaml", []byte(`name: trend
+version: "7"
+bands: {red: 60, yellow: 80}
+trend: {drop_points: 15, baseline_half_life: 14d, cooldown: 7d}
+categories:
+  - name: c
+    weight: 1
+    signals:
+      - {name: logins, event: login, kind: count, half_life: 1d, target: 4}
+      - {name: tickets, event: ticket, kind: count, half_life: 1d, target: 4, direction: negative}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.NewState()
+	apply := func(typ string, at int64, n int) {
+		for range n {
+			ev := scorer.Event{CustomerID: "acme", Type: typ, Time: at, HasTime: true, Value: 1}
+			m.Apply(st, &ev)
+		}
+	}
+	apply("login", t0, 4)
+	m.Step(st, t0)
+	// Eight tickets an hour later: red and far below the baseline of 100.
+	apply("ticket", t0+int64(time.Hour), 8)
+	c := &Change{CustomerID: "acme", Outcome: m.Step(st, st.LastEvent), Model: m, EventTime: st.LastEvent,
+		Cause: Cause{Topic: "customer-events", Partition: 1, Offset: 9}}
+	recs := e.AppendRecords(nil, c)
+	var types []string
+	for _, r := range recs {
+		ce, d := checkEvent(t, e, r, c)
+		types = append(types, ce.Type)
+		if ce.Type == TypeDropped {
+			wantDrop := scorer.Round2(100 - c.Outcome.Eval.Score)
+			if d.Baseline == nil || *d.Baseline != 100 || d.Drop == nil || *d.Drop != wantDrop ||
+				d.CooldownUntil == nil || *d.CooldownUntil != "2026-11-27T11:00:00.123456789Z" || r.Topic != e.Config().AlertTopic {
+				t.Errorf("dropped data: %s", ce.Data)
+			}
+		}
+	}
+	if !slices.Equal(types, []string{TypeScoreChanged, TypeLow, TypeDropped}) {
+		t.Fatalf("types %v", types)
+	}
+
+	// An override by ana, then a decay-driven evaluation at its expiry.
+	ov := scorer.Event{ID: "o1", CustomerID: "acme", Type: scorer.TypeOverride, Time: t0 + 2*int64(time.Hour), HasTime: true,
+		Value: 90, Reason: "renewal \"signed\"", By: "ana", ExpiresAt: t0 + 48*int64(time.Hour), HasExpiresAt: true}
+	m.Apply(st, &ov)
+	c = &Change{CustomerID: "acme", Outcome: m.Step(st, st.LastEvent), Model: m, EventTime: st.LastEvent,
+		Cause: Cause{EventID: "o1", Topic: "customer-events", Partition: 1, Offset: 10}}
+	recs = e.AppendRecords(nil, c)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for _, r := range recs {
+		_, d := checkEvent(t, e, r, c)
+		if o := d.Overridden; o == nil || o.Value != 90 || o.By != "ana" || o.Reason != `renewal "signed"` ||
+			o.ExpiresAt == nil || *o.ExpiresAt != "2026-11-22T10:00:00.123456789Z" || d.Score != 90 {
+			t.Errorf("overridden: %+v", d.Overridden)
+		}
+	}
+	at, ok := m.NextChange(st, st.LastEvent)
+	if !ok || at != ov.ExpiresAt {
+		t.Fatalf("NextChange %v %v", at, ok)
+	}
+	c = &Change{CustomerID: "acme", Outcome: m.Step(st, at), Model: m, EventTime: at, Cause: Cause{Decay: true, At: at}}
+	recs = e.AppendRecords(nil, c)
+	if len(recs) == 0 {
+		t.Fatal("nothing published at the expiry")
+	}
+	for _, r := range recs {
+		ce, d := checkEvent(t, e, r, c)
+		if !d.Cause.Decay || d.Cause.At != "2026-11-22T10:00:00.123456789Z" || d.Cause.Topic != "" || d.Overridden != nil {
+			t.Errorf("decay cause: %s", ce.Data)
+		}
+		if ce.ID != EventID(ce.Type, "acme", Cause{Decay: true, At: at}) || ce.ID == EventID(ce.Type, "acme", Cause{Decay: true, At: at + 1}) {
+			t.Errorf("decay id %s", ce.ID)
+		}
 	}
 }

@@ -26,17 +26,27 @@ func FuzzAppendRecords(f *testing.F) {
 	base := story.step(t0, "ticket_escalated").Outcome // real categories and drivers
 	f.Fuzz(func(t *testing.T, id, segment string, score, prev float64, at int64, band, prevBand uint8, offset int32, eventID string) {
 		o := scorer.Outcome{
-			Eval:        scorer.Evaluation{At: at, HasScore: true, Score: score, Band: scorer.Band(band % 4), Segment: segment, Categories: base.Eval.Categories},
-			Changed:     true,
-			PrevScore:   prev,
-			PrevBand:    scorer.Band(prevBand % 4),
-			HadPrevious: prevBand%2 == 0,
-			Alert:       scorer.Alert(band % 3),
-			Drivers:     append([]scorer.Driver{{Category: segment, Signal: id, Points: prev}}, base.Drivers...),
+			Eval:          scorer.Evaluation{At: at, HasScore: true, Score: score, Band: scorer.Band(band % 4), Segment: segment, Categories: base.Eval.Categories},
+			Changed:       true,
+			PrevScore:     prev,
+			PrevBand:      scorer.Band(prevBand % 4),
+			HadPrevious:   prevBand%2 == 0,
+			Alert:         scorer.Alert(band % 3),
+			Drivers:       append([]scorer.Driver{{Category: segment, Signal: id, Points: prev}}, base.Drivers...),
+			Dropped:       offset%2 == 0,
+			Baseline:      prev,
+			CooldownUntil: at,
+		}
+		if prevBand%3 == 0 {
+			o.Eval.Override = &scorer.Override{Value: score, By: id, Reason: segment, Expires: at}
 		}
 		c := &Change{CustomerID: id, Outcome: o, Model: m, EventTime: at, Cause: Cause{EventID: eventID, Topic: "customer-events", Partition: offset % 100, Offset: int64(offset)}}
 		recs := e.AppendRecords(nil, c)
-		if want := 1 + min(1, int(band%3)); len(recs) != want {
+		want := 1 + min(1, int(band%3))
+		if o.Dropped {
+			want++
+		}
+		if len(recs) != want {
 			t.Fatalf("%d records, want %d", len(recs), want)
 		}
 		var wantID string
