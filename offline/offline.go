@@ -8,10 +8,12 @@ package offline
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 
 	"github.com/healthscore/healthscore/scorer"
@@ -49,6 +51,8 @@ type Result struct {
 	Late      int // valid events after At (ignored)
 	BadLines  int
 	HasEvents bool
+	// Events holds every folded event per customer, when Options.Timeline.
+	Events map[string][]scorer.Event
 }
 
 // Options control a fold.
@@ -63,6 +67,8 @@ type Options struct {
 	// Progress, when set, is called every ProgressEvery lines.
 	Progress      func(lines int)
 	ProgressEvery int
+	// Timeline keeps every folded event (Result.Events) for WriteTimeline.
+	Timeline bool
 }
 
 // Fold reads every input and folds its events. It returns an error only for
@@ -72,6 +78,9 @@ func Fold(inputs []Input, opt Options) (*Result, error) {
 		return nil, errors.New("cannot fold events: no model")
 	}
 	res := &Result{Model: opt.Model, States: make(map[string]*scorer.State), At: opt.At}
+	if opt.Timeline {
+		res.Events = make(map[string][]scorer.Event)
+	}
 	for _, in := range inputs {
 		if err := res.fold(in, &opt); err != nil {
 			return res, err
@@ -163,6 +172,110 @@ func (res *Result) line(line []byte, opt *Options, bad func(error)) {
 	}
 	opt.Model.Apply(st, &ev)
 	res.Applied++
+	if res.Events != nil {
+		res.Events[ev.CustomerID] = append(res.Events[ev.CustomerID], ev)
+	}
+}
+
+// TimelineEntry is one line of WriteTimeline.
+type TimelineEntry struct {
+	CustomerID string  `json:"customer_id"`
+	At         string  `json:"at"`
+	Type       string  `json:"type"` // band_changed, health.low, health.recovered or health.dropped
+	Score      float64 `json:"score"`
+	Band       string  `json:"band"`
+	Cause      string  `json:"cause"` // event or decay
+}
+
+// Timeline types besides the alert types.
+const TimelineBandChanged = "band_changed"
+
+// Timeline replays one customer's events in time order as the stream
+// would, evaluating at each distinct event time (as if each were its own
+// batch) and, in between and after the last event up to at, at every
+// decay crossing predicted by NextChange. It returns the band transitions
+// (including the first band) and alerts, in time order.
+func Timeline(m *scorer.Model, customerID string, evs []scorer.Event, at int64) []TimelineEntry {
+	evs = slices.Clone(evs)
+	slices.SortStableFunc(evs, func(a, b scorer.Event) int { return cmp.Compare(a.Time, b.Time) })
+	var out []TimelineEntry
+	st := m.NewState()
+	emit := func(t int64, cause string) {
+		o := m.Step(st, t)
+		if !o.Eval.HasScore {
+			return
+		}
+		add := func(typ string) {
+			out = append(out, TimelineEntry{CustomerID: customerID, At: scorer.FormatTime(t), Type: typ,
+				Score: scorer.Round2(o.Eval.Score), Band: o.Eval.Band.String(), Cause: cause})
+		}
+		if o.Changed && o.BandChanged {
+			add(TimelineBandChanged)
+		}
+		switch o.Alert {
+		case scorer.AlertLow:
+			add("health.low")
+		case scorer.AlertRecovered:
+			add("health.recovered")
+		}
+		if o.Dropped {
+			add("health.dropped")
+		}
+	}
+	// decayUntil steps at every crossing in (from, until).
+	decayUntil := func(from, until int64, inclusive bool) {
+		for {
+			t, ok := m.NextChange(st, from)
+			if !ok || t > until || (t == until && !inclusive) {
+				return
+			}
+			emit(t, "decay")
+			from = t
+		}
+	}
+	var last int64
+	for i := 0; i < len(evs); {
+		t := evs[i].Time
+		if i > 0 {
+			decayUntil(last, t, false)
+		}
+		for ; i < len(evs) && evs[i].Time == t; i++ {
+			m.Apply(st, &evs[i])
+		}
+		emit(t, "event")
+		last = t
+	}
+	if len(evs) > 0 {
+		decayUntil(last, at, true)
+	}
+	return out
+}
+
+// WriteTimeline writes the Timeline of every customer up to res.At as JSON
+// lines, customers sorted by customer_id. It needs Options.Timeline.
+func (res *Result) WriteTimeline(w io.Writer) error {
+	if res.Events == nil {
+		return errors.New("cannot write the timeline: events were not kept (Options.Timeline)")
+	}
+	ids := make([]string, 0, len(res.Events))
+	for id := range res.Events {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for _, id := range ids {
+		for _, e := range Timeline(res.Model, id, res.Events[id], res.At) {
+			if err := enc.Encode(e); err != nil {
+				return fmt.Errorf("cannot write the timeline: %w", err)
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("cannot write the timeline: %w", err)
+	}
+	return nil
 }
 
 // Write renders one JSON line per customer, sorted by customer_id, evaluated

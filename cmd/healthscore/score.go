@@ -32,8 +32,9 @@ func scoreCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	modelPath := fs.String("model", "", "model `FILE` (default: the built-in model)")
 	atFlag := fs.String("at", "", "score as of this RFC 3339 `time`; later events are ignored (default: the latest event time)")
 	quiet := fs.Bool("quiet", false, "do not print the summary and progress on stderr")
+	timeline := fs.Bool("timeline", false, "instead of scores, write per customer the band transitions and alerts the stream would publish up to --at, including decay crossings (JSON lines)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: healthscore score [--model FILE] [--at RFC3339] [FILE...]\n\nReads JSONL events (stdin when no FILE, or FILE is -) and writes one JSON line per customer,\nsorted by customer_id. Bad lines are reported as FILE:LINE: reason; the exit status is then 1.\n\n")
+		fmt.Fprint(stderr, "Usage: healthscore score [--model FILE] [--at RFC3339] [--timeline] [FILE...]\n\nReads JSONL events (stdin when no FILE, or FILE is -) and writes one JSON line per customer,\nsorted by customer_id. Bad lines are reported as FILE:LINE: reason; the exit status is then 1.\n\n")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterspersed(fs, args)
@@ -44,7 +45,7 @@ func scoreCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opt := offline.Options{Model: model}
+	opt := offline.Options{Model: model, Timeline: *timeline}
 	if *atFlag != "" {
 		at, err := time.Parse(time.RFC3339Nano, *atFlag)
 		if err != nil {
@@ -83,7 +84,11 @@ func scoreCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if opt.Progress != nil && res.Lines >= opt.ProgressEvery {
 		fmt.Fprintln(stderr)
 	}
-	if err := res.Write(stdout); err != nil {
+	write := res.Write
+	if *timeline {
+		write = res.WriteTimeline
+	}
+	if err := write(stdout); err != nil {
 		return err
 	}
 	if !*quiet {
