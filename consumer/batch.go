@@ -25,9 +25,10 @@ type inEvent struct {
 type customerBatch struct {
 	id     string
 	events []inEvent
-	// decayAt, for a batch made by the sweeper (no events), is the instant
-	// (Unix ns) to evaluate the customer at.
+	// decayAt, for a batch made by the sweeper or a rescoring pass (no
+	// events), is the instant (Unix ns) to evaluate the customer at.
 	decayAt int64
+	reload  bool // a rescoring pass after a model reload
 	// nextDue is set by a successful attempt: the Unix ms at which the
 	// customer's score, with no new event, next needs publishing; 0: never.
 	nextDue int64
@@ -248,7 +249,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		return nil, err
 	}
 
-	var nApplied, nDup, nIgn, nEvent, nDecay int
+	var nApplied, nDup, nIgn, nEvent, nDecay, nReload int
 	for i, r := range results {
 		if done[i] {
 			nApplied += r.applied
@@ -257,6 +258,8 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 			switch {
 			case r.rescored && r.applied > 0:
 				nEvent++
+			case r.rescored && customers[i].reload:
+				nReload++
 			case r.rescored:
 				nDecay++
 			}
@@ -264,6 +267,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	}
 	c.metrics.rescored.WithLabelValues("event").Add(float64(nEvent))
 	c.metrics.rescored.WithLabelValues("decay").Add(float64(nDecay))
+	c.metrics.rescored.WithLabelValues("reload").Add(float64(nReload))
 	c.metrics.events.WithLabelValues(ResultApplied).Add(float64(nApplied))
 	c.metrics.events.WithLabelValues(ResultDuplicate).Add(float64(nDup))
 	c.metrics.events.WithLabelValues(ResultIgnored).Add(float64(nIgn))
@@ -299,7 +303,7 @@ func (cb *customerBatch) causeTimestamp() time.Time {
 // fold applies the customer's events not applied yet to its stored state and
 // appends the outputs the new evaluation calls for.
 func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Record) ([]*kgo.Record, outcome) {
-	m := c.cfg.Model
+	m := c.model.Load()
 	var res outcome
 	st, err := m.DecodeState(rec.Data)
 	if err != nil {
@@ -337,7 +341,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 		why = alerts.Cause{EventID: cause.ev.ID, Topic: cause.rec.Topic, Partition: cause.rec.Partition, Offset: cause.rec.Offset}
 	case cb.decayAt > 0 && rec.Version > 0:
 		at = max(at, cb.decayAt)
-		why = alerts.Cause{Decay: true, At: at}
+		why = alerts.Cause{Decay: !cb.reload, Reload: cb.reload, At: at}
 	default:
 		return outputs, res
 	}

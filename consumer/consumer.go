@@ -121,6 +121,7 @@ type Consumer struct {
 	client  *kgo.Client
 	metrics *metrics
 
+	model   atomic.Pointer[scorer.Model]
 	ready   atomic.Bool
 	lastErr atomic.Pointer[string]
 	warned  atomic.Int64 // Unix ns of the last retry warning (throttle)
@@ -137,6 +138,7 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
 	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m}
+	c.model.Store(cfg.Model)
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -165,6 +167,18 @@ func New(cfg Config) (*Consumer, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Model returns the model in use.
+func (c *Consumer) Model() *scorer.Model { return c.model.Load() }
+
+// SetModel replaces the model. Batches that started keep the model they
+// started with; customers are rescored with the new one on their next event
+// or timer, or by RescoreAll.
+func (c *Consumer) SetModel(m *scorer.Model) {
+	if m != nil {
+		c.model.Store(m)
+	}
+}
 
 // Ready returns nil when the last batch succeeded, else why not.
 func (c *Consumer) Ready() error {

@@ -11,20 +11,21 @@ const (
 )
 
 type metrics struct {
-	events        *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	outputs       *prometheus.CounterVec
-	batchDuration prometheus.Histogram
-	batchRecords  prometheus.Histogram
-	latency       prometheus.Histogram
-	conflicts     prometheus.Counter
-	retries       *prometheus.CounterVec
-	corruptStates prometheus.Counter
-	lag           *prometheus.GaugeVec
-	ready         prometheus.Gauge
-	rescored      *prometheus.CounterVec
-	timersDue     prometheus.Gauge
-	sweeperLag    prometheus.Gauge
+	events         *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	outputs        *prometheus.CounterVec
+	batchDuration  prometheus.Histogram
+	batchRecords   prometheus.Histogram
+	latency        prometheus.Histogram
+	conflicts      prometheus.Counter
+	retries        *prometheus.CounterVec
+	corruptStates  prometheus.Counter
+	lag            *prometheus.GaugeVec
+	ready          prometheus.Gauge
+	rescored       *prometheus.CounterVec
+	timersDue      prometheus.Gauge
+	sweeperLag     prometheus.Gauge
+	rescorePending prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -74,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic", "partition"}),
 		rescored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_rescored_total",
-			Help: "Customer evaluations, by cause: event (new events applied) or decay (the sweeper found the customer due).",
+			Help: "Customer evaluations, by cause: event (new events applied), decay (the sweeper found the customer due) or reload (the rescoring pass after a model reload).",
 		}, []string{"cause"}),
 		timersDue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_timers_due",
@@ -84,12 +85,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_sweeper_lag_seconds",
 			Help: "Now minus the oldest due time in the schedule, at the last sweep (0 when nothing is overdue).",
 		}),
+		rescorePending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_reload_rescore_pending",
+			Help: "Customers the rescoring pass after a model reload has still to evaluate (0 when no pass runs).",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_ready",
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -97,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
 		m.events.WithLabelValues(r)
 	}
-	for _, c := range []string{"event", "decay"} {
+	for _, c := range []string{"event", "decay", "reload"} {
 		m.rescored.WithLabelValues(c)
 	}
 	for _, s := range []string{"state", "produce", "commit"} {

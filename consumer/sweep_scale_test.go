@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -200,5 +201,60 @@ func TestSweepersRace(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s: %d score changes published, want 1", id, n)
 		}
+	}
+}
+
+// TestRescoreAllAfterReload: after a model change, the rescoring pass
+// evaluates every indexed customer with the new model and publishes the
+// changed ones with the new model version and cause model_reload.
+func TestRescoreAllAfterReload(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(9, 30, 400)
+	h.produce(recs...)
+	c := h.sweeper(t, time.Now())
+	h.run("reload") // fold the events with the default model
+	before := h.count("customer-health")
+
+	y := strings.Replace(string(scorer.DefaultModelYAML()), `version: "2026.11.1"`, `version: "2026.11.2"`, 1)
+	y = strings.Replace(y, "weight: 40", "weight: 5", 1) // engagement matters much less
+	m2, err := scorer.ParseModel("v2.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetModel(m2)
+	n, err := c.RescoreAll(context.Background(), h.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 30 {
+		t.Errorf("rescored %d customers, want the 30 indexed", n)
+	}
+	var changed int
+	all := h.records("customer-health")
+	for _, r := range all {
+		var ev struct {
+			Data struct {
+				Model struct{ Version string } `json:"model"`
+				Cause struct {
+					ModelReload bool `json:"model_reload"`
+				} `json:"cause"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data.Model.Version != "2026.11.2" {
+			continue // published before the reload
+		}
+		if !ev.Data.Cause.ModelReload {
+			t.Errorf("output with the new model without cause model_reload: %s", r.Value)
+		}
+		changed++
+	}
+	if changed == 0 || changed != len(all)-before {
+		t.Errorf("%d outputs carry the new model; %d were published after the reload", changed, len(all)-before)
+	}
+	if got := counterValue(t, c.metrics.rescored.WithLabelValues("reload")); got != 30 {
+		t.Errorf("healthscore_rescored_total{cause=reload} = %v, want 30", got)
 	}
 }

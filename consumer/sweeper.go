@@ -91,3 +91,42 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Lister lists the customers of a band's index (see state.Redis.BandIDs).
+type Lister interface {
+	BandIDs(ctx context.Context, band string) ([]string, error)
+}
+
+// RescoreAll evaluates every customer in the band index with the current
+// model, at the current time, and publishes what changed (cause
+// model_reload), in batches of SweepBatch. Progress is the gauge
+// healthscore_reload_rescore_pending. It returns the customers rescored.
+// The list is taken first, so customers that change band during the pass
+// are neither skipped nor done twice.
+func (c *Consumer) RescoreAll(ctx context.Context, l Lister) (int, error) {
+	var ids []string
+	for _, band := range state.Bands {
+		b, err := l.BandIDs(ctx, band)
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, b...)
+	}
+	defer c.metrics.rescorePending.Set(0)
+	at := c.cfg.Now().UnixNano()
+	done := 0
+	for len(ids) > 0 {
+		c.metrics.rescorePending.Set(float64(len(ids)))
+		n := min(len(ids), c.cfg.SweepBatch)
+		b := &batch{customers: make([]*customerBatch, n)}
+		for i, id := range ids[:n] {
+			b.customers[i] = &customerBatch{id: id, decayAt: at, reload: true}
+		}
+		if err := c.process(ctx, b); err != nil {
+			return done, err
+		}
+		done += n
+		ids = ids[n:]
+	}
+	return done, nil
+}

@@ -24,3 +24,22 @@ func (s *Redis) BandCounts(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// BandIDs returns every customer id in a band's index, in score order (one
+// ZRANGE per 10,000 entries). Use it for whole-index passes such as
+// rescoring after a model reload; the ids are not re-checked against the
+// records.
+func (s *Redis) BandIDs(ctx context.Context, band string) ([]string, error) {
+	var out []string
+	const page = 10000
+	for start := int64(0); ; start += page {
+		ids, err := s.c.ZRange(ctx, s.BandKey(band), start, start+page-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
+		}
+		out = append(out, ids...)
+		if len(ids) < page {
+			return out, nil
+		}
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/healthscore/healthscore/httpapi"
 	"github.com/healthscore/healthscore/internal/demo"
 	"github.com/healthscore/healthscore/internal/devbroker"
+	"github.com/healthscore/healthscore/internal/modelwatch"
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -252,7 +253,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	reg.MustRegister(newBandCollector(store))
 
 	handler, err := httpapi.New(httpapi.Config{
-		Model:   func() *scorer.Model { return model },
+		Model:   cons.Model,
 		Store:   store,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Logger:  log.Named("http"),
@@ -307,6 +308,11 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 			}
 		})
 	}
+	if f.model != "" {
+		if err := watchModel(runCtx, &wg, f.model, model, cons, store, reg, log); err != nil {
+			return err
+		}
+	}
 	consErr := make(chan error, 1)
 	go func() { consErr <- cons.Run(runCtx) }()
 
@@ -325,6 +331,43 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	_ = srv.Shutdown(shutdownCtx) // stops accepting; in-flight requests get 5 s
 	wg.Wait()
 	return runErr
+}
+
+// watchModel reloads the model on SIGHUP or when its file changes, and then
+// rescores every indexed customer in the background (one pass at a time; a
+// newer reload restarts it).
+func watchModel(ctx context.Context, wg *sync.WaitGroup, path string, model *scorer.Model, cons *consumer.Consumer, store *state.Redis, reg prometheus.Registerer, log *zap.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	passes := make(chan struct{}, 1)
+	w, err := modelwatch.New(modelwatch.Config{Path: path, Reload: hup, Current: model, Logger: log.Named("model"), Registerer: reg,
+		OnLoad: func(m *scorer.Model) {
+			cons.SetModel(m)
+			select {
+			case passes <- struct{}{}:
+			default: // a pass is pending already; it will use the newest model
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { defer signal.Stop(hup); w.Run(ctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-passes:
+			}
+			n, err := cons.RescoreAll(ctx, store)
+			if err != nil && ctx.Err() == nil {
+				log.Error("rescoring after the model reload stopped", zap.Int("rescored", n), zap.Error(err))
+				continue
+			}
+			log.Info("rescored every indexed customer with the reloaded model", zap.Int("customers", n))
+		}
+	})
+	return nil
 }
 
 // checkTopics verifies that every topic exists on external brokers, creating
