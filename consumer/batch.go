@@ -89,6 +89,7 @@ type outcome struct {
 	applied, duplicate, ignored int
 	write                       *state.Write // nil when nothing was applied
 	nextDue                     int64        // Unix ms, 0: never (see customerBatch)
+	override                    *state.Due   // set when an override event was folded: its expiry
 	rescored                    bool         // evaluated (by an event or by the sweeper)
 }
 
@@ -195,6 +196,15 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 			}
 		}
 		if err := c.cfg.Schedule.ScheduleEarlier(ctx, dues); err != nil {
+			return nil, err
+		}
+		var overrides []state.Due
+		for _, r := range results {
+			if r.override != nil {
+				overrides = append(overrides, *r.override)
+			}
+		}
+		if err := c.cfg.Schedule.TrackOverrides(ctx, overrides); err != nil {
 			return nil, err
 		}
 	}
@@ -328,6 +338,13 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			continue
 		}
 		m.Apply(st, &e.ev)
+		if e.ev.Type == scorer.TypeOverride && st.Override != nil {
+			exp := int64(0) // none
+			if st.Override.Expires != scorer.NoExpiry {
+				exp = st.Override.Expires / int64(time.Millisecond)
+			}
+			res.override = &state.Due{ID: cb.id, At: exp}
+		}
 		offsets[tp] = e.rec.Offset
 		res.applied++
 		if cause == nil || e.ev.Time > cause.ev.Time || (e.ev.Time == cause.ev.Time && e.rec.Offset > cause.rec.Offset) {

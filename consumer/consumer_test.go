@@ -35,7 +35,8 @@ type harness struct {
 	model   *scorer.Model
 	enc     *alerts.Encoder
 
-	maxRecordBytes int // 0: the default
+	maxRecordBytes int  // 0: the default
+	schedule       bool // run with the schedule (and so the sweeper)
 }
 
 func newHarness(t testing.TB) *harness {
@@ -58,8 +59,12 @@ func newHarness(t testing.TB) *harness {
 func (h *harness) run(group string) *prometheus.Registry {
 	h.t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes})
+	cfg := Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
+		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes}
+	if h.schedule {
+		cfg.Schedule = h.store
+	}
+	c, err := New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -387,6 +392,7 @@ func TestDeadLetters(t *testing.T) {
 // keep folding underneath.
 func TestOverrideInStream(t *testing.T) {
 	h := newHarness(t)
+	h.schedule = true
 	base := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
 	var recs []*kgo.Record
 	for i := range 3 {
@@ -419,5 +425,9 @@ func TestOverrideInStream(t *testing.T) {
 	}
 	if st.Events != 6 {
 		t.Errorf("%d events folded, want 6", st.Events)
+	}
+	n, err := h.store.ActiveOverrides(context.Background(), base.UnixMilli())
+	if err != nil || n != 1 {
+		t.Errorf("%d active overrides (%v), want 1", n, err)
 	}
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	timersDue      prometheus.Gauge
 	sweeperLag     prometheus.Gauge
 	rescorePending prometheus.Gauge
+	overrides      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -89,12 +90,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_reload_rescore_pending",
 			Help: "Customers the rescoring pass after a model reload has still to evaluate (0 when no pass runs).",
 		}),
+		overrides: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_overrides_active",
+			Help: "Customers whose score is manually overridden now (health.override), at the last sweep.",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_ready",
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending, m.overrides} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

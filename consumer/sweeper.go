@@ -18,6 +18,8 @@ type Schedule interface {
 	Release(ctx context.Context, leaseUntilMs int64, ds []state.Due) error
 	DueStats(ctx context.Context, nowMs int64) (due, oldestMs int64, err error)
 	Shards() int
+	TrackOverrides(ctx context.Context, ds []state.Due) error
+	ActiveOverrides(ctx context.Context, nowMs int64) (int64, error)
 }
 
 // sweep rescores due customers every SweepInterval until ctx ends. Claims
@@ -53,6 +55,9 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 			lag = float64(nowMs-oldest) / 1000
 		}
 		c.metrics.sweeperLag.Set(lag)
+	}
+	if n, err := sch.ActiveOverrides(ctx, nowMs); err == nil {
+		c.metrics.overrides.Set(float64(n))
 	}
 	n := sch.Shards()
 	first := rand.IntN(n) // spread instances over the shards
