@@ -351,7 +351,10 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			cause = e
 		}
 	}
-	at := st.LastEvent
+	// Never evaluate before an instant already published: after the sweeper
+	// published a decayed score at the wall clock, events dated earlier
+	// (a backlog) must not make the score jump back up.
+	at := max(st.LastEvent, st.PublishedAt)
 	var why alerts.Cause
 	switch {
 	case res.applied > 0:

@@ -196,4 +196,25 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 		t.Errorf("health.low at %s, predicted %s", lows[0].Time, predicted)
 	}
 	t.Logf("yellow at %s, red at %s (predicted %s)", last, redAt, predicted)
+
+	// A late event dated before the decay publications is evaluated no
+	// earlier than the last of them: time never runs backwards for a score,
+	// so a stale kb visit cannot lift the customer out of red.
+	h.produce(&kgo.Record{Key: []byte("silent"), Value: fmt.Appendf(nil, `{"customer_id":"silent","type":"kb_viewed","time":%q}`, last.Add(time.Hour).Format(time.RFC3339))})
+	h.waitCommitted("sweep")
+	rec, err := h.store.Get(context.Background(), "silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := h.model.DecodeState(rec.Data); err != nil || st.Events != 8 {
+		t.Fatalf("after the late event: %v, want 8 events applied", err)
+	}
+	if rec.Band != state.BandRed {
+		t.Errorf("a stale event moved the customer to %s", rec.Band)
+	}
+	for _, a := range h.alerts("customer-health-alerts", "silent") {
+		if a.Type == "health.recovered" {
+			t.Errorf("a stale event raised %s at %s", a.Type, a.Time)
+		}
+	}
 }

@@ -101,7 +101,8 @@ const (
 	extDropped
 	extOverride
 	extExpires
-	extAll = extBaseline | extDropped | extOverride | extExpires
+	extPublishedAt
+	extAll = extBaseline | extDropped | extOverride | extExpires | extPublishedAt
 )
 
 func appendExtension(buf []byte, st *State) []byte {
@@ -118,6 +119,9 @@ func appendExtension(buf []byte, st *State) []byte {
 		if o.Expires != NoExpiry {
 			flags |= extExpires
 		}
+	}
+	if st.PublishedAt > st.LastEvent {
+		flags |= extPublishedAt
 	}
 	if flags == 0 {
 		return buf
@@ -140,6 +144,9 @@ func appendExtension(buf []byte, st *State) []byte {
 		buf = append(buf, o.By...)
 		buf = binary.AppendUvarint(buf, uint64(len(o.Reason)))
 		buf = append(buf, o.Reason...)
+	}
+	if flags&extPublishedAt != 0 {
+		buf = binary.AppendUvarint(buf, uint64(st.PublishedAt-st.LastEvent))
 	}
 	return buf
 }
@@ -177,6 +184,13 @@ func (r *reader) extension(st *State) {
 		o.By = string(r.bytes(r.uvarint("override by length"), "override by"))
 		o.Reason = string(r.bytes(r.uvarint("override reason length"), "override reason"))
 		st.Override = o
+	}
+	if f&extPublishedAt != 0 {
+		d := r.uvarint("published time")
+		if d == 0 || d > math.MaxInt64/2 {
+			r.fail("published time")
+		}
+		st.PublishedAt = st.LastEvent + int64(d)
 	}
 }
 

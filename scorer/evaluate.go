@@ -292,6 +292,9 @@ func (m *Model) Step(st *State, at int64) Outcome {
 	}
 	o.Drivers = m.Drivers(st.Points, &ev, MaxDrivers)
 	st.Published, st.Score, st.Band, st.Points = true, ev.Score, ev.Band, ev.SignalPoints()
+	if at > st.LastEvent && at > st.PublishedAt {
+		st.PublishedAt = at
+	}
 	if m.Trend != nil {
 		if !st.HasBaseline {
 			st.HasBaseline, st.Baseline, st.BaselineAt = true, ev.Score, at

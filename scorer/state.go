@@ -26,9 +26,12 @@ type State struct {
 	// Last published score, band and per-signal points, for change
 	// detection, hysteresis and drivers.
 	Published bool
-	Score     float64
-	Band      Band
-	Points    []float64 // per model signal; may be nil
+	// PublishedAt is the instant of the last published evaluation when it
+	// is later than LastEvent (a decay-driven one); stored only then.
+	PublishedAt int64
+	Score       float64
+	Band        Band
+	Points      []float64 // per model signal; may be nil
 
 	// Trend baseline (models with a trend section): an exponentially
 	// weighted average of the published scores, updated at each
@@ -128,6 +131,9 @@ func (m *Model) Apply(st *State, ev *Event) bool {
 	}
 	if st.Events == 0 || t > st.LastEvent {
 		st.LastEvent = t
+	}
+	if st.PublishedAt <= st.LastEvent {
+		st.PublishedAt = 0 // kept only while it is later than the last event
 	}
 	st.Events++
 	if ev.Segment != "" && (ev.Time > st.SegmentTime || st.Segment == "" || (ev.Time == st.SegmentTime && ev.Segment > st.Segment)) {
