@@ -3,6 +3,10 @@
 // fault suite and the benchmarks: franz-go's kfake, listening on loopback with
 // the service's topics created. It keeps everything in memory and is for
 // development and tests only.
+//
+// It can also break on purpose (see control.go): kfake faults on chosen
+// request kinds, and outages in which every request fails or hangs, driven
+// from Go or, in `healthscore dev-broker --control`, over loopback HTTP.
 package devbroker
 
 import (
@@ -10,8 +14,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // DefaultTopics are the topics the service reads and writes.
@@ -22,13 +29,25 @@ type Config struct {
 	Port       int      // 0 picks a free port
 	Partitions int32    // per topic; default 8
 	Topics     []string // default DefaultTopics
-	Opts       []kfake.Opt
+	// MaxSessionTimeout, when positive, lowers the session timeout that
+	// classic-group members ask for in JoinGroup to at most this, and their
+	// rebalance timeout to at most twice this. A member killed without
+	// leaving (SIGKILL) is then dropped from its group after this long
+	// instead of the client's default (45 s for franz-go), and a rebalance
+	// waits at most twice this for members to rejoin (60 s by default), so
+	// tests that kill consumers every few seconds keep making progress.
+	MaxSessionTimeout time.Duration
+	Opts              []kfake.Opt
 }
 
 // Broker is a running in-memory broker.
 type Broker struct {
 	Cluster *kfake.Cluster
 	Addr    string
+
+	outageOnce sync.Once
+	outageMu   sync.Mutex
+	outage     outage // guarded by outageMu
 }
 
 // Start starts a one-node broker. Close it with Close.
@@ -41,6 +60,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("cannot start the embedded broker: port %d is out of range", cfg.Port)
+	}
+	if cfg.MaxSessionTimeout < 0 || (cfg.MaxSessionTimeout > 0 && cfg.MaxSessionTimeout < time.Second) {
+		return nil, fmt.Errorf("cannot start the embedded broker: MaxSessionTimeout %s must be 0 or at least 1s", cfg.MaxSessionTimeout)
 	}
 	// kfake listens on 127.0.0.1; probe a fixed port first for a clear message.
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(cfg.Partitions, cfg.Topics...)}
@@ -61,6 +83,18 @@ func Start(cfg Config) (*Broker, error) {
 	if len(addrs) == 0 {
 		c.Close()
 		return nil, errors.New("cannot start the embedded broker: it has no listener")
+	}
+	if cfg.MaxSessionTimeout > 0 {
+		capMs := int32(cfg.MaxSessionTimeout / time.Millisecond)
+		// Not handling the request (false) keeps the control function
+		// installed and lets the cluster process the modified request.
+		c.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			if r, ok := req.(*kmsg.JoinGroupRequest); ok {
+				r.SessionTimeoutMillis = min(r.SessionTimeoutMillis, capMs)
+				r.RebalanceTimeoutMillis = min(r.RebalanceTimeoutMillis, 2*capMs)
+			}
+			return nil, nil, false
+		})
 	}
 	return &Broker{Cluster: c, Addr: addrs[0]}, nil
 }
