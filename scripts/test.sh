@@ -12,6 +12,7 @@
 #   FUZZ_MAX=10       at most this many seconds per target
 #   STATICCHECK_VERSION=v0.8.2
 #   BENCH_SMOKE=1     run the benchmark harness smoke (healthscore bench --smoke; 0: skip)
+#   CHAOS=1           run the short fault suite (make chaos-short; 0: skip)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -157,6 +158,21 @@ else
 	step "bench smoke" bench_smoke
 fi
 # ---- end of benchmark harness smoke -------------------------------------------
+
+# ---- fault suite (short) ------------------------------------------------------
+# `make chaos-short`: dev-broker, redis-server with AOF and 3 healthscore
+# processes as real processes; instances SIGKILLed every 1-3 s, Redis
+# SIGKILLed twice, broker errors and a 10 s outage, while 200k events (1% bad)
+# flow; then every state is checked against the offline fold, every alert
+# stream and every dead letter; then the focused Redis-stall and SIGTERM
+# tests. Prints the summary table. About 4 minutes on 2 cores.
+section "fault suite (short)"
+if [[ ${CHAOS:-1} == 0 ]]; then
+	echo "skipped (CHAOS=0)"
+else
+	step "chaos-short" make --no-print-directory chaos-short
+fi
+# ---- end of fault suite -------------------------------------------------------
 
 section "summary"
 if ((${#failed[@]})); then
