@@ -219,13 +219,14 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 			return fmt.Errorf("cannot start the embedded Redis: %w", err)
 		}
 		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 		log.Warn("no --redis given: started an embedded in-memory Redis (miniredis); customer states are lost on exit", zap.String("addr", mr.Addr()))
 	} else {
 		opt, err := redis.ParseURL(f.redisURL)
 		if err != nil {
 			return fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
 		}
+		opt.ContextTimeoutEnabled = true // deadlines bound reads of a hung server too
 		rdb = redis.NewClient(opt)
 	}
 	defer rdb.Close()
@@ -255,7 +256,9 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	handler, err := httpapi.New(httpapi.Config{
 		Model:   cons.Model,
 		Store:   store,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		// A collector that cannot answer (e.g. band counts while Redis is
+		// down) must not hide the others, lag above all.
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError}),
 		Logger:  log.Named("http"),
 		Ready: []httpapi.Check{
 			{Name: "pipeline", Check: func(context.Context) error { return cons.Ready() }},
