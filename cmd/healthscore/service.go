@@ -254,8 +254,8 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	reg.MustRegister(newBandCollector(store))
 
 	handler, err := httpapi.New(httpapi.Config{
-		Model:   cons.Model,
-		Store:   store,
+		Model: cons.Model,
+		Store: store,
 		// A collector that cannot answer (e.g. band counts while Redis is
 		// down) must not hide the others, lag above all.
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError}),
