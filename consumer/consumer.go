@@ -58,10 +58,16 @@ type Config struct {
 	ShutdownGrace  time.Duration // time a batch may take to finish after shutdown starts; default 30s
 	LagInterval    time.Duration // how often consumer lag is measured; default 15s
 	MaxBackoff     time.Duration // longest wait between retries; default 5s
-	SweepInterval  time.Duration // how often the sweeper looks for due customers; default 1s
-	SweepLease     time.Duration // how long a claimed customer is reserved; default 30s
-	SweepBatch     int           // customers claimed per shard and round; default 1000
-	Now            func() time.Time
+	// CommitDelay is how long after a batch's state writes its offsets are
+	// committed, so that Redis has made the writes durable first (AOF
+	// appendfsync everysec syncs every second, and may lag a second more
+	// under a slow disk): default 2s. With appendfsync always, or with no
+	// persistence at all, any value is as safe; see docs/reliability.md.
+	CommitDelay   time.Duration
+	SweepInterval time.Duration // how often the sweeper looks for due customers; default 1s
+	SweepLease    time.Duration // how long a claimed customer is reserved; default 30s
+	SweepBatch    int           // customers claimed per shard and round; default 1000
+	Now           func() time.Time
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
@@ -97,6 +103,12 @@ func (c *Config) validate() error {
 	def(&c.ShutdownGrace, 30*time.Second)
 	def(&c.LagInterval, 15*time.Second)
 	def(&c.MaxBackoff, 5*time.Second)
+	if c.CommitDelay == 0 {
+		c.CommitDelay = 2 * time.Second
+	}
+	if c.CommitDelay < 0 {
+		c.CommitDelay = 0
+	}
 	def(&c.SweepInterval, time.Second)
 	def(&c.SweepLease, 30*time.Second)
 	if c.SweepBatch <= 0 {
@@ -122,6 +134,7 @@ type Consumer struct {
 	metrics *metrics
 
 	model   atomic.Pointer[scorer.Model]
+	commits commitQueue
 	ready   atomic.Bool
 	lastErr atomic.Pointer[string]
 	warned  atomic.Int64 // Unix ns of the last retry warning (throttle)
@@ -154,8 +167,12 @@ func New(cfg Config) (*Consumer, error) {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Info("partitions assigned", zap.Any("partitions", p))
 		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Info("partitions revoked", zap.Any("partitions", p))
+			c.commitPending(ctx, true) // the next owner starts from here
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
+			c.log.Warn("partitions lost", zap.Any("partitions", p))
 		}),
 	}, cfg.ClientOpts...)
 	c.client, err = kgo.NewClient(opts...)
@@ -207,14 +224,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", zap.Strings("topics", c.cfg.Topics), zap.String("group", c.cfg.Group))
 	c.ready.Store(true) // nothing has failed yet; Kafka errors will say otherwise
 	for {
-		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
+		fetches := c.poll(ctx)
 		if ctx.Err() != nil && fetches.Empty() {
-			// Every poll blocks rebalances until AllowRebalance, and leaving
-			// the group at Close is one.
+			// Commit what is processed once it is durable, then leave:
+			// every poll blocks rebalances until AllowRebalance, and
+			// leaving the group at Close is one.
+			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownGrace)
+			c.commitPending(gctx, true)
+			cancel()
 			c.client.AllowRebalance()
 			c.log.Info("consumer stopping: shutdown requested")
 			return nil
 		}
+		c.commitPending(ctx, false)
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
@@ -254,20 +276,7 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	if err := c.process(bctx, b); err != nil {
 		return err
 	}
-	if err := c.retry(bctx, "commit", func() error {
-		err := c.client.CommitUncommittedOffsets(bctx)
-		if lostGeneration(err) {
-			// Retrying cannot succeed, and the member can rejoin only
-			// after this batch returns (polls block rebalances). The
-			// effects are saved with their offsets: the partitions' next
-			// owner skips these records as already applied.
-			c.log.Warn("offsets not committed: this member lost its group generation; the records will be redelivered and skipped as applied", zap.Error(err))
-			return nil
-		}
-		return err
-	}); err != nil {
-		return err
-	}
+	c.commits.add(recs, time.Now())
 	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
 	return nil

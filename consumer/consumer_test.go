@@ -35,8 +35,9 @@ type harness struct {
 	model   *scorer.Model
 	enc     *alerts.Encoder
 
-	maxRecordBytes int  // 0: the default
-	schedule       bool // run with the schedule (and so the sweeper)
+	maxRecordBytes int           // 0: the default
+	schedule       bool          // run with the schedule (and so the sweeper)
+	commitDelay    time.Duration // 0: 100 ms, to keep tests quick
 }
 
 func newHarness(t testing.TB) *harness {
@@ -51,7 +52,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, brokers: brokers, store: store, rdb: rdb, model: scorer.DefaultModel(), enc: enc}
+	return &harness{t: t, brokers: brokers, store: store, rdb: rdb, model: scorer.DefaultModel(), enc: enc, commitDelay: 100 * time.Millisecond}
 }
 
 // run consumes with a fresh consumer in group until the group has committed
@@ -60,7 +61,8 @@ func (h *harness) run(group string) *prometheus.Registry {
 	h.t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes}
+		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes,
+		CommitDelay: h.commitDelay}
 	if h.schedule {
 		cfg.Schedule = h.store
 	}
@@ -430,4 +432,69 @@ func TestOverrideInStream(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Errorf("%d active overrides (%v), want 1", n, err)
 	}
+}
+
+// TestCommitWaitsForDurability: offsets are committed only CommitDelay after
+// their batch's state writes (so Redis with appendfsync everysec has synced
+// them), and all of them are committed by then.
+func TestCommitWaitsForDurability(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(2, 10, 200)
+	h.produce(recs...)
+	c, err := New(Config{Brokers: h.brokers, Group: "durable", Model: h.model, Store: h.store, Encoder: h.enc,
+		Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry(), CommitDelay: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}()
+	// Wait until every customer's state is written.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := 0
+		for i := range 10 {
+			if rec, _ := h.store.Get(context.Background(), fmt.Sprintf("c%02d", i)); rec.Version > 0 {
+				n++
+			}
+		}
+		if n == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("states not written in 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	written := time.Now()
+	if committed := h.committed("durable"); committed > 0 && time.Since(written) < time.Second {
+		t.Errorf("%d offsets committed right after the state writes; want none before the delay", committed)
+	}
+	h.waitCommitted("durable")
+	if d := time.Since(written); d < time.Second {
+		t.Errorf("offsets committed %s after the writes; the delay is 1.5 s", d)
+	}
+}
+
+// committed sums the group's committed offsets on customer-events.
+func (h *harness) committed(group string) int64 {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
+	return n
 }

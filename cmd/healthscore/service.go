@@ -43,12 +43,12 @@ import (
 // serviceFlags are the flags of `healthscore run`; each has an environment
 // twin, which the flag overrides.
 type serviceFlags struct {
-	brokers, redisURL, redisPrefix, model       string
-	topics, scoreTopic, alertTopic, dlqTopic    string
-	group, httpAddr, logLevel                   string
-	brokerPort, partitions, maxBatch, demoCusts int
-	maxSkew, shutdownGrace, sweepInterval       time.Duration
-	demo, createTopics, pprof                   bool
+	brokers, redisURL, redisPrefix, model              string
+	topics, scoreTopic, alertTopic, dlqTopic           string
+	group, httpAddr, logLevel                          string
+	brokerPort, partitions, maxBatch, demoCusts        int
+	maxSkew, shutdownGrace, sweepInterval, commitDelay time.Duration
+	demo, createTopics, pprof                          bool
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -120,6 +120,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
+	e.dur(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", 2*time.Second, "commit offsets this long after their state writes, so Redis has fsynced them (AOF everysec); negative: at once")
 	e.dur(&f.sweepInterval, "sweep-interval", "HEALTHSCORE_SWEEP_INTERVAL", time.Second, "how often due customers are rescored as their scores decay")
 	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
@@ -243,7 +244,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	cons, err := consumer.New(consumer.Config{
 		Brokers: brokers, Topics: topics, Group: f.group,
-		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval,
+		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: f.commitDelay,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
