@@ -241,7 +241,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return errors.New("kafka client closed")
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			// Canceled: shutdown; DeadlineExceeded: poll's wait for a due
+			// commit ended. Neither is a broker problem.
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				c.fail("fetch", fmt.Errorf("cannot fetch %s/%d: %w", t, p, err))
 			}
 		})
