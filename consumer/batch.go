@@ -136,6 +136,9 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	for i, cb := range customers {
 		ids[i] = cb.id
 	}
+	if err := c.checkServer(ctx); err != nil {
+		return nil, err
+	}
 	loaded, err := c.cfg.Store.Load(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load customer states: %w", err)

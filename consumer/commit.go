@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,12 +27,13 @@ type commitQueue struct {
 }
 
 type pendingCommit struct {
+	server  string                               // Redis run_id before the batch ("": unknown)
 	written time.Time                            // when the batch's state writes were acknowledged
 	offsets map[string]map[int32]kgo.EpochOffset // next offset to consume, per partition
 }
 
 // add queues the offsets after the records of a processed batch.
-func (q *commitQueue) add(recs []*kgo.Record, written time.Time) {
+func (q *commitQueue) add(recs []*kgo.Record, server string, written time.Time) {
 	offs := make(map[string]map[int32]kgo.EpochOffset)
 	for _, r := range recs {
 		ps := offs[r.Topic]
@@ -43,22 +46,24 @@ func (q *commitQueue) add(recs []*kgo.Record, written time.Time) {
 		}
 	}
 	q.mu.Lock()
-	q.pending = append(q.pending, pendingCommit{written: written, offsets: offs})
+	q.pending = append(q.pending, pendingCommit{server: server, written: written, offsets: offs})
 	q.mu.Unlock()
 }
 
 // take removes and merges the entries written at or before cutoff (all with
 // a zero cutoff), and reports when the next remaining one becomes due.
-func (q *commitQueue) take(cutoff time.Time, delay time.Duration) (map[string]map[int32]kgo.EpochOffset, time.Time) {
+func (q *commitQueue) take(cutoff time.Time, delay time.Duration) (map[string]map[int32]kgo.EpochOffset, []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var merged map[string]map[int32]kgo.EpochOffset
+	var servers []string
 	n := 0
 	for _, p := range q.pending {
 		if !cutoff.IsZero() && p.written.After(cutoff) {
 			break
 		}
 		n++
+		servers = append(servers, p.server)
 		if merged == nil {
 			merged = make(map[string]map[int32]kgo.EpochOffset)
 		}
@@ -74,11 +79,26 @@ func (q *commitQueue) take(cutoff time.Time, delay time.Duration) (map[string]ma
 		}
 	}
 	q.pending = q.pending[n:]
-	var next time.Time
-	if len(q.pending) > 0 {
-		next = q.pending[0].written.Add(delay)
+	return merged, servers
+}
+
+// drop removes every pending entry and returns the partitions they covered.
+func (q *commitQueue) drop() map[string]map[int32]bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	parts := make(map[string]map[int32]bool)
+	for _, p := range q.pending {
+		for t, ps := range p.offsets {
+			if parts[t] == nil {
+				parts[t] = make(map[int32]bool)
+			}
+			for part := range ps {
+				parts[t][part] = true
+			}
+		}
 	}
-	return merged, next
+	q.pending = nil
+	return parts
 }
 
 // nextDue reports when the oldest pending entry becomes due (zero: none).
@@ -105,23 +125,38 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 
 // commitPending commits the offsets whose batches were written at least
 // CommitDelay ago; with all, it first waits (within ctx) until every pending
-// entry is due, and commits them all.
-func (c *Consumer) commitPending(ctx context.Context, all bool) {
+// entry is due, and commits them all. It reports whether it rewound instead:
+// when Redis restarted since those batches (a new run_id), writes it had not
+// persisted yet may be lost, so the offsets are not committed and
+// consumption goes back to the committed offsets; the records are applied
+// again where their writes were lost and skipped where they survived. The
+// caller must then discard records it polled from the old position.
+func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Record) (rewound bool) {
 	cutoff := time.Now().Add(-c.cfg.CommitDelay)
 	if all {
 		if due := c.commits.nextDueLast(c.cfg.CommitDelay); !due.IsZero() {
 			select {
 			case <-ctx.Done():
 				c.log.Warn("offsets not committed: no time left to wait for their durability; the records will be redelivered and skipped as applied")
-				return
+				return false
 			case <-time.After(time.Until(due)):
 			}
 		}
 		cutoff = time.Time{}
 	}
-	offs, _ := c.commits.take(cutoff, c.cfg.CommitDelay)
+	if c.commits.nextDue(c.cfg.CommitDelay).IsZero() || (!all && c.commits.nextDue(c.cfg.CommitDelay).After(time.Now())) {
+		return false
+	}
+	now, known := c.serverID(ctx)
+	offs, servers := c.commits.take(cutoff, c.cfg.CommitDelay)
 	if len(offs) == 0 {
-		return
+		return false
+	}
+	for _, s := range servers {
+		if known && s != "" && s != now {
+			c.rewind(offs, polled)
+			return true
+		}
 	}
 	err := c.retry(ctx, "commit", func() error {
 		var cerr error
@@ -139,6 +174,70 @@ func (c *Consumer) commitPending(ctx context.Context, all bool) {
 	if err != nil {
 		c.log.Warn("offsets not committed at shutdown; the records will be redelivered and skipped as applied", zap.Error(err))
 	}
+	return false
+}
+
+// rewind drops every pending commit and moves consumption back to the
+// committed offsets of the partitions they covered and of the polled,
+// unprocessed records (the start of a partition never committed).
+func (c *Consumer) rewind(taken map[string]map[int32]kgo.EpochOffset, polled []*kgo.Record) {
+	parts := c.commits.drop()
+	for _, r := range polled { // polled past, not processed: back too
+		if parts[r.Topic] == nil {
+			parts[r.Topic] = make(map[int32]bool)
+		}
+		parts[r.Topic][r.Partition] = true
+	}
+	for t, ps := range taken {
+		if parts[t] == nil {
+			parts[t] = make(map[int32]bool)
+		}
+		for p := range ps {
+			parts[t][p] = true
+		}
+	}
+	committed := c.client.CommittedOffsets()
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	n := 0
+	for t, ps := range parts {
+		set[t] = make(map[int32]kgo.EpochOffset)
+		for p := range ps {
+			o, ok := committed[t][p]
+			if !ok {
+				o = kgo.EpochOffset{Epoch: -1, Offset: 0}
+			}
+			set[t][p] = o
+			n++
+		}
+	}
+	c.client.SetOffsets(set)
+	c.lastServer.Store(nil) // the next batch records the new server
+	c.metrics.rewinds.Inc()
+	c.log.Warn("Redis restarted since these batches were written: not committing their offsets; consuming again from the committed offsets so that writes it may have lost are re-applied",
+		zap.Int("partitions", n))
+}
+
+// serverID returns the Redis run_id and whether it is known. Stores that
+// have none (the embedded miniredis) switch the check off.
+func (c *Consumer) serverID(ctx context.Context) (string, bool) {
+	if c.serverIDOff.Load() {
+		return "", false
+	}
+	sid, ok := c.cfg.Store.(interface {
+		ServerID(context.Context) (string, error)
+	})
+	if !ok {
+		c.serverIDOff.Store(true)
+		return "", false
+	}
+	id, err := sid.ServerID(ctx)
+	if err != nil {
+		if strings.Contains(err.Error(), "no run_id") {
+			c.serverIDOff.Store(true)
+		}
+		return "", false
+	}
+	return id, true
 }
 
 // nextDueLast reports when the newest pending entry becomes due.
@@ -162,6 +261,30 @@ func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// errRedisRestarted stops a batch: Redis restarted since this instance's
+// uncommitted batches were written, and writing on top of states that may
+// have lost those writes would advance their applied offsets past records
+// that are not in them. The run loop rewinds instead (see rewind).
+var errRedisRestarted = errors.New("redis restarted since the uncommitted batches were written")
+
+// checkServer returns errRedisRestarted when the Redis run_id differs from
+// the one the pending batches were written under.
+func (c *Consumer) checkServer(ctx context.Context) error {
+	id, known := c.serverID(ctx)
+	if !known {
+		return nil
+	}
+	last := c.lastServer.Load()
+	if last == nil || *last == "" {
+		c.lastServer.Store(&id)
+		return nil
+	}
+	if id != *last {
+		return errRedisRestarted
 	}
 	return nil
 }

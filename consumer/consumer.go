@@ -133,11 +133,13 @@ type Consumer struct {
 	client  *kgo.Client
 	metrics *metrics
 
-	model   atomic.Pointer[scorer.Model]
-	commits commitQueue
-	ready   atomic.Bool
-	lastErr atomic.Pointer[string]
-	warned  atomic.Int64 // Unix ns of the last retry warning (throttle)
+	model       atomic.Pointer[scorer.Model]
+	commits     commitQueue
+	serverIDOff atomic.Bool // the store has no server id (see serverID)
+	lastServer  atomic.Pointer[string]
+	ready       atomic.Bool
+	lastErr     atomic.Pointer[string]
+	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -169,7 +171,7 @@ func New(cfg Config) (*Consumer, error) {
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Info("partitions revoked", zap.Any("partitions", p))
-			c.commitPending(ctx, true) // the next owner starts from here
+			c.commitPending(ctx, true, nil) // the next owner starts from here
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Warn("partitions lost", zap.Any("partitions", p))
@@ -230,13 +232,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// every poll blocks rebalances until AllowRebalance, and
 			// leaving the group at Close is one.
 			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownGrace)
-			c.commitPending(gctx, true)
+			c.commitPending(gctx, true, nil)
 			cancel()
 			c.client.AllowRebalance()
 			c.log.Info("consumer stopping: shutdown requested")
 			return nil
 		}
-		c.commitPending(ctx, false)
+		if c.commitPending(ctx, false, fetches.Records()) {
+			c.client.AllowRebalance() // the polled records are fetched again
+			continue
+		}
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
@@ -249,7 +254,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		if len(recs) > 0 {
-			if err := c.handle(ctx, recs); err != nil {
+			err := c.handle(ctx, recs)
+			if errors.Is(err, errRedisRestarted) {
+				c.rewind(nil, recs) // the batch is fetched again from the committed offsets
+				c.client.AllowRebalance()
+				continue
+			}
+			if err != nil {
 				c.client.AllowRebalance()
 				c.log.Warn("batch abandoned at shutdown; it will be redelivered", zap.Error(err))
 				return nil
@@ -274,11 +285,12 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	})
 	defer stop()
 
+	server, _ := c.serverID(bctx)
 	b := c.decode(recs)
 	if err := c.process(bctx, b); err != nil {
 		return err
 	}
-	c.commits.add(recs, time.Now())
+	c.commits.add(recs, server, time.Now())
 	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
 	return nil
@@ -313,6 +325,9 @@ func (c *Consumer) retry(ctx context.Context, step string, fn func() error) erro
 		if err == nil {
 			c.ready.Store(true)
 			return nil
+		}
+		if errors.Is(err, errRedisRestarted) {
+			return err // not retried: the batch must be abandoned
 		}
 		c.metrics.retries.WithLabelValues(step).Inc()
 		c.fail(step, err)

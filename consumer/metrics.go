@@ -27,6 +27,7 @@ type metrics struct {
 	sweeperLag     prometheus.Gauge
 	rescorePending prometheus.Gauge
 	overrides      prometheus.Gauge
+	rewinds        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -94,12 +95,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_overrides_active",
 			Help: "Customers whose score is manually overridden now (health.override), at the last sweep.",
 		}),
+		rewinds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "healthscore_redis_restart_rewinds_total",
+			Help: "Times consumption went back to the committed offsets because Redis restarted before the batches' writes were known durable.",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_ready",
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending, m.overrides} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,9 +2,11 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -87,4 +89,21 @@ func (s *Redis) ActiveOverrides(ctx context.Context, nowMs int64) (int64, error)
 		return 0, fmt.Errorf("cannot count overrides: %w", err)
 	}
 	return n.Val(), nil
+}
+
+// ServerID returns the Redis server's run_id, which changes when the server
+// restarts. A restart may have lost the writes that were not yet persisted
+// (AOF everysec), so a consumer that sees a new id must not commit offsets
+// past writes made before it.
+func (s *Redis) ServerID(ctx context.Context) (string, error) {
+	info, err := s.c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", fmt.Errorf("cannot read the Redis server id: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("cannot read the Redis server id: no run_id in INFO server")
 }
