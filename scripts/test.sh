@@ -23,9 +23,11 @@ FUZZ_MAX=${FUZZ_MAX:-10}
 
 failed=()
 section() { printf '\n==== %s ====\n' "$*"; }
+steps=0
 step() { # step NAME CMD...: run CMD, remember NAME if it fails
 	local name=$1
 	shift
+	steps=$((steps + 1))
 	if ! "$@"; then
 		echo "FAILED: $name" >&2
 		failed+=("$name")
@@ -177,6 +179,8 @@ fi
 section "summary"
 if ((${#failed[@]})); then
 	printf 'FAILED: %s\n' "${failed[@]}"
+	echo "checks: $((steps - ${#failed[@]})) passed, ${#failed[@]} failed"
 	exit 1
 fi
 echo "all checks passed"
+echo "checks: $steps passed, 0 failed"
