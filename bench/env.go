@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/healthscore/healthscore/internal/redisproc"
 )
 
 // proc is a child process with its output kept in a log file.
@@ -112,7 +114,7 @@ func startEnv(ctx context.Context, cfg *Config) (_ *env, err error) {
 		return nil, fmt.Errorf("cannot parse Redis URL %q: %w", e.redisURL, err)
 	}
 	e.rdb = redis.NewClient(opt)
-	if err := waitPing(ctx, e.rdb, 10*time.Second); err != nil {
+	if err := redisproc.WaitReady(ctx, e.rdb, 10*time.Second, nil); err != nil {
 		return nil, fmt.Errorf("cannot reach Redis at %s: %w", e.redisURL, err)
 	}
 	return e, nil
@@ -156,42 +158,16 @@ func (e *env) startBroker(ctx context.Context, cfg *Config) ([]string, error) {
 
 // startRedis runs redis-server without persistence on a unix socket.
 func (e *env) startRedis() (string, error) {
-	bin, err := exec.LookPath("redis-server")
+	cmd, sock, err := redisproc.Command(e.dir, "--save", "", "--appendonly", "no")
 	if err != nil {
-		return "", fmt.Errorf("redis-server not found in PATH (install redis-server, or set %s): %w", EnvRedis, err)
+		return "", fmt.Errorf("%w (or set %s)", err, EnvRedis)
 	}
-	sock := filepath.Join(e.dir, "redis.sock")
-	cmd := exec.Command(bin,
-		"--port", "0",
-		"--unixsocket", sock,
-		"--unixsocketperm", "700",
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--dir", e.dir,
-	)
 	p, err := startProc("redis-server", cmd, filepath.Join(e.dir, "redis.log"))
 	if err != nil {
 		return "", err
 	}
 	e.procs = append(e.procs, p)
 	return "unix://" + sock, nil
-}
-
-func waitPing(ctx context.Context, c *redis.Client, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := c.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // close stops what startEnv started, in reverse order, and removes the dir.

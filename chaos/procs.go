@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/healthscore/healthscore/internal/redisproc"
 )
 
 // Build compiles cmd/healthscore (from the module root dir) into dir and
@@ -213,11 +215,7 @@ func (r *Redis) Options() *redis.Options {
 }
 
 func (r *Redis) start() error {
-	cmd := exec.Command("redis-server",
-		"--port", "0",
-		"--unixsocket", r.Sock,
-		"--unixsocketperm", "700",
-		"--dir", r.Dir,
+	cmd, _, err := redisproc.Command(r.Dir,
 		"--save", "",
 		"--appendonly", "yes",
 		"--appendfsync", r.Fsync,
@@ -225,9 +223,11 @@ func (r *Redis) start() error {
 		// cut it back to an earlier size.
 		"--auto-aof-rewrite-percentage", "0",
 		"--aof-load-truncated", "yes",
-		"--daemonize", "no",
 		"--logfile", filepath.Join(r.Dir, "redis.log"),
 	)
+	if err != nil {
+		return err
+	}
 	p, err := startProc(cmd)
 	if err != nil {
 		return fmt.Errorf("cannot start redis-server: %w", err)
@@ -235,22 +235,14 @@ func (r *Redis) start() error {
 	r.mu.Lock()
 	r.p = p
 	r.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: r.Sock, MaxRetries: -1})
+	c := redisproc.Client(r.Sock)
 	defer c.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err() // LOADING while it replays the AOF
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if p.exited() || time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
-			return fmt.Errorf("redis-server did not answer PING: %v\n%s", err, tail(string(log), 2000))
-		}
-		time.Sleep(20 * time.Millisecond)
+	// LOADING while it replays the AOF: WaitReady waits for that too.
+	if err := redisproc.WaitReady(context.Background(), c, 60*time.Second, p.exited); err != nil {
+		log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
+		return fmt.Errorf("redis-server did not answer PING: %v\n%s", err, tail(string(log), 2000))
 	}
+	return nil
 }
 
 // Kill kills redis-server with SIGKILL; with lose > 0 it then cuts the AOF

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/healthscore/healthscore/internal/redisproc"
 )
 
 // Environment variables read by this package.
@@ -158,8 +160,7 @@ func startRedis() (*redis.Options, string, error) {
 	if !server.inMain {
 		return nil, "", errors.New("the package's TestMain must call testenv.RunWithRedis to use a local redis-server")
 	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, "redis-server not found in PATH (install redis-server or set " + EnvRedisURL + ")", nil
 	}
 	// Unix socket paths are limited to ~100 bytes: keep the dir short.
@@ -167,23 +168,17 @@ func startRedis() (*redis.Options, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot create redis dir: %w", err)
 	}
-	sock := filepath.Join(dir, "redis.sock")
 	logFile := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin,
-		"--port", "0",
-		"--unixsocket", sock,
-		"--unixsocketperm", "700",
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--dir", dir,
-		"--pidfile", filepath.Join(dir, "redis.pid"),
-		"--logfile", logFile,
-	)
+	cmd, sock, err := redisproc.Command(dir, "--save", "", "--appendonly", "no",
+		"--pidfile", filepath.Join(dir, "redis.pid"), "--logfile", logFile)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("cannot start %s: %w", bin, err)
+		return nil, "", fmt.Errorf("cannot start redis-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -197,27 +192,24 @@ func startRedis() (*redis.Options, string, error) {
 	return o, "", nil
 }
 
+// waitPing waits until the server of o answers PING (see
+// redisproc.WaitReady); exited, when not nil, is closed when the process is
+// gone.
 func waitPing(o *redis.Options, timeout time.Duration, exited <-chan struct{}) error {
 	c := redis.NewClient(o)
 	defer c.Close()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
+	var gone func() bool
+	if exited != nil {
+		gone = func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+				return false
+			}
 		}
-		select {
-		case <-exited:
-			return fmt.Errorf("process exited: %w", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return redisproc.WaitReady(context.Background(), c, timeout, gone)
 }
 
 func stopRedis() error {
