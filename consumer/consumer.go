@@ -285,10 +285,15 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	})
 	defer stop()
 
-	server, _ := c.serverID(bctx)
 	b := c.decode(recs)
 	if err := c.process(bctx, b); err != nil {
 		return err
+	}
+	// The Redis run_id every attempt checked before writing ("" when the
+	// store has none): the batch's writes were made under it.
+	server := ""
+	if id := c.lastServer.Load(); id != nil {
+		server = *id
 	}
 	c.commits.add(recs, server, time.Now())
 	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
