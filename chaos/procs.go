@@ -379,6 +379,7 @@ type Instance struct {
 	p       *proc
 	http    string
 	starts  int
+	logFrom int64              // size of the log when this incarnation started
 	metrics map[string]float64 // last scrape of this incarnation
 	totals  map[string]float64 // sum of the last scrapes of earlier incarnations
 }
@@ -393,6 +394,11 @@ func (in *Instance) Start() error {
 	logf, err := os.OpenFile(in.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
+	}
+	if fi, err := logf.Stat(); err == nil {
+		in.mu.Lock()
+		in.logFrom = fi.Size()
+		in.mu.Unlock()
 	}
 	cmd := exec.Command(in.bin, append([]string{"run", "--http", "127.0.0.1:0"}, in.args...)...)
 	stderr, err := cmd.StderrPipe()
@@ -476,11 +482,51 @@ func (in *Instance) Term(timeout time.Duration) error {
 	}
 	in.Scrape() // the last counts before it goes
 	err := p.term(timeout)
+	in.finalCounts() // the batch it finished while stopping counts too
 	in.retire()
 	if err != nil {
 		return fmt.Errorf("%s: %w (see %s)", in.Name, err, in.log)
 	}
 	return nil
+}
+
+// finalCounts replaces the event counters of this incarnation by the ones it
+// logged when it stopped gracefully ("consumer stopping" with events_*
+// fields), which include the batch it finished after the last scrape.
+func (in *Instance) finalCounts() {
+	in.mu.Lock()
+	from := in.logFrom
+	in.mu.Unlock()
+	f, err := os.Open(in.log)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return
+	}
+	var last map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l map[string]any
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l["msg"] == "consumer stopping: shutdown requested" {
+			last = l
+		}
+	}
+	if last == nil {
+		return // not a graceful stop: the last scrape is all there is
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.metrics == nil {
+		in.metrics = map[string]float64{}
+	}
+	for _, r := range []string{"applied", "duplicate", "ignored", "dead_lettered"} {
+		if v, ok := last["events_"+r].(float64); ok {
+			in.metrics[`healthscore_events_total{result="`+r+`"}`] = v
+		}
+	}
 }
 
 // retire adds the incarnation's last scraped counters to the totals.

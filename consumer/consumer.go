@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -235,7 +236,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.commitPending(gctx, true, nil)
 			cancel()
 			c.client.AllowRebalance()
-			c.log.Info("consumer stopping: shutdown requested")
+			c.log.Info("consumer stopping: shutdown requested", c.totals()...)
 			return nil
 		}
 		if c.commitPending(ctx, false, fetches.Records()) {
@@ -369,4 +370,17 @@ func (c *Consumer) measureLag(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// totals are this process's event counts, for the log line at shutdown (the
+// last word on what it applied, after the final scrape of its metrics).
+func (c *Consumer) totals() []zap.Field {
+	var fs []zap.Field
+	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
+		var m dto.Metric
+		if err := c.metrics.events.WithLabelValues(r).Write(&m); err == nil {
+			fs = append(fs, zap.Int64("events_"+r, int64(m.GetCounter().GetValue())))
+		}
+	}
+	return fs
 }
