@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -93,8 +95,11 @@ type outcome struct {
 	rescored                    bool         // evaluated (by an event or by the sweeper)
 }
 
-// process takes a decoded batch through produce and save. Customers whose
-// save loses a compare-and-set race are reloaded and redone until they win.
+// process takes a decoded batch through produce and save. The customers
+// are split by id over Config.Workers groups that run concurrently (a
+// customer's events all go to one group, so groups never race each other);
+// in each group, customers whose save loses a compare-and-set race are
+// reloaded and redone until they win.
 func (c *Consumer) process(ctx context.Context, b *batch) error {
 	if len(b.dead) > 0 {
 		if err := c.produce(ctx, b.dead, nil); err != nil {
@@ -105,7 +110,48 @@ func (c *Consumer) process(ctx context.Context, b *batch) error {
 			c.metrics.deadLetters.WithLabelValues(r).Inc()
 		}
 	}
-	todo := b.customers
+	groups := c.split(b.customers)
+	if len(groups) == 1 {
+		return c.processGroup(ctx, groups[0])
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() { errs[i] = c.processGroup(ctx, g) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, errRedisRestarted) {
+			return err // the batch is abandoned whatever the other groups did
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// minGroup is the fewest customers worth a concurrent group of their own.
+const minGroup = 256
+
+// split divides customers into at most Config.Workers groups by a hash of
+// their id, each with at least minGroup customers.
+func (c *Consumer) split(customers []*customerBatch) [][]*customerBatch {
+	n := min(c.cfg.Workers, len(customers)/minGroup)
+	if n <= 1 {
+		return [][]*customerBatch{customers}
+	}
+	groups := make([][]*customerBatch, n)
+	for i := range groups {
+		groups[i] = make([]*customerBatch, 0, len(customers)/n+len(customers)/(4*n))
+	}
+	for _, cb := range customers {
+		k := maphash.String(groupSeed, cb.id) % uint64(n)
+		groups[k] = append(groups[k], cb)
+	}
+	return groups
+}
+
+var groupSeed = maphash.MakeSeed()
+
+func (c *Consumer) processGroup(ctx context.Context, todo []*customerBatch) error {
 	for len(todo) > 0 {
 		var conflicted []*customerBatch
 		err := c.retry(ctx, "state", func() error {

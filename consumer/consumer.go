@@ -53,7 +53,11 @@ type Config struct {
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
 
-	MaxPollRecords int           // records per batch; default 10000
+	MaxPollRecords int // records per batch; default 10000
+	// Workers is how many groups of a batch's customers are processed
+	// concurrently (split by customer id; default 4). More overlap one
+	// group's Redis and broker round trips with another's scoring.
+	Workers        int
 	MaxSkew        time.Duration // event times further in the future go to the DLQ; default 1h
 	MaxRecordBytes int           // larger records go to the DLQ; default 1 MiB
 	ShutdownGrace  time.Duration // time a batch may take to finish after shutdown starts; default 30s
@@ -115,6 +119,9 @@ func (c *Config) validate() error {
 	if c.SweepBatch <= 0 {
 		c.SweepBatch = 1000
 	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 10000
 	}
@@ -141,6 +148,9 @@ type Consumer struct {
 	ready       atomic.Bool
 	lastErr     atomic.Pointer[string]
 	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
+	// catchingUp is set while the last poll left records behind in its
+	// partitions (a backlog): the sweeper waits, see noteBacklog.
+	catchingUp atomic.Bool
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -254,6 +264,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		})
 		recs := fetches.Records()
+		c.noteBacklog(fetches)
 		if len(recs) > 0 {
 			err := c.handle(ctx, recs)
 			if errors.Is(err, errRedisRestarted) {
@@ -269,6 +280,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.client.AllowRebalance()
 	}
+}
+
+// noteBacklog records whether the poll left records behind: in a fetched
+// partition, the high watermark is past the last record returned. While it
+// does, this instance is catching up (after downtime, a deploy, a backfill)
+// and the sweeper waits: evaluating decay at the wall clock for a customer
+// whose events are still unread would publish a false drop, then a recovery
+// when the events are applied.
+func (c *Consumer) noteBacklog(fs kgo.Fetches) {
+	behind := false
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 && p.HighWatermark > p.Records[n-1].Offset+1 {
+			behind = true
+		}
+	})
+	c.catchingUp.Store(behind)
 }
 
 // handle processes one batch to committed offsets. It retries every failure

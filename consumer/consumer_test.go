@@ -36,6 +36,8 @@ type harness struct {
 	enc     *alerts.Encoder
 
 	maxRecordBytes int           // 0: the default
+	maxPoll        int           // 0: 200 records per batch
+	workers        int           // 0: the default
 	schedule       bool          // run with the schedule (and so the sweeper)
 	commitDelay    time.Duration // 0: 100 ms, to keep tests quick
 }
@@ -62,7 +64,10 @@ func (h *harness) run(group string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	cfg := Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
 		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes,
-		CommitDelay: h.commitDelay}
+		CommitDelay: h.commitDelay, Workers: h.workers}
+	if h.maxPoll > 0 {
+		cfg.MaxPollRecords = h.maxPoll
+	}
 	if h.schedule {
 		cfg.Schedule = h.store
 	}
@@ -310,6 +315,28 @@ func TestRacingConsumersApplyOnce(t *testing.T) {
 	ignored := metricEvents(t, regs[0], ResultIgnored)
 	if total+ignored != 2000 {
 		t.Errorf("applied %v in total (+%v ignored), want 2000", total, ignored)
+	}
+}
+
+// TestWorkersApplyOnce: batches large enough to be split over four
+// concurrent groups of customers, consumed by two groups at once over the
+// same store, still apply every event exactly once.
+func TestWorkersApplyOnce(t *testing.T) {
+	h := newHarness(t)
+	h.maxPoll, h.workers = 6000, 4
+	recs, evs := randomEvents(13, 3000, 12000)
+	h.produce(recs...)
+	var wg sync.WaitGroup
+	regs := make([]*prometheus.Registry, 2)
+	for i, g := range []string{"a", "b"} {
+		wg.Go(func() { regs[i] = h.run(g) })
+	}
+	wg.Wait()
+	h.checkStates(expected(h.model, evs))
+	total := metricEvents(t, regs[0], ResultApplied) + metricEvents(t, regs[1], ResultApplied)
+	ignored := metricEvents(t, regs[0], ResultIgnored)
+	if total+ignored != 12000 {
+		t.Errorf("applied %v in total (+%v ignored), want 12000", total, ignored)
 	}
 }
 

@@ -25,6 +25,7 @@ type metrics struct {
 	rescored       *prometheus.CounterVec
 	timersDue      prometheus.Gauge
 	sweeperLag     prometheus.Gauge
+	sweeperHeld    prometheus.Gauge
 	rescorePending prometheus.Gauge
 	overrides      prometheus.Gauge
 	rewinds        prometheus.Counter
@@ -87,6 +88,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_sweeper_lag_seconds",
 			Help: "Now minus the oldest due time in the schedule, at the last sweep (0 when nothing is overdue).",
 		}),
+		sweeperHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_sweeper_held",
+			Help: "1 while the sweeper waits because this instance is catching up on a backlog of input records (decay is not evaluated ahead of unread events), else 0.",
+		}),
 		rescorePending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_reload_rescore_pending",
 			Help: "Customers the rescoring pass after a model reload has still to evaluate (0 when no pass runs).",
@@ -104,7 +109,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -25,23 +25,32 @@ func encodeOutbox(recs []*kgo.Record) []byte {
 	if len(recs) == 0 {
 		return nil
 	}
-	b := []byte{outboxFormat}
-	b = binary.AppendUvarint(b, uint64(len(recs)))
-	put := func(p []byte) {
-		b = binary.AppendUvarint(b, uint64(len(p)))
-		b = append(b, p...)
-	}
+	size := 1 + binary.MaxVarintLen64
 	for _, r := range recs {
-		put([]byte(r.Topic))
-		put(r.Key)
-		put(r.Value)
+		size += 4*binary.MaxVarintLen64 + len(r.Topic) + len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+		}
+	}
+	b := make([]byte, 0, size) // one allocation
+	b = append(b, outboxFormat)
+	b = binary.AppendUvarint(b, uint64(len(recs)))
+	for _, r := range recs {
+		b = appendBytes(b, r.Topic)
+		b = appendBytes(b, r.Key)
+		b = appendBytes(b, r.Value)
 		b = binary.AppendUvarint(b, uint64(len(r.Headers)))
 		for _, h := range r.Headers {
-			put([]byte(h.Key))
-			put(h.Value)
+			b = appendBytes(b, h.Key)
+			b = appendBytes(b, h.Value)
 		}
 	}
 	return b
+}
+
+func appendBytes[T string | []byte](b []byte, p T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
 }
 
 var errCorruptOutbox = errors.New("corrupt outbox")

@@ -27,7 +27,8 @@ type Schedule interface {
 // is claimed by one of them at a time, and the compare-and-set on its state
 // keeps a sweeper whose lease ran out from publishing over a newer state.
 // The cost of a round grows with the customers due, not with the customers
-// scheduled.
+// scheduled. Rounds wait while the consumer is catching up on a backlog
+// (see noteBacklog).
 func (c *Consumer) sweep(ctx context.Context) {
 	t := time.NewTicker(c.cfg.SweepInterval)
 	defer t.Stop()
@@ -37,6 +38,11 @@ func (c *Consumer) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if c.catchingUp.Load() {
+			c.metrics.sweeperHeld.Set(1)
+			continue
+		}
+		c.metrics.sweeperHeld.Set(0)
 		if err := c.sweepOnce(ctx); err != nil && ctx.Err() == nil {
 			c.fail("sweep", err)
 		}

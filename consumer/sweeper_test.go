@@ -218,3 +218,75 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 		}
 	}
 }
+
+// TestSweeperWaitsForBacklog: while the consumer catches up on a backlog
+// (here: two months of history, read 50 records per poll), the sweeper does
+// not evaluate decay at the wall clock, so no customer gets a decay-caused
+// output followed by outputs of events that were merely unread (a false
+// drop, then a recovery). Once caught up, the sweeper publishes the decay.
+func TestSweeperWaitsForBacklog(t *testing.T) {
+	h := newHarness(t)
+	const customers, perCustomer = 40, 25
+	start := time.Now().Add(-60 * 24 * time.Hour)
+	var recs []*kgo.Record
+	for i := range perCustomer {
+		for c := range customers {
+			at := start.Add(time.Duration(i)*24*time.Hour + time.Duration(c)*time.Minute)
+			v := fmt.Sprintf(`{"id":"e%d-%d","customer_id":"c%02d","type":"login","time":%q}`, c, i, c, at.Format(time.RFC3339))
+			recs = append(recs, &kgo.Record{Value: []byte(v)})
+		}
+	}
+	h.produce(recs...)
+
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{Brokers: h.brokers, Group: "backlog", Model: h.model, Store: h.store, Encoder: h.enc,
+		Schedule: h.store, SweepInterval: 2 * time.Millisecond, MaxPollRecords: 50, CommitDelay: 10 * time.Millisecond,
+		Logger: zaptest.NewLogger(t), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	h.waitCommitted("backlog")
+
+	type out struct {
+		Data struct {
+			Cause struct {
+				Decay bool `json:"decay"`
+			} `json:"cause"`
+		} `json:"data"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		decayed := map[string]bool{}
+		nDecay := 0
+		for _, r := range h.records("customer-health") {
+			var o out
+			if err := json.Unmarshal(r.Value, &o); err != nil {
+				t.Fatal(err)
+			}
+			id := string(r.Key)
+			switch {
+			case o.Data.Cause.Decay:
+				decayed[id] = true
+				nDecay++
+			case decayed[id]:
+				t.Fatalf("customer %s: an event-caused output after a decay-caused one: decay was evaluated ahead of unread events", id)
+			}
+		}
+		if len(decayed) == customers {
+			break // every customer's two-month-old score decayed after the catch-up
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d customers got a decay output within 30 s of the catch-up", len(decayed), customers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

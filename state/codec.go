@@ -82,31 +82,42 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	if math.IsNaN(r.Score) {
 		return nil, errors.New("score is NaN")
 	}
+	ps := make([]Partition, 0, len(r.Offsets))
+	size := headerLen + 3*binary.MaxVarintLen64 + len(r.Data) + len(r.Pending)
+	for p := range r.Offsets {
+		ps = append(ps, p)
+		size += len(p.Topic) + 4*binary.MaxVarintLen64
+	}
+	slices.SortFunc(ps, func(a, b Partition) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	if dst == nil {
+		dst = make([]byte, 0, size)
+	}
 	dst = append(dst, formatV1)
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
 	dst = append(dst, bb)
-
-	byTopic := map[string][]Partition{}
-	for p := range r.Offsets {
-		byTopic[p.Topic] = append(byTopic[p.Topic], p)
+	topics := 0
+	for i := range ps {
+		if i == 0 || ps[i].Topic != ps[i-1].Topic {
+			topics++
+		}
 	}
-	topics := make([]string, 0, len(byTopic))
-	for t := range byTopic {
-		topics = append(topics, t)
-	}
-	slices.Sort(topics)
-	dst = binary.AppendUvarint(dst, uint64(len(topics)))
-	for _, t := range topics {
-		ps := byTopic[t]
-		slices.SortFunc(ps, func(a, b Partition) int { return cmp.Compare(a.Partition, b.Partition) })
-		dst = binary.AppendUvarint(dst, uint64(len(t)))
-		dst = append(dst, t...)
-		dst = binary.AppendUvarint(dst, uint64(len(ps)))
-		for _, p := range ps {
+	dst = binary.AppendUvarint(dst, uint64(topics))
+	for i := 0; i < len(ps); {
+		j := i + 1
+		for j < len(ps) && ps[j].Topic == ps[i].Topic {
+			j++
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(ps[i].Topic)))
+		dst = append(dst, ps[i].Topic...)
+		dst = binary.AppendUvarint(dst, uint64(j-i))
+		for _, p := range ps[i:j] {
 			dst = binary.AppendVarint(dst, int64(p.Partition))
 			dst = binary.AppendVarint(dst, r.Offsets[p])
 		}
+		i = j
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
 	dst = append(dst, r.Data...)

@@ -6,9 +6,18 @@
 // # Keys
 //
 // One key per customer, <prefix>c:{<id>} (default prefix "hs:"). The braces
-// are a Redis Cluster hash tag; every command and script touches exactly one
-// key, so the store works on a single server and on a cluster. An id that
-// itself contains braces still maps to exactly one key and so one slot.
+// are a Redis Cluster hash tag. An id that itself contains braces still maps
+// to exactly one key and so one slot.
+//
+// # Modes
+//
+// On a single server (the default) the store batches: loads are MGETs of
+// up to 256 keys, and saves run a multi-key script per 256 writes that does
+// each compare-and-set and moves the customer in the band index in the same
+// atomic step. With [Config.SingleKey] (set automatically for a
+// *redis.ClusterClient) every command and script touches exactly one key, as
+// Redis Cluster requires: one GET and one script per customer, and the band
+// index is updated after the records (see below).
 //
 // # Writes
 //
@@ -22,7 +31,9 @@
 // # Band index
 //
 // Sorted sets <prefix>band:red|yellow|green (score = customer score) let
-// readers list the least healthy customers. The index is derived: it is
+// readers list the least healthy customers. In the default mode the save
+// script updates them with the records, so they never lag. In single-key
+// mode the index is derived: it is
 // updated after the records are saved, for applied writes only, and can lag
 // behind the records after a crash between the two steps (or an index error,
 // reported as [ErrIndex]). [Store.Band] therefore re-checks every candidate

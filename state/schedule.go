@@ -46,14 +46,21 @@ func (s *Redis) DueKey(shard int) string {
 }
 
 // ScheduleEarlier sets each customer's due time, unless it already has an
-// earlier one (one pipelined round trip).
+// earlier one (one pipelined round trip of one ZADD LT per shard touched).
 func (s *Redis) ScheduleEarlier(ctx context.Context, ds []Due) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	byShard := make([][]redis.Z, s.cfg.Shards)
+	for _, d := range ds {
+		k := s.Shard(d.ID)
+		byShard[k] = append(byShard[k], redis.Z{Score: float64(d.At), Member: d.ID})
+	}
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, d := range ds {
-			p.ZAddLT(ctx, s.DueKey(s.Shard(d.ID)), redis.Z{Score: float64(d.At), Member: d.ID})
+		for k, zs := range byShard {
+			for start := 0; start < len(zs); start += batchChunk {
+				p.ZAddLT(ctx, s.DueKey(k), zs[start:min(start+batchChunk, len(zs))]...)
+			}
 		}
 		return nil
 	})

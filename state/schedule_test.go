@@ -13,9 +13,9 @@ import (
 )
 
 func TestScheduleClaimRelease(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		ctx := context.Background()
-		s := newStore(t, newClient(), prefix)
+		s := newStore(t, newClient(), cfg)
 		var ds []state.Due
 		for i := range 100 {
 			ds = append(ds, state.Due{ID: fmt.Sprintf("c%03d", i), At: int64(1000 + i)})
@@ -76,9 +76,9 @@ func TestScheduleClaimRelease(t *testing.T) {
 // TestClaimConcurrent: claimers racing on the same shards never get the same
 // customer twice within a lease, and together get every due customer.
 func TestClaimConcurrent(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		ctx := context.Background()
-		s := newStore(t, newClient(), prefix)
+		s := newStore(t, newClient(), cfg)
 		var ds []state.Due
 		for i := range 2000 {
 			ds = append(ds, state.Due{ID: fmt.Sprintf("c%04d", i), At: 100})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -94,6 +95,14 @@ type Config struct {
 	// Shards is the number of schedule shards (default DefaultShards). All
 	// instances sharing a prefix must use the same number.
 	Shards int
+	// SingleKey restricts the store to commands and scripts that touch one
+	// key each, as Redis Cluster requires; it is set automatically for a
+	// *redis.ClusterClient. Otherwise (a single server, or a primary with
+	// replicas) Save runs its compare-and-sets and band-index updates in
+	// multi-key scripts, a chunk of customers per call: atomically, so the
+	// index never lags, and with a fraction of the commands. All instances
+	// sharing a prefix must use the same mode.
+	SingleKey bool
 }
 
 func (c *Config) setDefaults() {
@@ -135,6 +144,48 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `)
 
+// batchSaveScript is the multi-key Save (see Config.SingleKey). KEYS[1..3]
+// are the band index keys of red, yellow and green (band bytes 1..3);
+// KEYS[4..] are record keys, and each has four ARGV: the expected version
+// (8 bytes, as in saveScript), the new value, the customer id and its score
+// as a decimal string. Each write is a compare-and-set as in saveScript; an
+// applied write also moves the customer in the band index, so record and
+// index change together. Returns one 1 (applied) or 0 (conflict) per write.
+var batchSaveScript = redis.NewScript(`
+local zero = string.rep(string.char(0), 8)
+local out = {}
+for i = 4, #KEYS do
+  local j = (i - 4) * 4
+  local cur = redis.call('GET', KEYS[i])
+  local ok
+  if cur then ok = string.sub(cur, 2, 9) == ARGV[j+1] else ok = ARGV[j+1] == zero end
+  if ok then
+    local val = ARGV[j+2]
+    redis.call('SET', KEYS[i], val)
+    local nb = string.byte(val, 18)
+    local ob = 0
+    if cur then ob = string.byte(cur, 18) end
+    if ob ~= nb then
+      for b = 1, 3 do
+        if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
+      end
+    end
+    if nb >= 1 and nb <= 3 then
+      redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
+    end
+    out[#out+1] = 1
+  else
+    out[#out+1] = 0
+  end
+end
+return out
+`)
+
+// batchChunk is the number of writes per multi-key script call, and of keys
+// per MGET: large enough to amortise the per-command cost, small enough that
+// one call holds the server for well under a millisecond.
+const batchChunk = 256
+
 // Redis is a Store on Redis (a server, a cluster or miniredis).
 type Redis struct {
 	c   redis.UniversalClient
@@ -151,6 +202,9 @@ func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cannot create redis state store: %w", err)
+	}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		cfg.SingleKey = true
 	}
 	return &Redis{c: client, cfg: cfg}, nil
 }
@@ -170,10 +224,14 @@ func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
 	return recs, nil
 }
 
-// load reads ids with one pipeline of GETs (cluster-safe, unlike MGET).
+// load reads ids in one round trip: a pipeline of GETs in single-key mode
+// (MGET cannot span cluster slots), else of MGETs of batchChunk keys.
 func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if !s.cfg.SingleKey {
+		return s.loadChunks(ctx, ids)
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -197,6 +255,46 @@ func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
 		if recs[i], err = decodeRecord(b); err != nil {
 			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 		}
+	}
+	return recs, nil
+}
+
+func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) {
+	var cmds []*redis.SliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		keys := make([]string, 0, min(len(ids), batchChunk))
+		for start := 0; start < len(ids); start += batchChunk {
+			keys = keys[:0]
+			for _, id := range ids[start:min(start+batchChunk, len(ids))] {
+				keys = append(keys, s.Key(id))
+			}
+			cmds = append(cmds, p.MGet(ctx, keys...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]Record, len(ids))
+	i := 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			switch v := v.(type) {
+			case nil: // missing: the zero Record
+			case string:
+				r, err := decodeRecord([]byte(v))
+				if err != nil {
+					return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
+				}
+				recs[i] = r
+			default:
+				return nil, fmt.Errorf("cannot read record of %q: unexpected MGET reply %T", ids[i], v)
+			}
+			i++
+		}
+	}
+	if i != len(ids) {
+		return nil, fmt.Errorf("MGET returned %d values for %d keys", i, len(ids))
 	}
 	return recs, nil
 }
@@ -232,6 +330,13 @@ func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
 			return nil, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
 		}
 		vals[i] = b
+	}
+	if !s.cfg.SingleKey {
+		applied, err := s.saveChunks(ctx, ws, vals)
+		if err != nil {
+			return nil, fmt.Errorf("cannot save records: %w", err)
+		}
+		return applied, nil
 	}
 	applied, err := s.compareAndSet(ctx, ws, vals)
 	if err != nil {
@@ -279,6 +384,69 @@ func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([
 			}
 		}
 		todo = retry
+	}
+	return applied, nil
+}
+
+// saveChunks runs the writes through batchSaveScript, batchChunk writes per
+// call, all calls in one pipeline (one round trip; a second only to load the
+// script into a server that does not have it).
+func (s *Redis) saveChunks(ctx context.Context, ws []Write, vals [][]byte) ([]bool, error) {
+	bandKeys := make([]string, len(Bands))
+	for i, b := range Bands {
+		bandKeys[i] = s.BandKey(b)
+	}
+	type chunk struct {
+		start, end int
+		keys       []string
+		args       []any
+	}
+	var chunks []*chunk
+	for start := 0; start < len(ws); start += batchChunk {
+		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
+		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
+		c.args = make([]any, 0, 4*(c.end-c.start))
+		for i := c.start; i < c.end; i++ {
+			c.keys = append(c.keys, s.Key(ws[i].ID))
+			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, ws[i].Expected), vals[i], ws[i].ID,
+				strconv.FormatFloat(ws[i].Rec.Score, 'g', -1, 64))
+		}
+		chunks = append(chunks, c)
+	}
+	applied := make([]bool, len(ws))
+	for attempt := 0; len(chunks) > 0; attempt++ {
+		cmds := make([]*redis.Cmd, len(chunks))
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range chunks {
+				cmds[i] = batchSaveScript.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		var retry []*chunk
+		for i, c := range chunks {
+			res, cerr := cmds[i].Int64Slice()
+			switch {
+			case cerr == nil && len(res) == c.end-c.start:
+				for k, n := range res {
+					applied[c.start+k] = n == 1
+				}
+			case cerr == nil:
+				return nil, fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
+			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
+				retry = append(retry, c) // not executed: safe to run again
+			default:
+				return nil, fmt.Errorf("writes of %q…: %w", ws[c.start].ID, cerr)
+			}
+		}
+		if err != nil && len(retry) == 0 {
+			return nil, err
+		}
+		if len(retry) > 0 {
+			if err := batchSaveScript.Load(ctx, s.c).Err(); err != nil {
+				return nil, fmt.Errorf("cannot load save script: %w", err)
+			}
+		}
+		chunks = retry
 	}
 	return applied, nil
 }

@@ -48,20 +48,28 @@ var backends = []backend{
 	}},
 }
 
-// forEachBackend runs test as a parallel subtest per backend.
-func forEachBackend(t *testing.T, test func(t *testing.T, newClient func() *redis.Client, prefix string)) {
+// forEachBackend runs test as a parallel subtest per backend and store mode
+// (multi-key scripts, and single-key commands as on a cluster); cfg holds
+// the key prefix and the mode.
+func forEachBackend(t *testing.T, test func(t *testing.T, newClient func() *redis.Client, cfg state.Config)) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			newClient, prefix := b.open(t)
-			test(t, newClient, prefix)
-		})
+		for _, singleKey := range []bool{false, true} {
+			name := b.name
+			if singleKey {
+				name += "/single-key"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				newClient, prefix := b.open(t)
+				test(t, newClient, state.Config{Prefix: prefix, SingleKey: singleKey})
+			})
+		}
 	}
 }
 
-func newStore(t *testing.T, c redis.UniversalClient, prefix string) *state.Redis {
+func newStore(t *testing.T, c redis.UniversalClient, cfg state.Config) *state.Redis {
 	t.Helper()
-	s, err := state.NewRedis(c, state.Config{Prefix: prefix})
+	s, err := state.NewRedis(c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +133,7 @@ func TestNewRedisConfig(t *testing.T) {
 func TestSaveRejectsBadWrites(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never reached
 	defer c.Close()
-	s := newStore(t, c, "")
+	s := newStore(t, c, state.Config{})
 	for name, w := range map[string]state.Write{
 		"empty id":     {},
 		"unknown band": {ID: "a", Rec: state.Record{Band: "blue"}},
@@ -137,8 +145,8 @@ func TestSaveRejectsBadWrites(t *testing.T) {
 }
 
 func TestLoadMissing(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
-		s := newStore(t, newClient(), prefix)
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		s := newStore(t, newClient(), cfg)
 		recs, err := s.Load(t.Context(), []string{"nope", "", "{x}"})
 		if err != nil {
 			t.Fatal(err)
@@ -158,9 +166,9 @@ func TestLoadMissing(t *testing.T) {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		c := newClient()
-		s := newStore(t, c, prefix)
+		s := newStore(t, c, cfg)
 		rec := state.Record{
 			Version: 99, // ignored
 			Offsets: map[state.Partition]int64{{Topic: "events", Partition: 2}: 41, {Topic: "events", Partition: 0}: 7},
@@ -182,7 +190,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		// One key per customer, hash-tagged; ids with braces too.
 		mustSave(t, s, state.Write{ID: "a}b{c", Rec: state.Record{Band: state.BandGreen}})
 		for _, id := range []string{"c1", "a}b{c"} {
-			n, err := c.Exists(t.Context(), prefix+"c:{"+id+"}").Result()
+			n, err := c.Exists(t.Context(), cfg.Prefix+"c:{"+id+"}").Result()
 			if err != nil || n != 1 {
 				t.Errorf("key of %q: exists=%d, %v", id, n, err)
 			}
@@ -194,9 +202,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 }
 
 func TestCompareAndSet(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
-		a := newStore(t, newClient(), prefix)
-		b := newStore(t, newClient(), prefix)
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		a := newStore(t, newClient(), cfg)
+		b := newStore(t, newClient(), cfg)
 		ctx := t.Context()
 
 		// Both writers load the missing record (version 0).
@@ -239,14 +247,14 @@ func TestCompareAndSet(t *testing.T) {
 
 func TestRacingWriters(t *testing.T) {
 	const writers, increments = 8, 25
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		var conflicts atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		for w := range writers {
 			// Under this much contention a writer may chase newer versions
 			// for many passes; let it, so the index must converge exactly.
-			s, err := state.NewRedis(newClient(), state.Config{Prefix: prefix, IndexPasses: 1 << 20})
+			s, err := state.NewRedis(newClient(), state.Config{Prefix: cfg.Prefix, SingleKey: cfg.SingleKey, IndexPasses: 1 << 20})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,7 +291,7 @@ func TestRacingWriters(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		s := newStore(t, newClient(), prefix)
+		s := newStore(t, newClient(), cfg)
 		r, err := s.Get(t.Context(), "hot")
 		if err != nil {
 			t.Fatal(err)
@@ -307,11 +315,11 @@ func TestRacingWriters(t *testing.T) {
 
 func TestBatchRoundTrips(t *testing.T) {
 	const n = 1000
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		c := newClient()
 		rt := &roundTrips{}
 		c.AddHook(rt)
-		s := newStore(t, c, prefix)
+		s := newStore(t, c, cfg)
 		ctx := t.Context()
 		ids := make([]string, n)
 		ws := make([]state.Write, n)
@@ -331,8 +339,12 @@ func TestBatchRoundTrips(t *testing.T) {
 				t.Fatalf("write %d applied=%v", i, ok)
 			}
 		}
-		if got := rt.n.Load(); got != 3 {
-			t.Errorf("Save of %d new records took %d round trips, want 3 (CAS, index, re-read)", n-1, got)
+		want := int64(1) // compare-and-sets and index in scripts
+		if cfg.SingleKey {
+			want = 3 // compare-and-sets, index, re-read
+		}
+		if got := rt.n.Load(); got != want {
+			t.Errorf("Save of %d new records took %d round trips, want %d", n-1, got, want)
 		}
 
 		rt.n.Store(0)
@@ -361,9 +373,9 @@ func TestBatchRoundTrips(t *testing.T) {
 }
 
 func TestBandIndex(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		c := newClient()
-		s := newStore(t, c, prefix)
+		s := newStore(t, c, cfg)
 		ctx := t.Context()
 		save := func(id string, expected uint64, score float64, band string) {
 			t.Helper()
@@ -460,10 +472,10 @@ func TestIndexRepairAfterRacingWriter(t *testing.T) {
 }
 
 func testIndexRepair(t *testing.T, passes int) {
-	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, prefix string) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		ctx := t.Context()
 		slow := newClient()
-		fast := newStore(t, newClient(), prefix)
+		fast := newStore(t, newClient(), cfg)
 		// The slow writer saves version 1 (red); before it writes the index,
 		// the fast writer saves version 2 (green) and indexes it. The slow
 		// writer's index write then puts the customer back in red, and its
@@ -473,7 +485,7 @@ func testIndexRepair(t *testing.T, passes int) {
 				t.Error(err)
 			}
 		}})
-		s, err := state.NewRedis(slow, state.Config{Prefix: prefix, IndexPasses: passes})
+		s, err := state.NewRedis(slow, state.Config{Prefix: cfg.Prefix, SingleKey: true, IndexPasses: passes})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,6 +509,48 @@ func testIndexRepair(t *testing.T, passes int) {
 			if got := err == nil; got != want {
 				t.Errorf("index %s has c: %v, want %v (err %v)", band, got, want, err)
 			}
+		}
+	})
+}
+
+// TestSaveAfterScriptFlush: a server that lost its scripts (a restart, a
+// failover, SCRIPT FLUSH) gets them loaded again and every write applies
+// exactly once.
+func TestSaveAfterScriptFlush(t *testing.T) {
+	var flushing sync.Mutex // the redis-server subtests share one server's scripts
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		flushing.Lock()
+		defer flushing.Unlock()
+		c := newClient()
+		s := newStore(t, c, cfg)
+		ctx := t.Context()
+		ws := make([]state.Write, 600) // more than one multi-key chunk
+		for i := range ws {
+			ws[i] = state.Write{ID: fmt.Sprintf("f%03d", i), Rec: state.Record{Score: float64(i), Band: state.BandYellow}}
+		}
+		mustSave(t, s, ws[0])
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		applied := mustSave(t, s, ws[1:]...)
+		if slices.Contains(applied, false) {
+			t.Fatal("a write after SCRIPT FLUSH was not applied")
+		}
+		recs, err := s.Load(ctx, []string{"f000", "f001", "f599"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Version != 1 {
+				t.Fatalf("version %d, want 1 (applied exactly once)", r.Version)
+			}
+		}
+		counts, err := s.BandCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[state.BandYellow] != 600 {
+			t.Fatalf("yellow index has %d members, want 600", counts[state.BandYellow])
 		}
 	})
 }

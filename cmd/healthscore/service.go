@@ -43,12 +43,12 @@ import (
 // serviceFlags are the flags of `healthscore run`; each has an environment
 // twin, which the flag overrides.
 type serviceFlags struct {
-	brokers, redisURL, redisPrefix, model              string
-	topics, scoreTopic, alertTopic, dlqTopic           string
-	group, httpAddr, logLevel                          string
-	brokerPort, partitions, maxBatch, demoCusts        int
-	maxSkew, shutdownGrace, sweepInterval, commitDelay time.Duration
-	demo, createTopics, pprof                          bool
+	brokers, redisURL, redisPrefix, model                string
+	topics, scoreTopic, alertTopic, dlqTopic             string
+	group, httpAddr, logLevel                            string
+	brokerPort, partitions, maxBatch, workers, demoCusts int
+	maxSkew, shutdownGrace, sweepInterval, commitDelay   time.Duration
+	demo, createTopics, pprof                            bool
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -118,6 +118,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address (API, /metrics, /healthz, /readyz)")
 	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
+	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
 	e.dur(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", 2*time.Second, "commit offsets this long after their state writes, so Redis has fsynced them (AOF everysec); negative: at once")
@@ -246,7 +247,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		Brokers: brokers, Topics: topics, Group: f.group,
 		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: f.commitDelay,
 		Logger: log.Named("consumer"), Registerer: reg,
-		MaxPollRecords: f.maxBatch, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
+		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
 	})
 	if err != nil {
