@@ -107,3 +107,24 @@ func (s *Redis) ServerID(ctx context.Context) (string, error) {
 	}
 	return "", errors.New("cannot read the Redis server id: no run_id in INFO server")
 }
+
+// Persistence is what a Redis server says about its durability.
+type Persistence struct {
+	AppendOnly  bool   // AOF enabled
+	AppendFsync string // always, everysec or no
+}
+
+// Persistence reads the server's AOF settings (CONFIG GET appendonly and
+// appendfsync). It fails where CONFIG is disabled or renamed.
+func (s *Redis) Persistence(ctx context.Context) (Persistence, error) {
+	m, err := s.c.ConfigGet(ctx, "append*").Result()
+	if err != nil {
+		return Persistence{}, fmt.Errorf("cannot read the Redis persistence settings: %w", err)
+	}
+	ao, ok1 := m["appendonly"]
+	fs, ok2 := m["appendfsync"]
+	if !ok1 || !ok2 {
+		return Persistence{}, errors.New("cannot read the Redis persistence settings: CONFIG GET returned no appendonly or appendfsync")
+	}
+	return Persistence{AppendOnly: ao == "yes", AppendFsync: fs}, nil
+}

@@ -43,11 +43,11 @@ import (
 // serviceFlags are the flags of `healthscore run`; each has an environment
 // twin, which the flag overrides.
 type serviceFlags struct {
-	brokers, redisURL, redisPrefix, model                string
+	brokers, redisURL, redisPrefix, model, commitDelay   string
 	topics, scoreTopic, alertTopic, dlqTopic             string
 	group, httpAddr, logLevel                            string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
-	maxSkew, shutdownGrace, sweepInterval, commitDelay   time.Duration
+	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	demo, createTopics, pprof                            bool
 }
 
@@ -121,7 +121,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
-	e.dur(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", 2*time.Second, "commit offsets this long after their state writes, so Redis has fsynced them (AOF everysec); negative: at once")
+	e.str(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", "auto", "commit offsets this long after their state writes, so Redis has fsynced them; auto: 2s with AOF everysec or no, at once with appendfsync always or without AOF, 2s when Redis does not say (CONFIG GET); negative: at once")
 	e.dur(&f.sweepInterval, "sweep-interval", "HEALTHSCORE_SWEEP_INTERVAL", time.Second, "how often due customers are rescored as their scores decay")
 	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
@@ -237,6 +237,10 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	commitDelay, err := resolveCommitDelay(ctx, f.commitDelay, store, log)
+	if err != nil {
+		return err
+	}
 
 	enc, err := alerts.NewEncoder(alertCfg)
 	if err != nil {
@@ -245,7 +249,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	cons, err := consumer.New(consumer.Config{
 		Brokers: brokers, Topics: topics, Group: f.group,
-		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: f.commitDelay,
+		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: commitDelay,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
@@ -439,4 +443,39 @@ func (c *bandCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range []string{"red", "yellow", "green"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[b]), b)
 	}
+}
+
+// resolveCommitDelay turns --commit-delay into the consumer's CommitDelay.
+// "auto" waits only where waiting makes a write durable: with AOF and
+// appendfsync everysec (or no, left to the OS) it is 2 s; with appendfsync
+// always a reply already means fsynced, and without AOF nothing would be
+// durable however long one waited, so offsets are committed at once. When
+// Redis does not answer CONFIG GET (managed services often rename it), it is
+// 2 s. The settings are read once, at start.
+func resolveCommitDelay(ctx context.Context, flagValue string, store *state.Redis, log *zap.Logger) (time.Duration, error) {
+	const safe = 2 * time.Second
+	if flagValue != "auto" {
+		d, err := time.ParseDuration(flagValue)
+		if err != nil {
+			return 0, fmt.Errorf("--commit-delay %q: want auto or a duration such as 2s (negative: commit at once)", flagValue)
+		}
+		if d == 0 {
+			d = -1 // 0 means "the default" to the consumer; the flag means at once
+		}
+		return d, nil
+	}
+	p, err := store.Persistence(ctx)
+	if err != nil {
+		log.Info("commit delay 2s: the Redis persistence settings are unknown", zap.Error(err))
+		return safe, nil
+	}
+	d, why := safe, "appendfsync "+p.AppendFsync+": acknowledged writes reach the disk within about 2 s"
+	switch {
+	case !p.AppendOnly:
+		d, why = -1, "no AOF: waiting would not make the writes durable"
+	case p.AppendFsync == "always":
+		d, why = -1, "appendfsync always: acknowledged writes are on disk"
+	}
+	log.Info("commit delay resolved", zap.Duration("commit_delay", max(d, 0)), zap.String("reason", why))
+	return d, nil
 }
