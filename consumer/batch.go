@@ -182,12 +182,21 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	for i, cb := range customers {
 		ids[i] = cb.id
 	}
-	if err := c.checkServer(ctx); err != nil {
-		return nil, err
-	}
 	loaded, err := c.cfg.Store.Load(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load customer states: %w", err)
+	}
+	// The run_id is checked after the Load, not before: the client
+	// reconnects and retries by itself, so a Load sent before a Redis
+	// restart can be answered by the restarted server, with states that
+	// lost this instance's uncommitted batches. Folding on those would move
+	// the customers' applied offsets past the lost records, which the
+	// rewind could then no longer re-apply. The server that answers after
+	// the Load was up when the Load was answered, and a server never comes
+	// back with an old run_id: if it is still the one the pending batches
+	// were written to, the Load came from it.
+	if err := c.checkServer(ctx); err != nil {
+		return nil, err
 	}
 	if len(loaded) != len(ids) {
 		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))

@@ -115,6 +115,9 @@ func (q *commitQueue) nextDue(delay time.Duration) time.Time {
 // commit is due.
 func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 	due := c.commits.nextDue(c.cfg.CommitDelay)
+	if hold := c.commitHold.Load(); !due.IsZero() && hold > due.UnixNano() {
+		due = time.Unix(0, hold) // the run_id could not be read: try again then
+	}
 	if due.IsZero() {
 		return c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
 	}
@@ -130,7 +133,9 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 // persisted yet may be lost, so the offsets are not committed and
 // consumption goes back to the committed offsets; the records are applied
 // again where their writes were lost and skipped where they survived. The
-// caller must then discard records it polled from the old position.
+// caller must then discard records it polled from the old position. While
+// the run_id cannot be read (Redis down, or not answering), nothing is
+// committed: Redis may be restarting without those writes.
 func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Record) (rewound bool) {
 	cutoff := time.Now().Add(-c.cfg.CommitDelay)
 	if all {
@@ -147,18 +152,33 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	if c.commits.nextDue(c.cfg.CommitDelay).IsZero() || (!all && c.commits.nextDue(c.cfg.CommitDelay).After(time.Now())) {
 		return false
 	}
-	now, known := c.serverID(ctx)
+	if !all && time.Now().UnixNano() < c.commitHold.Load() {
+		return false
+	}
+	now, err := c.serverID(ctx)
+	if err != nil {
+		// Not knowing is not "the same server": a Redis that lost the
+		// writes in a machine crash is down first. Wait until it answers.
+		c.fail("commit", err)
+		if all {
+			c.log.Warn("offsets not committed: cannot tell whether Redis kept their writes; the records will be redelivered and skipped as applied", zap.Error(err))
+			return false
+		}
+		c.commitHold.Store(time.Now().Add(time.Second).UnixNano())
+		return false
+	}
+	c.commitHold.Store(0)
 	offs, servers := c.commits.take(cutoff, c.cfg.CommitDelay)
 	if len(offs) == 0 {
 		return false
 	}
 	for _, s := range servers {
-		if known && s != "" && s != now {
+		if now != "" && s != "" && s != now {
 			c.rewind(offs, polled)
 			return true
 		}
 	}
-	err := c.retry(ctx, "commit", func() error {
+	err = c.retry(ctx, "commit", func() error {
 		var cerr error
 		c.client.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			cerr = commitError(resp, err)
@@ -217,27 +237,29 @@ func (c *Consumer) rewind(taken map[string]map[int32]kgo.EpochOffset, polled []*
 		zap.Int("partitions", n))
 }
 
-// serverID returns the Redis run_id and whether it is known. Stores that
-// have none (the embedded miniredis) switch the check off.
-func (c *Consumer) serverID(ctx context.Context) (string, bool) {
+// serverID returns the Redis run_id, or an error when it cannot be read.
+// Stores that have none (the embedded miniredis) switch the check off: ""
+// and no error.
+func (c *Consumer) serverID(ctx context.Context) (string, error) {
 	if c.serverIDOff.Load() {
-		return "", false
+		return "", nil
 	}
 	sid, ok := c.cfg.Store.(interface {
 		ServerID(context.Context) (string, error)
 	})
 	if !ok {
 		c.serverIDOff.Store(true)
-		return "", false
+		return "", nil
 	}
 	id, err := sid.ServerID(ctx)
 	if err != nil {
 		if strings.Contains(err.Error(), "no run_id") {
 			c.serverIDOff.Store(true)
+			return "", nil
 		}
-		return "", false
+		return "", err
 	}
-	return id, true
+	return id, nil
 }
 
 // nextDueLast reports when the newest pending entry becomes due.
@@ -272,10 +294,14 @@ func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
 var errRedisRestarted = errors.New("redis restarted since the uncommitted batches were written")
 
 // checkServer returns errRedisRestarted when the Redis run_id differs from
-// the one the pending batches were written under.
+// the one the pending batches were written under, and an error (to retry)
+// when it cannot be read.
 func (c *Consumer) checkServer(ctx context.Context) error {
-	id, known := c.serverID(ctx)
-	if !known {
+	id, err := c.serverID(ctx)
+	if err != nil {
+		return err
+	}
+	if id == "" {
 		return nil
 	}
 	last := c.lastServer.Load()

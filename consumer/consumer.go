@@ -145,6 +145,7 @@ type Consumer struct {
 	commits     commitQueue
 	serverIDOff atomic.Bool // the store has no server id (see serverID)
 	lastServer  atomic.Pointer[string]
+	commitHold  atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
 	ready       atomic.Bool
 	lastErr     atomic.Pointer[string]
 	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
