@@ -256,8 +256,19 @@ func (r *run) pipeline(ctx context.Context) error {
 		if err != nil {
 			r.note("%v", err)
 		}
+		var latProf chan bool
+		if cfg.ProfileDir != "" {
+			latProf = make(chan bool, 1)
+			go func() {
+				secs := max(1, min(10, int(cfg.LatencyDuration.Seconds())-2))
+				latProf <- r.fetchProfile(ctx, insts[0].http+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu-latency.pprof", time.Duration(secs+30)*time.Second)
+			}()
+		}
 		if err := r.latency(ctx, adm, group); err != nil {
 			return fmt.Errorf("latency: %w", err)
+		}
+		if latProf != nil && <-latProf {
+			fmt.Fprintf(cfg.Log, "wrote %s\n", filepath.Join(cfg.ProfileDir, "cpu-latency.pprof"))
 		}
 		if after, err := scrapeAll(ctx, insts); err != nil {
 			r.note("%v", err)
