@@ -342,12 +342,35 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	return conflicted, nil
 }
 
+// serverSaver is a store that can make a save conditional on the Redis
+// server it reaches (see state.Redis.SaveIfServer).
+type serverSaver interface {
+	SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error)
+}
+
 // save writes with compare-and-set; a lagging band index is not a failure.
+// Where the store supports it, the writes apply only on the Redis server
+// the attempt checked after its load: a save that reaches a restarted
+// server (the client reconnects by itself) could otherwise match a version
+// that another writer re-used after the restart.
 func (c *Consumer) save(ctx context.Context, writes []state.Write) ([]bool, error) {
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	applied, err := c.cfg.Store.Save(ctx, writes)
+	var applied []bool
+	var err error
+	if ss, ok := c.cfg.Store.(serverSaver); ok {
+		server := ""
+		if id := c.lastServer.Load(); id != nil {
+			server = *id
+		}
+		applied, err = ss.SaveIfServer(ctx, server, writes)
+		if errors.Is(err, state.ErrServerChanged) {
+			return nil, fmt.Errorf("%w: %w", errRedisRestarted, err)
+		}
+	} else {
+		applied, err = c.cfg.Store.Save(ctx, writes)
+	}
 	switch {
 	case errors.Is(err, state.ErrIndex) && len(applied) == len(writes):
 		// The records are saved; only the derived band index lags, and

@@ -149,9 +149,9 @@ type Consumer struct {
 	ready       atomic.Bool
 	lastErr     atomic.Pointer[string]
 	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
-	// catchingUp is set while the last poll left records behind in its
-	// partitions (a backlog): the sweeper waits, see noteBacklog.
-	catchingUp atomic.Bool
+	// heldUntil is the Unix ns until which the sweeper waits because a
+	// recent poll left records behind (a backlog), see noteBacklog.
+	heldUntil atomic.Int64
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -283,21 +283,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// noteBacklog records whether the poll left records behind: in a fetched
-// partition, the high watermark is past the last record returned. While it
-// does, this instance is catching up (after downtime, a deploy, a backfill)
-// and the sweeper waits: evaluating decay at the wall clock for a customer
-// whose events are still unread would publish a false drop, then a recovery
-// when the events are applied.
+// noteBacklog records whether the poll left records behind: fetched and
+// buffered in the client but not returned yet, or not even fetched (in a
+// polled partition, the high watermark is past the last record returned).
+// While it does, this instance is catching up (after downtime, a deploy, a
+// backfill) and the sweeper waits: evaluating decay at the wall clock for a
+// customer whose events are still unread would publish a false drop, then a
+// recovery when the events are applied. The wait lasts until polls have
+// found no backlog for sweepHold, because a single poll can miss one: the
+// buffer may run dry while another partition's fetch is still in flight.
 func (c *Consumer) noteBacklog(fs kgo.Fetches) {
-	behind := false
+	behind := c.client.BufferedFetchRecords() > 0
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 && p.HighWatermark > p.Records[n-1].Offset+1 {
 			behind = true
 		}
 	})
-	c.catchingUp.Store(behind)
+	if behind {
+		c.heldUntil.Store(time.Now().Add(max(sweepHold, c.cfg.SweepInterval)).UnixNano())
+	}
 }
+
+// sweepHold is how long after the last sign of a backlog the sweeper still
+// waits.
+const sweepHold = time.Second
 
 // handle processes one batch to committed offsets. It retries every failure
 // with backoff; it gives up only when shutdown has started and the grace

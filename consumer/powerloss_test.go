@@ -135,10 +135,19 @@ func (r *powerRedis) powerLoss(file string, size int64) {
 	}
 }
 
-// crashingStore is the Redis store with a hook run once before a Load.
+// crashingStore is the Redis store with hooks run once before a Load and
+// before a save.
 type crashingStore struct {
-	*state.Redis // Load, Save and ServerID
+	*state.Redis // Load, Save, SaveIfServer and ServerID
 	beforeLoad   atomic.Pointer[func()]
+	beforeSave   atomic.Pointer[func()]
+}
+
+func (s *crashingStore) SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error) {
+	if f := s.beforeSave.Swap(nil); f != nil {
+		(*f)()
+	}
+	return s.Redis.SaveIfServer(ctx, server, ws)
 }
 
 func (s *crashingStore) Load(ctx context.Context, ids []string) ([]state.Record, error) {
@@ -340,5 +349,77 @@ func TestNoCommitWhileRedisRunIDUnknown(t *testing.T) {
 	e.waitCommitted(e.group)
 	if got := e.events(); got != 10 {
 		t.Errorf("state holds %d events, 10 were sent", got)
+	}
+}
+
+// TestPowerLossBeforeSaveWithReusedVersion: the attempt loads and checks
+// the run_id on the old server; then Redis loses the last batch's writes and
+// restarts, and another writer (say, an instance owning another partition)
+// writes the customer twice on the restarted server, re-using the version
+// numbers of the lost writes. The attempt's save reaches the restarted
+// server with a version that matches: a plain compare-and-set would
+// overwrite the other writer's event. The save is bound to the run_id the
+// attempt checked, so it is refused, the consumer rewinds, and every event
+// ends in the state.
+func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
+	e := newPowerLossEnv(t)
+	e.start(2 * time.Second)
+
+	e.send(5) // offsets 0-4
+	e.waitState(4)
+	e.waitCommitted(e.group)
+	file, size := e.redis.aof()
+
+	e.send(5) // offsets 5-9: written, their commit waits for the delay
+	e.waitState(9)
+	lost, err := e.harness.store.Get(context.Background(), "pl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := func() {
+		e.redis.powerLoss(file, size) // loses the writes of offsets 5-9
+		e.redis.start()
+		// The other writer: one event of partition 1, saved twice, so the
+		// record is back at the lost version number with other contents.
+		for i := 0; ; i++ {
+			rec, err := e.harness.store.Get(context.Background(), "pl")
+			if err != nil {
+				time.Sleep(20 * time.Millisecond) // the client reconnects
+				continue
+			}
+			if rec.Version >= lost.Version {
+				break
+			}
+			st, err := e.model.DecodeState(rec.Data)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i == 0 {
+				ev, err := scorer.DecodeEvent([]byte(`{"id":"other","customer_id":"pl","type":"login","time":"2026-11-01T12:30:00Z"}`))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				e.model.Apply(st, &ev)
+				rec.Offsets[state.Partition{Topic: "customer-events", Partition: 1}] = 0
+			}
+			rec.Data = e.model.AppendState(nil, st)
+			if ok, err := e.harness.store.Save(context.Background(), []state.Write{{ID: "pl", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+				t.Errorf("other writer: %v %v", ok, err)
+				return
+			}
+		}
+		t.Logf("redis-server lost offsets 5-9 and restarted; another writer re-used version %d", lost.Version)
+	}
+	e.store.beforeSave.Store(&crash)
+	e.send(5) // offsets 10-14: the crash comes between the attempt's load and its save
+
+	e.waitCommitted(e.group)
+	if e.store.beforeSave.Load() != nil {
+		t.Fatal("the crash was not simulated: no save after the third batch")
+	}
+	if got := e.events(); got != 16 {
+		t.Errorf("state holds %d events, want 16 (15 sent here and the other writer's one)", got)
 	}
 }

@@ -38,7 +38,7 @@ func (c *Consumer) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if c.catchingUp.Load() {
+		if c.held() {
 			c.metrics.sweeperHeld.Set(1)
 			continue
 		}
@@ -48,6 +48,9 @@ func (c *Consumer) sweep(ctx context.Context) {
 		}
 	}
 }
+
+// held reports whether sweeping waits for the consumer to catch up.
+func (c *Consumer) held() bool { return time.Now().UnixNano() < c.heldUntil.Load() }
 
 // sweepOnce claims and rescores every customer due now, shard by shard.
 func (c *Consumer) sweepOnce(ctx context.Context) error {
@@ -70,6 +73,9 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 	for k := range n {
 		shard := (first + k) % n
 		for {
+			if c.held() {
+				return nil // a backlog appeared during the round
+			}
 			lease := c.cfg.Now().Add(c.cfg.SweepLease).UnixMilli()
 			ids, err := sch.Claim(ctx, shard, nowMs, lease, c.cfg.SweepBatch)
 			if err != nil {

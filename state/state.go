@@ -76,6 +76,10 @@ type Store interface {
 	Get(ctx context.Context, id string) (Record, error)
 }
 
+// ErrServerChanged reports that SaveIfServer found another Redis server
+// (a new run_id, i.e. a restart) than the one expected, and wrote nothing.
+var ErrServerChanged = errors.New("redis server changed (restarted)")
+
 // ErrIndex reports that records were saved but the band index could not be
 // brought up to date; it catches up at the customers' next saves.
 var ErrIndex = errors.New("band index may lag")
@@ -144,18 +148,26 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `)
 
-// batchSaveScript is the multi-key Save (see Config.SingleKey). KEYS[1..3]
+// batchSaveScript is the multi-key Save (see Config.SingleKey). ARGV[1] is
+// the run_id the writer expects the server to have ("": do not check); on
+// another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
-// KEYS[4..] are record keys, and each has four ARGV: the expected version
+// KEYS[4..] are record keys, and each has four more ARGV: the expected version
 // (8 bytes, as in saveScript), the new value, the customer id and its score
 // as a decimal string. Each write is a compare-and-set as in saveScript; an
 // applied write also moves the customer in the band index, so record and
 // index change together. Returns one 1 (applied) or 0 (conflict) per write.
 var batchSaveScript = redis.NewScript(`
+if ARGV[1] ~= '' then
+  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  if id ~= ARGV[1] then
+    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
+  end
+end
 local zero = string.rep(string.char(0), 8)
 local out = {}
 for i = 4, #KEYS do
-  local j = (i - 4) * 4
+  local j = 1 + (i - 4) * 4
   local cur = redis.call('GET', KEYS[i])
   local ok
   if cur then ok = string.sub(cur, 2, 9) == ARGV[j+1] else ok = ARGV[j+1] == zero end
@@ -308,10 +320,23 @@ func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
 	return recs[0], nil
 }
 
-// Save implements Store. The compare-and-sets take one round trip; when some
-// apply, updating the band index takes two more (index writes, then a re-read
-// that repairs the index if another writer saved in between).
+// Save implements Store. The compare-and-sets take one round trip; in
+// single-key mode, when some apply, updating the band index takes two more
+// (index writes, then a re-read that repairs the index if another writer
+// saved in between).
 func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
+	return s.SaveIfServer(ctx, "", ws)
+}
+
+// SaveIfServer is Save, done only on the Redis server whose run_id is
+// server (see ServerID); "" skips the check. On another server (Redis
+// restarted, and may have lost writes the caller based its writes on) it
+// writes nothing and returns an error wrapping ErrServerChanged: a version
+// that matches there may have been re-used by another writer since the
+// restart, so a compare-and-set alone could not be trusted. The check is
+// atomic with the writes, in the save script. In single-key mode the
+// server is not checked (a cluster has one run_id per node).
+func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]bool, error) {
 	if len(ws) == 0 {
 		return nil, nil
 	}
@@ -332,7 +357,7 @@ func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		vals[i] = b
 	}
 	if !s.cfg.SingleKey {
-		applied, err := s.saveChunks(ctx, ws, vals)
+		applied, err := s.saveChunks(ctx, server, ws, vals)
 		if err != nil {
 			return nil, fmt.Errorf("cannot save records: %w", err)
 		}
@@ -391,7 +416,7 @@ func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([
 // saveChunks runs the writes through batchSaveScript, batchChunk writes per
 // call, all calls in one pipeline (one round trip; a second only to load the
 // script into a server that does not have it).
-func (s *Redis) saveChunks(ctx context.Context, ws []Write, vals [][]byte) ([]bool, error) {
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
 	bandKeys := make([]string, len(Bands))
 	for i, b := range Bands {
 		bandKeys[i] = s.BandKey(b)
@@ -405,7 +430,7 @@ func (s *Redis) saveChunks(ctx context.Context, ws []Write, vals [][]byte) ([]bo
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
-		c.args = make([]any, 0, 4*(c.end-c.start))
+		c.args = append(make([]any, 0, 1+4*(c.end-c.start)), server)
 		for i := c.start; i < c.end; i++ {
 			c.keys = append(c.keys, s.Key(ws[i].ID))
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, ws[i].Expected), vals[i], ws[i].ID,
@@ -434,6 +459,10 @@ func (s *Redis) saveChunks(ctx context.Context, ws []Write, vals [][]byte) ([]bo
 				return nil, fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
 			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
 				retry = append(retry, c) // not executed: safe to run again
+			case redis.HasErrorPrefix(cerr, "RESTARTED"):
+				// Chunks before this one may have applied: the caller
+				// abandons the whole batch and re-reads.
+				return nil, fmt.Errorf("%w: %w", ErrServerChanged, cerr)
 			default:
 				return nil, fmt.Errorf("writes of %q…: %w", ws[c.start].ID, cerr)
 			}

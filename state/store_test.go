@@ -554,3 +554,37 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestSaveIfServer: a save bound to another server's run_id (as after a
+// restart) writes nothing and says so; bound to the server's own run_id it
+// applies. Single-key mode does not check.
+func TestSaveIfServer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		s := newStore(t, newClient(), cfg)
+		ctx := t.Context()
+		id, err := s.ServerID(ctx)
+		if err != nil {
+			t.Skipf("no run_id on this backend: %v", err)
+		}
+		w := state.Write{ID: "srv", Rec: state.Record{Score: 10, Band: state.BandRed}}
+		applied, err := s.SaveIfServer(ctx, "0123456789abcdef0123456789abcdef01234567", []state.Write{w})
+		if cfg.SingleKey {
+			if err != nil || !applied[0] {
+				t.Fatalf("single-key: %v, %v; want applied (no server check)", applied, err)
+			}
+			return
+		}
+		if !errors.Is(err, state.ErrServerChanged) {
+			t.Fatalf("save bound to another run_id: %v, %v; want ErrServerChanged", applied, err)
+		}
+		if r, _ := s.Get(ctx, "srv"); r.Version != 0 {
+			t.Fatalf("save bound to another run_id wrote version %d", r.Version)
+		}
+		if counts, _ := s.BandCounts(ctx); counts[state.BandRed] != 0 {
+			t.Fatal("save bound to another run_id moved the band index")
+		}
+		if applied, err := s.SaveIfServer(ctx, id, []state.Write{w}); err != nil || !applied[0] {
+			t.Fatalf("save bound to the server's run_id: %v, %v", applied, err)
+		}
+	})
+}
