@@ -195,8 +195,15 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	// the Load was up when the Load was answered, and a server never comes
 	// back with an old run_id: if it is still the one the pending batches
 	// were written to, the Load came from it.
-	if err := c.checkServer(ctx); err != nil {
-		return nil, err
+	//
+	// With a store whose saves check the run_id themselves (atomically, in
+	// the save script), the check here is needed only to learn the run_id
+	// the first time: a load answered by a restarted server cannot lead to
+	// a save, since the save is bound to the run_id known before.
+	if ss, ok := c.cfg.Store.(serverSaver); !ok || !ss.ChecksServer() || c.lastServer.Load() == nil {
+		if err := c.checkServer(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if len(loaded) != len(ids) {
 		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
@@ -346,6 +353,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 // server it reaches (see state.Redis.SaveIfServer).
 type serverSaver interface {
 	SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error)
+	ChecksServer() bool
 }
 
 // save writes with compare-and-set; a lagging band index is not a failure.

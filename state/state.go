@@ -174,16 +174,20 @@ for i = 4, #KEYS do
   if ok then
     local val = ARGV[j+2]
     redis.call('SET', KEYS[i], val)
-    local nb = string.byte(val, 18)
-    local ob = 0
-    if cur then ob = string.byte(cur, 18) end
-    if ob ~= nb then
-      for b = 1, 3 do
-        if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
+    -- bytes 10..18: score and band; unchanged (e.g. an outbox clear),
+    -- the index already holds them.
+    if not cur or string.sub(cur, 10, 18) ~= string.sub(val, 10, 18) then
+      local nb = string.byte(val, 18)
+      local ob = 0
+      if cur then ob = string.byte(cur, 18) end
+      if ob ~= nb then
+        for b = 1, 3 do
+          if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
+        end
       end
-    end
-    if nb >= 1 and nb <= 3 then
-      redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
+      if nb >= 1 and nb <= 3 then
+        redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
+      end
     end
     out[#out+1] = 1
   else
@@ -327,6 +331,10 @@ func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
 func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	return s.SaveIfServer(ctx, "", ws)
 }
+
+// ChecksServer reports whether SaveIfServer checks the server (not in
+// single-key mode).
+func (s *Redis) ChecksServer() bool { return !s.cfg.SingleKey }
 
 // SaveIfServer is Save, done only on the Redis server whose run_id is
 // server (see ServerID); "" skips the check. On another server (Redis
