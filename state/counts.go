@@ -12,9 +12,10 @@ import (
 )
 
 // BandCounts returns the number of entries in each band's index (ZCARD, one
-// pipelined round trip). The index is derived and can briefly hold a stale
-// entry after a crash between the state write and the index update, so the
-// counts are for dashboards, not for decisions.
+// pipelined round trip). In the default mode the save script keeps the
+// index exact; in single-key mode it is derived and can briefly hold a stale
+// entry after a crash between the state write and the index update. Either
+// way the counts are for dashboards, not for decisions.
 func (s *Redis) BandCounts(ctx context.Context) (map[string]int64, error) {
 	pipe := s.c.Pipeline()
 	cmds := make([]interface{ Val() int64 }, len(Bands))
