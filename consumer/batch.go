@@ -456,8 +456,17 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	}
 	o := m.Step(st, at)
 	res.rescored = true
-	if next, ok := m.NextChange(st, at); ok {
-		res.nextDue = (next + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	// The wake-up for a customer that gets no more events. After events,
+	// the customer will likely have more before it is due, so a bound that
+	// is never late and costs one evaluation does (scorer.EarliestChange);
+	// if it stays silent, the sweeper's evaluation at that wake-up computes
+	// the exact instant (NextChange, a search ~40 times dearer).
+	nextChange := m.NextChange
+	if res.applied > 0 {
+		nextChange = m.EarliestChange
+	}
+	if t, ok := nextChange(st, at); ok {
+		res.nextDue = (t + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 	}
 	publish := o.Changed || o.Alert != scorer.AlertNone || o.Dropped
 	if res.applied == 0 && !publish {

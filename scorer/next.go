@@ -256,3 +256,49 @@ func (c *changeCond) first(a, b int64, sa, ra, sb float64, hb bool) (int64, bool
 	}
 	return c.first(mid, b, sm, rm, sb, hb)
 }
+
+// EarliestChange returns an instant no later than NextChange(st, from): a
+// wake-up that is never late, from one evaluation instead of a search. ok
+// is false only when NextChange's is. The bound: in the rules in force at
+// from, the score moves at most at the rate bound of scoreRate, so it cannot
+// reach a threshold sooner than distance/rate; the next change of rules (an
+// override's expiry, the end of the dropped-alert cooldown) comes no later
+// than it is reached. Use it where the customer will probably be evaluated
+// again before then anyway (a stream of events), and NextChange at the
+// wake-up: a customer left alone then gets one early, silent wake-up before
+// the exact one.
+func (m *Model) EarliestChange(st *State, from int64) (at int64, ok bool) {
+	if !st.Published {
+		return 0, false
+	}
+	c := m.newChangeCond(st)
+	end := from + int64(MaxHorizon)
+	bp := end // the first change of rules after from, or the horizon
+	if m.Trend != nil && st.HasDropped {
+		if cool := st.DroppedAt + int64(m.Trend.Cooldown); cool > from {
+			bp = min(bp, cool)
+		}
+	}
+	if o := st.Override; o.Active(from) && o.Expires > from {
+		bp = min(bp, o.Expires)
+	}
+	c.enter(from)
+	s, r, has := c.score(from)
+	if has && c.holds(s) {
+		return from + changeResolution, true
+	}
+	t := bp
+	if has && r > 0 {
+		d := math.Min(c.hi-s, s-c.lo) - c.slack
+		if d <= 0 {
+			return from + changeResolution, true
+		}
+		if dt := d / r; dt < float64(bp-from) {
+			t = from + max(int64(dt), 1)
+		}
+	}
+	if t >= end {
+		return 0, false
+	}
+	return t, true
+}

@@ -257,3 +257,36 @@ func BenchmarkScoreAt(b *testing.B) {
 		m.ScoreAt(st, st.LastEvent)
 	}
 }
+
+// TestPropertyEarliestChange: the cheap bound is never after NextChange,
+// and says "never" only when NextChange does.
+func TestPropertyEarliestChange(t *testing.T) {
+	for _, src := range []string{propModel, strings.Replace(propModel, "change_min_delta: 0.5", "change_min_delta: 0.5\ndecay_step: 1.5", 1)} {
+		m := mustModel(t, src)
+		rapid.Check(t, func(t *rapid.T) {
+			evs := genEvents(t, "ev", 30)
+			st := fold(m, evs)
+			stepAt := lastTime(evs) + rapid.Int64Range(0, 3*day).Draw(t, "step")
+			m.Step(st, stepAt)
+			from := stepAt + rapid.Int64Range(0, 2*day).Draw(t, "from")
+			exact, okExact := m.NextChange(st, from)
+			early, okEarly := m.EarliestChange(st, from)
+			if okExact && (!okEarly || early > exact) {
+				t.Fatalf("EarliestChange +%v (%v) after NextChange +%v", time.Duration(early-from), okEarly, time.Duration(exact-from))
+			}
+			if okEarly && early <= from {
+				t.Fatalf("EarliestChange +%v not after from", time.Duration(early-from))
+			}
+		})
+	}
+}
+
+func BenchmarkEarliestChange(b *testing.B) {
+	m := DefaultModel()
+	st := benchState(m)
+	m.Step(st, st.LastEvent)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.EarliestChange(st, st.LastEvent)
+	}
+}
