@@ -267,6 +267,26 @@ const MaxDrivers = 3
 // the one place that advances what was published. The baseline is compared
 // before it is updated.
 func (m *Model) Step(st *State, at int64) Outcome {
+	// Most evaluations publish nothing: decide that from the lean score
+	// (ScoreAt, bit for bit Evaluate's, no allocation) and build the
+	// explanation only for an output. The lean outcome's Eval has no
+	// categories.
+	if score, has := m.ScoreAt(st, at); !has || (st.Published && !m.dropDue(st, score, at)) {
+		lean := Evaluation{At: at, HasScore: has, Score: score, Segment: st.Segment}
+		if o := st.Override; o.Active(at) {
+			lean.Override = o
+		}
+		if has {
+			lean.Band = m.band(score, st.Band, m.profileFor(st.Segment).bands)
+		}
+		if !has || (lean.Band == st.Band && math.Abs(score-st.Score) < m.ChangeMinDelta) {
+			o := Outcome{Eval: lean, PrevScore: st.Score, PrevBand: st.Band, HadPrevious: st.Published}
+			if has {
+				o.ScoreDelta = score - st.Score
+			}
+			return o
+		}
+	}
 	ev := m.Evaluate(st, at)
 	o := Outcome{Eval: ev, PrevScore: st.Score, PrevBand: st.Band, HadPrevious: st.Published}
 	if !ev.HasScore {

@@ -290,3 +290,37 @@ func BenchmarkEarliestChange(b *testing.B) {
 		m.EarliestChange(st, st.LastEvent)
 	}
 }
+
+// TestPropertyStepLeanPath: Step decides from the lean score and builds the
+// explanation only for an output; its outcome still agrees with Evaluate on
+// the score, the band and whether anything is published, and the state it
+// leaves is the same as after a full evaluation (nothing changes when
+// nothing is published).
+func TestPropertyStepLeanPath(t *testing.T) {
+	m := mustModel(t, propModel)
+	rapid.Check(t, func(t *rapid.T) {
+		evs := genEvents(t, "ev", 30)
+		st := fold(m, evs)
+		at := lastTime(evs) + rapid.Int64Range(0, 3*day).Draw(t, "first")
+		m.Step(st, at) // publish once, so later steps compare against it
+		for k := range 3 {
+			at += rapid.Int64Range(0, 20*day).Draw(t, fmt.Sprintf("at%d", k))
+			before := m.AppendState(nil, st)
+			e := m.Evaluate(st, at)
+			wantChanged := e.HasScore && (!st.Published || e.Band != st.Band || math.Abs(e.Score-st.Score) >= m.ChangeMinDelta)
+			o := m.Step(st, at)
+			if o.Eval.HasScore != e.HasScore || (e.HasScore && (math.Float64bits(o.Eval.Score) != math.Float64bits(e.Score) || o.Eval.Band != e.Band)) {
+				t.Fatalf("Step's evaluation %v %v %v, Evaluate's %v %v %v", o.Eval.HasScore, o.Eval.Score, o.Eval.Band, e.HasScore, e.Score, e.Band)
+			}
+			if o.Changed != wantChanged {
+				t.Fatalf("Changed %v, want %v", o.Changed, wantChanged)
+			}
+			if o.Changed && len(o.Eval.Categories) == 0 {
+				t.Fatal("a published outcome has no explanation")
+			}
+			if !o.Changed && !o.Dropped && string(m.AppendState(nil, st)) != string(before) {
+				t.Fatal("a step that published nothing changed the state")
+			}
+		}
+	})
+}
