@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/state"
 )
 
 // Offsets are committed CommitDelay after the state writes of their batch,
@@ -253,7 +254,7 @@ func (c *Consumer) serverID(ctx context.Context) (string, error) {
 	}
 	id, err := sid.ServerID(ctx)
 	if err != nil {
-		if strings.Contains(err.Error(), "no run_id") {
+		if errors.Is(err, state.ErrNoServerID) {
 			c.serverIDOff.Store(true)
 			return "", nil
 		}

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -524,4 +526,31 @@ func (h *harness) committed(group string) int64 {
 	var n int64
 	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
 	return n
+}
+
+// TestEmbeddedMiniredis: with the embedded miniredis (what `healthscore run`
+// uses without --redis, and the README's demo), which has no run_id, the
+// pipeline switches the restart checks off and applies every event. It
+// retried forever once, when a failed INFO server counted as "Redis down".
+func TestEmbeddedMiniredis(t *testing.T) {
+	h := newHarness(t)
+	mr := miniredis.RunT(t)
+	h.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = h.rdb.Close() })
+	store, err := state.NewRedis(h.rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ServerID(context.Background()); !errors.Is(err, state.ErrNoServerID) {
+		t.Fatalf("miniredis ServerID: %v, want ErrNoServerID", err)
+	}
+	h.store = store
+	h.schedule = true
+	recs, evs := randomEvents(17, 30, 600)
+	h.produce(recs...)
+	reg := h.run("embedded")
+	h.checkStates(expected(h.model, evs))
+	if applied, ignored := metricEvents(t, reg, ResultApplied), metricEvents(t, reg, ResultIgnored); applied+ignored != 600 {
+		t.Fatalf("applied %v + ignored %v, want 600", applied, ignored)
+	}
 }

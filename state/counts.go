@@ -92,12 +92,24 @@ func (s *Redis) ActiveOverrides(ctx context.Context, nowMs int64) (int64, error)
 	return n.Val(), nil
 }
 
+// ErrNoServerID reports a server that answers but has no run_id to give
+// (the embedded miniredis, which does not support INFO server): restarts
+// cannot be detected there.
+var ErrNoServerID = errors.New("the Redis server has no run_id")
+
 // ServerID returns the Redis server's run_id, which changes when the server
 // restarts. A restart may have lost the writes that were not yet persisted
 // (AOF everysec), so a consumer that sees a new id must not commit offsets
-// past writes made before it.
+// past writes made before it. A server that does not support INFO server
+// (an error reply saying so), or answers without a run_id, gives an error
+// wrapping ErrNoServerID; any other error (Redis unreachable, NOAUTH…)
+// means the id is unknown for now.
 func (s *Redis) ServerID(ctx context.Context) (string, error) {
 	info, err := s.c.Info(ctx, "server").Result()
+	var reply redis.Error
+	if errors.As(err, &reply) && (strings.Contains(err.Error(), "not supported") || strings.HasPrefix(err.Error(), "ERR unknown command")) {
+		return "", fmt.Errorf("cannot read the Redis server id: %w: %w", ErrNoServerID, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("cannot read the Redis server id: %w", err)
 	}
@@ -106,7 +118,7 @@ func (s *Redis) ServerID(ctx context.Context) (string, error) {
 			return v, nil
 		}
 	}
-	return "", errors.New("cannot read the Redis server id: no run_id in INFO server")
+	return "", fmt.Errorf("cannot read the Redis server id: %w: no run_id in INFO server", ErrNoServerID)
 }
 
 // Persistence is what a Redis server says about its durability.
