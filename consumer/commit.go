@@ -255,7 +255,9 @@ func (c *Consumer) serverID(ctx context.Context) (string, error) {
 	id, err := sid.ServerID(ctx)
 	if err != nil {
 		if errors.Is(err, state.ErrNoServerID) {
-			c.serverIDOff.Store(true)
+			if !c.serverIDOff.Swap(true) {
+				c.log.Warn("Redis gives no run_id: a Redis restart cannot be detected, so writes it loses are not re-applied; use a Redis that answers INFO server for durability (see docs/reliability.md)", zap.Error(err))
+			}
 			return "", nil
 		}
 		return "", err
