@@ -194,15 +194,25 @@ func TestNextChangeSilentCustomer(t *testing.T) {
 // Property: for random states, the condition holds at the returned instant
 // and at no instant of a fine grid before it (a second's tolerance); without
 // a result it holds nowhere on the grid up to the horizon.
+// wakeUpModels are the models the wake-up properties run on: decay_step
+// at its default, and small.
+var wakeUpModels = []string{propModel, strings.Replace(propModel, "change_min_delta: 0.5", "change_min_delta: 0.5\ndecay_step: 1.5", 1)}
+
+// publishedState draws a customer's events, folds them, publishes a step
+// some time after the last one, and draws an instant from a little later.
+func publishedState(t *rapid.T, m *Model) (st *State, from int64) {
+	evs := genEvents(t, "ev", 30)
+	st = fold(m, evs)
+	stepAt := lastTime(evs) + rapid.Int64Range(0, 3*day).Draw(t, "step")
+	m.Step(st, stepAt)
+	return st, stepAt + rapid.Int64Range(0, 2*day).Draw(t, "from")
+}
+
 func TestPropertyNextChange(t *testing.T) {
-	for _, src := range []string{propModel, strings.Replace(propModel, "change_min_delta: 0.5", "change_min_delta: 0.5\ndecay_step: 1.5", 1)} {
+	for _, src := range wakeUpModels {
 		m := mustModel(t, src)
 		rapid.Check(t, func(t *rapid.T) {
-			evs := genEvents(t, "ev", 30)
-			st := fold(m, evs)
-			stepAt := lastTime(evs) + rapid.Int64Range(0, 3*day).Draw(t, "step")
-			m.Step(st, stepAt)
-			from := stepAt + rapid.Int64Range(0, 2*day).Draw(t, "from")
+			st, from := publishedState(t, m)
 			at, ok := m.NextChange(st, from)
 			end := from + int64(MaxHorizon)
 			if ok {
@@ -239,13 +249,19 @@ func TestScoreAtMatchesEvaluate(t *testing.T) {
 	})
 }
 
-func BenchmarkNextChange(b *testing.B) {
+func BenchmarkNextChange(b *testing.B) { benchWakeUp(b, (*Model).NextChange) }
+
+func BenchmarkEarliestChange(b *testing.B) { benchWakeUp(b, (*Model).EarliestChange) }
+
+// benchWakeUp times one wake-up computation for the benchmark state, just
+// published.
+func benchWakeUp(b *testing.B, wakeUp func(*Model, *State, int64) (int64, bool)) {
 	m := DefaultModel()
 	st := benchState(m)
 	m.Step(st, st.LastEvent)
 	b.ReportAllocs()
 	for b.Loop() {
-		m.NextChange(st, st.LastEvent)
+		wakeUp(m, st, st.LastEvent)
 	}
 }
 
@@ -261,14 +277,10 @@ func BenchmarkScoreAt(b *testing.B) {
 // TestPropertyEarliestChange: the cheap bound is never after NextChange,
 // and says "never" only when NextChange does.
 func TestPropertyEarliestChange(t *testing.T) {
-	for _, src := range []string{propModel, strings.Replace(propModel, "change_min_delta: 0.5", "change_min_delta: 0.5\ndecay_step: 1.5", 1)} {
+	for _, src := range wakeUpModels {
 		m := mustModel(t, src)
 		rapid.Check(t, func(t *rapid.T) {
-			evs := genEvents(t, "ev", 30)
-			st := fold(m, evs)
-			stepAt := lastTime(evs) + rapid.Int64Range(0, 3*day).Draw(t, "step")
-			m.Step(st, stepAt)
-			from := stepAt + rapid.Int64Range(0, 2*day).Draw(t, "from")
+			st, from := publishedState(t, m)
 			exact, okExact := m.NextChange(st, from)
 			early, okEarly := m.EarliestChange(st, from)
 			if okExact && (!okEarly || early > exact) {
@@ -278,16 +290,6 @@ func TestPropertyEarliestChange(t *testing.T) {
 				t.Fatalf("EarliestChange +%v not after from", time.Duration(early-from))
 			}
 		})
-	}
-}
-
-func BenchmarkEarliestChange(b *testing.B) {
-	m := DefaultModel()
-	st := benchState(m)
-	m.Step(st, st.LastEvent)
-	b.ReportAllocs()
-	for b.Loop() {
-		m.EarliestChange(st, st.LastEvent)
 	}
 }
 
