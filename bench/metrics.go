@@ -19,7 +19,10 @@ type hist struct {
 	sum, count float64
 }
 
-// scrapeHists reads the histograms named in names from a /metrics page.
+// scrapeHists reads the histograms named in names from a /metrics page. A
+// name may carry labels to pick one series of a histogram vector, as in
+// `healthscore_batch_stage_seconds{stage="load"}`. A name that is a counter
+// series gets its value as sum and count.
 func scrapeHists(ctx context.Context, url string, names ...string) (map[string]*hist, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -56,8 +59,16 @@ func scrapeHists(ctx context.Context, url string, names ...string) (map[string]*
 		}
 		series := line[:sp]
 		for n, h := range out {
+			base, labels, _ := strings.Cut(n, "{")
+			bucket, sum, count := base+"_bucket{", base+"_sum", base+"_count"
+			if labels != "" {
+				labels = strings.TrimSuffix(labels, "}")
+				bucket += labels + ","
+				sum += "{" + labels + "}"
+				count += "{" + labels + "}"
+			}
 			switch {
-			case strings.HasPrefix(series, n+"_bucket{"):
+			case strings.HasPrefix(series, bucket):
 				i := strings.Index(series, `le="`)
 				if i < 0 {
 					continue
@@ -68,9 +79,11 @@ func scrapeHists(ctx context.Context, url string, names ...string) (map[string]*
 					continue
 				}
 				h.le, h.cum = append(h.le, le), append(h.cum, v)
-			case series == n+"_sum":
+			case series == n:
+				h.sum, h.count = v, v
+			case series == sum:
 				h.sum = v
-			case series == n+"_count":
+			case series == count:
 				h.count = v
 			}
 		}
@@ -129,13 +142,29 @@ const (
 	metricLatency      = "healthscore_event_to_output_seconds"
 	metricBatchSeconds = "healthscore_batch_duration_seconds"
 	metricBatchRecords = "healthscore_batch_records"
+	metricStage        = "healthscore_batch_stage_seconds"
+)
+
+// stages are the values of the stage label of metricStage, in batch order.
+var stages = []string{"load", "fold", "schedule", "save", "produce", "clear", "commit"}
+
+func stageMetric(stage string) string { return metricStage + `{stage="` + stage + `"}` }
+
+// Evaluations by cause (a counter): events, or the sweeper's decay checks.
+const (
+	metricRescoredEvent = `healthscore_rescored_total{cause="event"}`
+	metricRescoredDecay = `healthscore_rescored_total{cause="decay"}`
 )
 
 // scrapeAll scrapes every instance and adds their histograms up.
 func scrapeAll(ctx context.Context, insts []*instance) (map[string]*hist, error) {
 	var total map[string]*hist
 	for _, in := range insts {
-		hs, err := scrapeHists(ctx, in.http+"/metrics", metricLatency, metricBatchSeconds, metricBatchRecords)
+		names := []string{metricLatency, metricBatchSeconds, metricBatchRecords, metricRescoredEvent, metricRescoredDecay}
+		for _, s := range stages {
+			names = append(names, stageMetric(s))
+		}
+		hs, err := scrapeHists(ctx, in.http+"/metrics", names...)
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +196,12 @@ type serviceStats struct {
 	// timestamp to output acknowledged), as bucket upper bounds.
 	P50msUpTo float64 `json:"event_to_output_p50_ms_upto"`
 	P99msUpTo float64 `json:"event_to_output_p99_ms_upto"`
+	// StageMs is the time spent per stage (milliseconds summed over the
+	// phase's batches and worker groups).
+	StageMs map[string]float64 `json:"stage_ms,omitempty"`
+	// Evaluations by cause: after events, and by the sweeper (decay).
+	RescoredEvent float64 `json:"rescored_event"`
+	RescoredDecay float64 `json:"rescored_decay"`
 }
 
 // stats computes serviceStats from two scrapes (before may be nil).
@@ -184,10 +219,23 @@ func stats(before, after map[string]*hist) *serviceStats {
 		}
 		return v
 	}
-	return &serviceStats{
+	st := &serviceStats{
 		BatchRecords: js(recs.mean()), BatchMs: js(1000 * secs.mean()), Batches: recs.count,
 		P50msUpTo: js(1000 * lat.upper(0.5)), P99msUpTo: js(1000 * lat.upper(0.99)),
 	}
+	if after[metricRescoredEvent] != nil && after[metricRescoredDecay] != nil {
+		st.RescoredEvent = d(metricRescoredEvent).sum
+		st.RescoredDecay = d(metricRescoredDecay).sum
+	}
+	for _, s := range stages {
+		if h := after[stageMetric(s)]; h != nil && h.count > 0 {
+			if st.StageMs == nil {
+				st.StageMs = make(map[string]float64)
+			}
+			st.StageMs[s] = 1000 * d(stageMetric(s)).sum
+		}
+	}
+	return st
 }
 
 func (s *serviceStats) String() string {
@@ -197,6 +245,16 @@ func (s *serviceStats) String() string {
 		}
 		return fmt.Sprintf("<= %g ms", ms)
 	}
-	return fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output (service histogram, from the record timestamp) p50 %s, p99 %s",
+	out := fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output (service histogram, from the record timestamp) p50 %s, p99 %s",
 		s.Batches, s.BatchRecords, s.BatchMs, bound(s.P50msUpTo), bound(s.P99msUpTo))
+	out += fmt.Sprintf("; %.0f evaluations after events, %.0f by the sweeper", s.RescoredEvent, s.RescoredDecay)
+	if len(s.StageMs) > 0 && s.Batches > 0 {
+		out += "; ms per batch by stage (summed over worker groups):"
+		for _, st := range stages {
+			if ms, ok := s.StageMs[st]; ok {
+				out += fmt.Sprintf(" %s %.1f", st, ms/s.Batches)
+			}
+		}
+	}
+	return out
 }

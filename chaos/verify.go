@@ -98,6 +98,7 @@ type Result struct {
 	MaxRelErr        float64
 	OffsetMismatches int // per-partition offsets in the state ≠ highest sent
 	PendingLeft      int // outboxes not cleared
+	OrphanOutboxes   int // outbox keys no record points to (a leak)
 	Unexpected       int // records of customers nothing was sent for
 	Examples         []string
 
@@ -198,6 +199,20 @@ func checkStates(ctx context.Context, rdb *redis.Client, model *scorer.Model, ex
 	if err := iter.Err(); err != nil {
 		return nil, err
 	}
+	// Every outbox key left must be one a record points to (counted in
+	// PendingLeft above); any other is a leak.
+	outboxes := 0
+	iter = rdb.Scan(ctx, 0, state.DefaultPrefix+"o:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		outboxes++
+		if outboxes-res.PendingLeft == 1 {
+			res.example("outbox key %s left behind", iter.Val())
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	res.OrphanOutboxes = max(0, outboxes-res.PendingLeft)
 	res.Unexpected = res.Stored - len(bands)
 	return bands, nil
 }

@@ -178,11 +178,22 @@ func (c *Consumer) processGroup(ctx context.Context, todo []*customerBatch) erro
 // their events duplicates, and their pending outputs are produced again by
 // the next load.
 func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*customerBatch, error) {
+	t := time.Now()
 	ids := make([]string, len(customers))
 	for i, cb := range customers {
 		ids[i] = cb.id
 	}
-	loaded, err := c.cfg.Store.Load(ctx, ids)
+	// The attempt is bound to the Redis server known when it starts: its
+	// loads may come from the store's cache of what was saved there, and
+	// its saves and clears apply only there.
+	known := c.lastServer.Load()
+	var loaded []state.Record
+	var err error
+	if sl, ok := c.cfg.Store.(serverLoader); ok && known != nil {
+		loaded, err = sl.LoadIfServer(ctx, *known, ids)
+	} else {
+		loaded, err = c.cfg.Store.Load(ctx, ids)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot load customer states: %w", err)
 	}
@@ -200,14 +211,22 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	// the save script), the check here is needed only to learn the run_id
 	// the first time: a load answered by a restarted server cannot lead to
 	// a save, since the save is bound to the run_id known before.
-	if ss, ok := c.cfg.Store.(serverSaver); !ok || !ss.ChecksServer() || c.lastServer.Load() == nil {
+	if ss, ok := c.cfg.Store.(serverSaver); !ok || !ss.ChecksServer() || known == nil {
 		if err := c.checkServer(ctx); err != nil {
 			return nil, err
 		}
 	}
+	server := "" // no run_id: not checked (see serverID)
+	if known == nil {
+		known = c.lastServer.Load() // learnt by checkServer after the load
+	}
+	if known != nil {
+		server = *known
+	}
 	if len(loaded) != len(ids) {
 		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
 	}
+	t = c.metrics.since(StageLoad, t)
 
 	// Fold, and decide each customer's write: new state plus everything
 	// still pending (an earlier attempt's outputs that may not have been
@@ -242,12 +261,19 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		}
 		if w := results[i].write; w != nil {
 			p.write = *w
-		} else { // nothing new, but an earlier attempt's outputs to finish
+		} else {
+			// Nothing new, but an earlier attempt's outputs to finish: the
+			// record is saved again (a new version, with the outbox under
+			// its key) and that outbox is cleared like any other. This
+			// also moves an outbox stored inside a record by an earlier
+			// version of the service to its own key.
 			p.write = state.Write{ID: cb.id, Expected: rec.Version, Rec: rec, SkipIndex: true}
 		}
 		p.write.Rec.Pending = encodeOutbox(p.outputs)
 		plans = append(plans, p)
 	}
+
+	t = c.metrics.since(StageFold, t)
 
 	// 0. Schedule the next decay-driven evaluations, before the states are
 	// saved: a crash in between can only wake a customer early, never lose
@@ -272,6 +298,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		if err := c.cfg.Schedule.TrackOverrides(ctx, overrides); err != nil {
 			return nil, err
 		}
+		t = c.metrics.since(StageSchedule, t)
 	}
 
 	// 1. Save states with their outbox.
@@ -279,10 +306,11 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	for k, p := range plans {
 		writes[k] = p.write
 	}
-	applied, err := c.save(ctx, writes)
+	applied, err := c.save(ctx, server, writes)
 	if err != nil {
 		return nil, err
 	}
+	t = c.metrics.since(StageSave, t)
 	done := make([]bool, len(customers))
 	for i := range customers {
 		done[i] = true
@@ -290,7 +318,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	var conflicted []*customerBatch
 	var outputs []*kgo.Record
 	var causes []time.Time
-	var clears []state.Write
+	var clears []state.Outbox
 	for k, p := range plans {
 		if !applied[k] {
 			// A lost clear-only write is done: its events were duplicates
@@ -306,23 +334,23 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		}
 		outputs = append(outputs, p.outputs...)
 		causes = append(causes, p.causes...)
-		clear := p.write
-		clear.Expected++
-		clear.Rec.Pending = nil
-		clear.SkipIndex = true
-		clears = append(clears, clear)
+		clears = append(clears, state.Outbox{ID: p.write.ID, Version: p.write.Expected + 1})
 	}
 
 	// 2. Produce and wait for every acknowledgement.
 	if err := c.produce(ctx, outputs, causes); err != nil {
 		return nil, err
 	}
+	t = c.metrics.since(StageProduce, t)
 
-	// 3. Clear the outboxes. A lost race here is fine: the winner loaded
-	// the outbox and produces it again under the same ids.
-	if _, err := c.save(ctx, clears); err != nil {
+	// 3. Clear the outboxes. Each is named by the record version it was
+	// saved with, so this never deletes one that a racing writer saved
+	// since; and one that such a writer loaded is produced again by it,
+	// under the same ids.
+	if err := c.clear(ctx, server, clears); err != nil {
 		return nil, err
 	}
+	c.metrics.since(StageClear, t)
 
 	var nApplied, nDup, nIgn, nEvent, nDecay, nReload int
 	for i, r := range results {
@@ -353,25 +381,47 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 // server it reaches (see state.Redis.SaveIfServer).
 type serverSaver interface {
 	SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error)
+	ClearOutboxesIfServer(ctx context.Context, server string, obs []state.Outbox) error
 	ChecksServer() bool
+}
+
+// serverLoader is a store that can serve loads bound to a Redis server from
+// what it saved there (see state.Redis.LoadIfServer).
+type serverLoader interface {
+	LoadIfServer(ctx context.Context, server string, ids []string) ([]state.Record, error)
+}
+
+// clear deletes acknowledged outboxes, on the Redis server the attempt is
+// bound to where the store supports it (see save). A restarted server means
+// the batch is abandoned and re-read, as for a save.
+func (c *Consumer) clear(ctx context.Context, server string, obs []state.Outbox) error {
+	if len(obs) == 0 {
+		return nil
+	}
+	ss, ok := c.cfg.Store.(serverSaver)
+	if !ok {
+		return c.cfg.Store.ClearOutboxes(ctx, obs)
+	}
+	err := ss.ClearOutboxesIfServer(ctx, server, obs)
+	if errors.Is(err, state.ErrServerChanged) {
+		return fmt.Errorf("%w: %w", errRedisRestarted, err)
+	}
+	return err
 }
 
 // save writes with compare-and-set; a lagging band index is not a failure.
 // Where the store supports it, the writes apply only on the Redis server
-// the attempt checked after its load: a save that reaches a restarted
-// server (the client reconnects by itself) could otherwise match a version
-// that another writer re-used after the restart.
-func (c *Consumer) save(ctx context.Context, writes []state.Write) ([]bool, error) {
+// the attempt is bound to (known before its load, or checked after it): a
+// save that reaches a restarted server (the client reconnects by itself)
+// could otherwise match a version that another writer re-used after the
+// restart.
+func (c *Consumer) save(ctx context.Context, server string, writes []state.Write) ([]bool, error) {
 	if len(writes) == 0 {
 		return nil, nil
 	}
 	var applied []bool
 	var err error
 	if ss, ok := c.cfg.Store.(serverSaver); ok {
-		server := ""
-		if id := c.lastServer.Load(); id != nil {
-			server = *id
-		}
 		applied, err = ss.SaveIfServer(ctx, server, writes)
 		if errors.Is(err, state.ErrServerChanged) {
 			return nil, fmt.Errorf("%w: %w", errRedisRestarted, err)

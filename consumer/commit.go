@@ -156,6 +156,8 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	if !all && time.Now().UnixNano() < c.commitHold.Load() {
 		return false
 	}
+	start := time.Now()
+	defer func() { c.metrics.since(StageCommit, start) }()
 	now, err := c.serverID(ctx)
 	if err != nil {
 		// Not knowing is not "the same server": a Redis that lost the

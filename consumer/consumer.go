@@ -26,8 +26,12 @@ type Store interface {
 	// Load returns the records of ids, in order, in one round trip.
 	Load(ctx context.Context, ids []string) ([]state.Record, error)
 	// Save writes with a compare-and-set on each record's version and
-	// reports which writes were applied.
+	// reports which writes were applied; a write's Rec.Pending (its
+	// outbox) is saved with it.
 	Save(ctx context.Context, ws []state.Write) ([]bool, error)
+	// ClearOutboxes deletes the outboxes saved with the given record
+	// versions, once their outputs are acknowledged.
+	ClearOutboxes(ctx context.Context, obs []state.Outbox) error
 }
 
 // Dead-letter reasons decided here (decoding reasons come from scorer).

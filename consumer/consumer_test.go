@@ -48,7 +48,8 @@ func newHarness(t testing.TB) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t, testTopics)
 	rdb, prefix := testenv.Redis(t)
-	store, err := state.NewRedis(rdb, state.Config{Prefix: prefix})
+	// With the record cache, as `healthscore run` has it.
+	store, err := state.NewRedis(rdb, state.Config{Prefix: prefix, Cache: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package consumer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Event results, the values of the result label of healthscore_events_total.
 const (
@@ -10,11 +14,34 @@ const (
 	ResultDeadLettered = "dead_lettered"
 )
 
+// Stages of a batch, the values of the stage label of
+// healthscore_batch_stage_seconds.
+const (
+	StageLoad     = "load"
+	StageFold     = "fold"
+	StageSchedule = "schedule"
+	StageSave     = "save"
+	StageProduce  = "produce"
+	StageClear    = "clear"
+	StageCommit   = "commit"
+)
+
+var stageNames = []string{StageLoad, StageFold, StageSchedule, StageSave, StageProduce, StageClear, StageCommit}
+
+// since observes the time since start in a stage's histogram and returns
+// now, the start of the next stage.
+func (m *metrics) since(stage string, start time.Time) time.Time {
+	now := time.Now()
+	m.stages.WithLabelValues(stage).Observe(now.Sub(start).Seconds())
+	return now
+}
+
 type metrics struct {
 	events         *prometheus.CounterVec
 	deadLetters    *prometheus.CounterVec
 	outputs        *prometheus.CounterVec
 	batchDuration  prometheus.Histogram
+	stages         *prometheus.HistogramVec
 	batchRecords   prometheus.Histogram
 	latency        prometheus.Histogram
 	conflicts      prometheus.Counter
@@ -50,6 +77,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to process one poll's records, from poll to offsets committed.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "healthscore_batch_stage_seconds",
+			Help:    "Time spent in each step of a batch, by stage: load (Redis reads), fold (scoring and output encoding), schedule (decay wake-ups), save (Redis writes), produce (until outputs are acknowledged), clear (outbox clear), commit (offset commit). Worker groups run the first six concurrently, so their sums can exceed the batch duration.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}, []string{"stage"}),
 		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "healthscore_batch_records",
 			Help:    "Records per processed batch.",
@@ -109,7 +141,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -122,6 +154,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, s := range []string{"state", "produce", "commit"} {
 		m.retries.WithLabelValues(s)
+	}
+	for _, s := range stageNames {
+		m.stages.WithLabelValues(s)
 	}
 	return m, nil
 }

@@ -138,7 +138,7 @@ func (r *powerRedis) powerLoss(file string, size int64) {
 // crashingStore is the Redis store with hooks run once before a Load and
 // before a save.
 type crashingStore struct {
-	*state.Redis // Load, Save, SaveIfServer and ServerID
+	*state.Redis // Load, LoadIfServer, Save, SaveIfServer and ServerID
 	beforeLoad   atomic.Pointer[func()]
 	beforeSave   atomic.Pointer[func()]
 }
@@ -155,6 +155,13 @@ func (s *crashingStore) Load(ctx context.Context, ids []string) ([]state.Record,
 		(*f)()
 	}
 	return s.Redis.Load(ctx, ids)
+}
+
+func (s *crashingStore) LoadIfServer(ctx context.Context, server string, ids []string) ([]state.Record, error) {
+	if f := s.beforeLoad.Swap(nil); f != nil {
+		(*f)()
+	}
+	return s.Redis.LoadIfServer(ctx, server, ids)
 }
 
 type powerLossEnv struct {
@@ -178,7 +185,9 @@ func newPowerLossEnv(t *testing.T) *powerLossEnv {
 	opt.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	st, err := state.NewRedis(rdb, state.Config{})
+	// The record cache on, as `healthscore run` has it: its entries
+	// must not outlive the server they were saved on.
+	st, err := state.NewRedis(rdb, state.Config{Cache: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,10 @@ import (
 	"slices"
 )
 
-// Value layout, format 1 (all integers big-endian or varint):
+// Value layout, formats 1 and 2 (all integers big-endian or varint):
 //
-//	[0]      format byte (1)
+//	[0]      format byte: 1, or 2 when an outbox is stored with this version
+//	         (see Redis.OutboxKey)
 //	[1:9]    record version, uint64 big-endian
 //	[9:17]   score, IEEE-754 float64 bits, big-endian
 //	[17]     band: 0 none, 1 red, 2 yellow, 3 green
@@ -20,12 +21,18 @@ import (
 //	           uvarint number of partitions, then per partition (sorted):
 //	             varint partition, varint offset
 //	uvarint  data length, data bytes
-//	optional: uvarint pending length (> 0), pending bytes
+//	format 1 only, optional: uvarint pending length (> 0), pending bytes
+//
+// Format 1 with a pending section is what earlier versions wrote: the
+// outbox inside the record. It is still read; the next save moves the
+// outbox to its own key.
 //
 // Every format keeps the version at bytes [1:9]: the save script compares
-// those raw bytes without parsing the value.
+// those raw bytes without parsing the value, and reads the format byte to
+// find a stored outbox.
 const (
 	formatV1      byte = 1
+	formatV2      byte = 2
 	versionOffset      = 1 // first byte of the version; the Lua script uses 1-based versionOffset+1
 	versionLen         = 8
 	headerLen          = 1 + versionLen + 8 + 1
@@ -73,7 +80,9 @@ func byteBand(b byte) (string, bool) {
 }
 
 // encodeRecord appends the encoding of r to dst. It rejects unknown bands and
-// NaN scores (which the band index could not hold).
+// NaN scores (which the band index could not hold). r.Pending is not
+// encoded: when it is set the format byte says so, and the caller stores it
+// under the outbox key.
 func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	bb, err := bandByte(r.Band)
 	if err != nil {
@@ -83,7 +92,7 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 		return nil, errors.New("score is NaN")
 	}
 	ps := make([]Partition, 0, len(r.Offsets))
-	size := headerLen + 3*binary.MaxVarintLen64 + len(r.Data) + len(r.Pending)
+	size := headerLen + 2*binary.MaxVarintLen64 + len(r.Data)
 	for p := range r.Offsets {
 		ps = append(ps, p)
 		size += len(p.Topic) + 4*binary.MaxVarintLen64
@@ -94,7 +103,11 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	if dst == nil {
 		dst = make([]byte, 0, size)
 	}
-	dst = append(dst, formatV1)
+	format := formatV1
+	if len(r.Pending) > 0 {
+		format = formatV2
+	}
+	dst = append(dst, format)
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
 	dst = append(dst, bb)
@@ -121,32 +134,30 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
 	dst = append(dst, r.Data...)
-	if len(r.Pending) > 0 {
-		dst = binary.AppendUvarint(dst, uint64(len(r.Pending)))
-		dst = append(dst, r.Pending...)
-	}
 	return dst, nil
 }
 
-// decodeRecord decodes a value written by encodeRecord. It never panics and
-// rejects trailing bytes, duplicate partitions and unknown formats. Data is a
-// copy and does not alias b.
-func decodeRecord(b []byte) (Record, error) {
-	var r Record
+// decodeRecord decodes a value written by encodeRecord (or by earlier
+// versions). It never panics and rejects trailing bytes, duplicate
+// partitions and unknown formats. Data is a copy and does not alias b.
+// stored reports a format-2 record, whose outbox (Pending) is stored under
+// its outbox key and must be read from there.
+func decodeRecord(b []byte) (r Record, stored bool, err error) {
 	if len(b) < headerLen {
-		return r, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
+		return r, false, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
 	}
-	if b[0] != formatV1 {
-		return r, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
+	if b[0] != formatV1 && b[0] != formatV2 {
+		return r, false, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
 	}
+	stored = b[0] == formatV2
 	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
 	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[9:]))
 	if math.IsNaN(r.Score) {
-		return Record{}, fmt.Errorf("%w: score is NaN", errCorrupt)
+		return Record{}, false, fmt.Errorf("%w: score is NaN", errCorrupt)
 	}
 	band, ok := byteBand(b[17])
 	if !ok {
-		return Record{}, fmt.Errorf("%w: unknown band %d", errCorrupt, b[17])
+		return Record{}, false, fmt.Errorf("%w: unknown band %d", errCorrupt, b[17])
 	}
 	r.Band = band
 	d := decoder{b: b[headerLen:]}
@@ -177,7 +188,7 @@ func decodeRecord(b []byte) (Record, error) {
 	if data := d.bytes(); len(data) > 0 {
 		r.Data = slices.Clone(data)
 	}
-	if d.err == nil && len(d.b) > 0 {
+	if d.err == nil && len(d.b) > 0 && !stored {
 		pending := d.bytes()
 		if d.err == nil && len(pending) == 0 {
 			d.fail("empty pending section")
@@ -188,9 +199,9 @@ func decodeRecord(b []byte) (Record, error) {
 		d.fail("%d trailing bytes", len(d.b))
 	}
 	if d.err != nil {
-		return Record{}, d.err
+		return Record{}, false, d.err
 	}
-	return r, nil
+	return r, stored, nil
 }
 
 // decoder reads varints; the first error sticks and later reads return zero.

@@ -49,12 +49,12 @@ func TestCodecRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeRecord(b)
+			got, stored, err := decodeRecord(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalRecords(got, r) {
-				t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+			if !equalRecords(got, r) || stored {
+				t.Fatalf("round trip:\n got %+v (outbox stored %v)\nwant %+v", got, stored, r)
 			}
 			again, err := encodeRecord(nil, got)
 			if err != nil || !bytes.Equal(again, b) {
@@ -75,6 +75,35 @@ func TestCodecVersionAtFixedPosition(t *testing.T) {
 	}
 	if got := binary.BigEndian.Uint64(b[1:9]); got != 0x0102030405060708 {
 		t.Fatalf("version bytes = %x", b[1:9])
+	}
+}
+
+// TestOutboxFormat: a record with an outbox is format 2 and does not carry
+// the outbox (the store keeps it under its own key); a format-1 record with
+// the outbox inside, as earlier versions wrote it, still decodes.
+func TestOutboxFormat(t *testing.T) {
+	r := sampleRecord()
+	r.Pending = []byte("outbox")
+	b, err := encodeRecord(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := encodeRecord(nil, sampleRecord())
+	if b[0] != formatV2 || !bytes.Equal(b[1:], plain[1:]) {
+		t.Fatalf("with an outbox: % x\nwithout:        % x", b, plain)
+	}
+	got, stored, err := decodeRecord(b)
+	if err != nil || !stored || got.Pending != nil || !equalRecords(got, sampleRecord()) {
+		t.Fatalf("format 2 decoded as %+v, stored %v, %v", got, stored, err)
+	}
+	legacy := binary.AppendUvarint(bytes.Clone(plain), 6)
+	legacy = append(legacy, "outbox"...)
+	got, stored, err = decodeRecord(legacy)
+	if err != nil || stored || string(got.Pending) != "outbox" || !equalRecords(got, sampleRecord()) {
+		t.Fatalf("format 1 with an outbox inside decoded as %+v, stored %v, %v", got, stored, err)
+	}
+	if _, _, err := decodeRecord(append(bytes.Clone(b), 1, 'x')); !errors.Is(err, errCorrupt) {
+		t.Fatalf("format 2 with an outbox inside: got %v, want errCorrupt", err)
 	}
 }
 
@@ -101,7 +130,7 @@ func TestDecodeRejects(t *testing.T) {
 	badBand := bytes.Clone(valid)
 	badBand[17] = 4
 	badFormat := bytes.Clone(valid)
-	badFormat[0] = 2
+	badFormat[0] = 3
 	dup := append(bytes.Clone(header),
 		1,      // one topic
 		1, 't', // name
@@ -122,7 +151,7 @@ func TestDecodeRejects(t *testing.T) {
 		"huge data len":  append(bytes.Clone(header), 0, 0xff, 0xff, 0xff, 0xff, 0x0f),
 		"partition >i32": append(bytes.Clone(header), 1, 1, 't', 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0),
 	} {
-		if _, err := decodeRecord(b); !errors.Is(err, errCorrupt) {
+		if _, _, err := decodeRecord(b); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: got %v, want errCorrupt", name, err)
 		}
 	}
@@ -130,7 +159,7 @@ func TestDecodeRejects(t *testing.T) {
 
 func TestDecodeDoesNotAlias(t *testing.T) {
 	b, _ := encodeRecord(nil, Record{Data: []byte("abc")})
-	r, err := decodeRecord(b)
+	r, _, err := decodeRecord(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +180,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeRecord(b)
+		r, _, err := decodeRecord(b)
 		if err != nil {
 			return
 		}
@@ -159,7 +188,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("cannot encode decoded record %+v: %v", r, err)
 		}
-		r2, err := decodeRecord(enc)
+		r2, _, err := decodeRecord(enc)
 		if err != nil {
 			t.Fatalf("cannot decode re-encoded record: %v", err)
 		}
@@ -191,7 +220,7 @@ func FuzzEncodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeRecord(b)
+		got, _, err := decodeRecord(b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,8 +33,18 @@ type Record struct {
 	// Data is the opaque scorer state (encoded by package scorer).
 	Data []byte
 	// Pending is the consumer's outbox: outputs decided with this state
-	// but not yet known to be acknowledged by the broker (opaque here).
+	// but not yet known to be acknowledged by the broker (opaque here). It
+	// is stored under its own key (OutboxKey of the customer and version),
+	// written atomically with the record and deleted by ClearOutboxes once
+	// acknowledged, so clearing it does not rewrite the record.
 	Pending []byte
+}
+
+// Outbox names a stored outbox: the customer and the record version it was
+// saved with.
+type Outbox struct {
+	ID      string
+	Version uint64
 }
 
 // Write is one compare-and-set of a customer's record.
@@ -107,6 +117,11 @@ type Config struct {
 	// index never lags, and with a fraction of the commands. All instances
 	// sharing a prefix must use the same mode.
 	SingleKey bool
+	// Cache is how many customers' records the store keeps in memory after
+	// saving them, so that loads bound to the same Redis server
+	// (LoadIfServer) find them without a round trip (see cache.go); about
+	// 250 bytes each. 0: no cache. Ignored in single-key mode.
+	Cache int
 }
 
 func (c *Config) setDefaults() {
@@ -131,12 +146,19 @@ func (c Config) validate() error {
 	if c.Shards < 1 || c.Shards > 1024 {
 		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
 	}
+	if c.Cache < 0 {
+		return fmt.Errorf("invalid Cache %d: must be 0 (none) or more", c.Cache)
+	}
 	return nil
 }
 
-// saveScript compares the stored version bytes with ARGV[1] (8 bytes,
-// big-endian; a missing key has version 0) and only then stores ARGV[2].
-// It touches only KEYS[1]. Returns 1 if applied, 0 on conflict.
+// saveScript compares the stored version bytes of record KEYS[1] with
+// ARGV[1] (8 bytes, big-endian; a missing key has version 0) and only then
+// stores ARGV[2], deletes the outbox of the version it replaces (KEYS[2],
+// if the stored record says it has one: format byte 2) and stores outbox
+// ARGV[3] (if not empty) under KEYS[3], the outbox key of the new version.
+// Its keys share the customer's hash tag. Returns 1 if applied, 0 on
+// conflict.
 var saveScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -145,6 +167,8 @@ elseif ARGV[1] ~= string.rep(string.char(0), 8) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
+if cur and string.byte(cur, 1) == 2 then redis.call('DEL', KEYS[2]) end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
 return 1
 `)
 
@@ -152,11 +176,14 @@ return 1
 // the run_id the writer expects the server to have ("": do not check); on
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
-// KEYS[4..] are record keys, and each has four more ARGV: the expected version
-// (8 bytes, as in saveScript), the new value, the customer id and its score
-// as a decimal string. Each write is a compare-and-set as in saveScript; an
-// applied write also moves the customer in the band index, so record and
-// index change together. Returns one 1 (applied) or 0 (conflict) per write.
+// KEYS[4..] are record keys, and each has seven more ARGV: the expected version
+// (8 bytes, as in saveScript), the new value, the customer id, its score
+// as a decimal string, the new outbox ("" for none) and the outbox keys of
+// the expected and of the new version. Each write is a compare-and-set with
+// its outbox as in saveScript (the outbox keys are not declared: this
+// script runs on single servers only); an applied write also moves the
+// customer in the band index, so record and index change together.
+// Returns one 1 (applied) or 0 (conflict) per write.
 var batchSaveScript = redis.NewScript(`
 if ARGV[1] ~= '' then
   local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
@@ -167,13 +194,15 @@ end
 local zero = string.rep(string.char(0), 8)
 local out = {}
 for i = 4, #KEYS do
-  local j = 1 + (i - 4) * 4
+  local j = 1 + (i - 4) * 7
   local cur = redis.call('GET', KEYS[i])
   local ok
   if cur then ok = string.sub(cur, 2, 9) == ARGV[j+1] else ok = ARGV[j+1] == zero end
   if ok then
     local val = ARGV[j+2]
     redis.call('SET', KEYS[i], val)
+    if cur and string.byte(cur, 1) == 2 then redis.call('DEL', ARGV[j+6]) end
+    if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
     -- bytes 10..18: score and band; unchanged (e.g. an outbox clear),
     -- the index already holds them.
     if not cur or string.sub(cur, 10, 18) ~= string.sub(val, 10, 18) then
@@ -205,8 +234,9 @@ const batchChunk = 256
 
 // Redis is a Store on Redis (a server, a cluster or miniredis).
 type Redis struct {
-	c   redis.UniversalClient
-	cfg Config
+	c     redis.UniversalClient
+	cfg   Config
+	cache *recordCache // nil: none
 }
 
 var _ Store = (*Redis)(nil)
@@ -223,11 +253,21 @@ func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
 	if _, ok := client.(*redis.ClusterClient); ok {
 		cfg.SingleKey = true
 	}
-	return &Redis{c: client, cfg: cfg}, nil
+	s := &Redis{c: client, cfg: cfg}
+	if cfg.Cache > 0 && !cfg.SingleKey {
+		s.cache = newRecordCache(cfg.Cache)
+	}
+	return s, nil
 }
 
 // Key returns the Redis key of a customer's record.
 func (s *Redis) Key(id string) string { return s.cfg.Prefix + "c:{" + id + "}" }
+
+// OutboxKey returns the Redis key of the outbox saved with version of a
+// customer's record. It shares the record key's hash tag.
+func (s *Redis) OutboxKey(id string, version uint64) string {
+	return s.cfg.Prefix + "o:{" + id + "}:" + strconv.FormatUint(version, 10)
+}
 
 // BandKey returns the Redis key of a band's sorted set.
 func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + band }
@@ -261,6 +301,7 @@ func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
 		return nil, err
 	}
 	recs := make([]Record, len(ids))
+	var stored []int
 	for i, cmd := range cmds {
 		b, err := cmd.Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -269,11 +310,52 @@ func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
 		if err != nil {
 			return nil, err
 		}
-		if recs[i], err = decodeRecord(b); err != nil {
+		var st bool
+		if recs[i], st, err = decodeRecord(b); err != nil {
 			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 		}
+		if st {
+			stored = append(stored, i)
+		}
+	}
+	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
+		return nil, err
 	}
 	return recs, nil
+}
+
+// loadOutboxes reads the outboxes of the records at indexes stored (format
+// 2) in one more round trip. A missing one was cleared after the record was
+// read: its outputs are acknowledged.
+func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int) error {
+	if len(stored) == 0 {
+		return nil
+	}
+	keys := make([]string, len(stored))
+	for k, i := range stored {
+		keys[k] = s.OutboxKey(ids[i], recs[i].Version)
+	}
+	vals := make([]*redis.StringCmd, len(keys))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, key := range keys {
+			vals[k] = p.Get(ctx, key)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("cannot read outboxes: %w", err)
+	}
+	for k, i := range stored {
+		b, err := vals[k].Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return fmt.Errorf("cannot read outbox of %q: %w", ids[i], err)
+		default:
+			recs[i].Pending = b
+		}
+	}
+	return nil
 }
 
 func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) {
@@ -293,17 +375,21 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) 
 		return nil, err
 	}
 	recs := make([]Record, len(ids))
+	var stored []int
 	i := 0
 	for _, cmd := range cmds {
 		for _, v := range cmd.Val() {
 			switch v := v.(type) {
 			case nil: // missing: the zero Record
 			case string:
-				r, err := decodeRecord([]byte(v))
+				r, st, err := decodeRecord([]byte(v))
 				if err != nil {
 					return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 				}
 				recs[i] = r
+				if st {
+					stored = append(stored, i)
+				}
 			default:
 				return nil, fmt.Errorf("cannot read record of %q: unexpected MGET reply %T", ids[i], v)
 			}
@@ -312,6 +398,9 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) 
 	}
 	if i != len(ids) {
 		return nil, fmt.Errorf("MGET returned %d values for %d keys", i, len(ids))
+	}
+	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
+		return nil, err
 	}
 	return recs, nil
 }
@@ -367,6 +456,7 @@ func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]
 	}
 	if !s.cfg.SingleKey {
 		applied, err := s.saveChunks(ctx, server, ws, vals)
+		s.cacheSaved(server, ws, vals, applied, err)
 		if err != nil {
 			return nil, fmt.Errorf("cannot save records: %w", err)
 		}
@@ -392,8 +482,10 @@ func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([
 		cmds := make([]*redis.Cmd, len(todo))
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range todo {
-				exp := binary.BigEndian.AppendUint64(nil, ws[i].Expected)
-				cmds[j] = saveScript.EvalSha(ctx, p, []string{s.Key(ws[i].ID)}, exp, vals[i])
+				w := &ws[i]
+				exp := binary.BigEndian.AppendUint64(nil, w.Expected)
+				keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1)}
+				cmds[j] = saveScript.EvalSha(ctx, p, keys, exp, vals[i], w.Rec.Pending)
 			}
 			return nil
 		})
@@ -439,11 +531,16 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
-		c.args = append(make([]any, 0, 1+4*(c.end-c.start)), server)
+		c.args = append(make([]any, 0, 1+7*(c.end-c.start)), server)
 		for i := c.start; i < c.end; i++ {
-			c.keys = append(c.keys, s.Key(ws[i].ID))
-			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, ws[i].Expected), vals[i], ws[i].ID,
-				strconv.FormatFloat(ws[i].Rec.Score, 'g', -1, 64))
+			w := &ws[i]
+			newOutbox := ""
+			if len(w.Rec.Pending) > 0 {
+				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
+			}
+			c.keys = append(c.keys, s.Key(w.ID))
+			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
+				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, s.OutboxKey(w.ID, w.Expected), newOutbox)
 		}
 		chunks = append(chunks, c)
 	}
@@ -487,6 +584,94 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		chunks = retry
 	}
 	return applied, nil
+}
+
+// clearScript deletes KEYS, on the server whose run_id is ARGV[1] only
+// ("": any), like batchSaveScript.
+var clearScript = redis.NewScript(`
+if ARGV[1] ~= '' then
+  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  if id ~= ARGV[1] then
+    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
+  end
+end
+return redis.call('DEL', unpack(KEYS))
+`)
+
+// ClearOutboxes deletes outboxes whose outputs the broker acknowledged.
+// Each key names its record version, so a clear never touches an outbox
+// that another writer saved since. One round trip.
+func (s *Redis) ClearOutboxes(ctx context.Context, obs []Outbox) error {
+	return s.ClearOutboxesIfServer(ctx, "", obs)
+}
+
+// ClearOutboxesIfServer is ClearOutboxes, done only on the Redis server
+// whose run_id is server ("": any; in single-key mode the server is not
+// checked), as SaveIfServer: on a restarted server that lost a record
+// version, another writer may have saved that version again with an outbox
+// of its own, not acknowledged yet.
+func (s *Redis) ClearOutboxesIfServer(ctx context.Context, server string, obs []Outbox) error {
+	if len(obs) == 0 {
+		return nil
+	}
+	if s.cfg.SingleKey { // DEL cannot span cluster slots
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, o := range obs {
+				p.Del(ctx, s.OutboxKey(o.ID, o.Version))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("cannot clear outboxes: %w", err)
+		}
+		return nil
+	}
+	err := s.clearChunks(ctx, server, obs)
+	s.cacheCleared(server, obs, err)
+	return err
+}
+
+func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) error {
+	var chunks [][]string
+	for start := 0; start < len(obs); start += batchChunk {
+		keys := make([]string, 0, min(len(obs)-start, batchChunk))
+		for _, o := range obs[start:min(start+batchChunk, len(obs))] {
+			keys = append(keys, s.OutboxKey(o.ID, o.Version))
+		}
+		chunks = append(chunks, keys)
+	}
+	for attempt := 0; len(chunks) > 0; attempt++ {
+		cmds := make([]*redis.Cmd, len(chunks))
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, keys := range chunks {
+				cmds[i] = clearScript.EvalSha(ctx, p, keys, server)
+			}
+			return nil
+		})
+		var retry [][]string
+		for i, keys := range chunks {
+			cerr := cmds[i].Err()
+			switch {
+			case cerr == nil:
+			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
+				retry = append(retry, keys)
+			case redis.HasErrorPrefix(cerr, "RESTARTED"):
+				return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, cerr)
+			default:
+				return fmt.Errorf("cannot clear outboxes: %w", cerr)
+			}
+		}
+		if err != nil && len(retry) == 0 {
+			return fmt.Errorf("cannot clear outboxes: %w", err)
+		}
+		if len(retry) > 0 {
+			if err := clearScript.Load(ctx, s.c).Err(); err != nil {
+				return fmt.Errorf("cannot load clear script: %w", err)
+			}
+		}
+		chunks = retry
+	}
+	return nil
 }
 
 // index moves the applied writes' customers to their new band, then re-reads

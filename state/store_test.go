@@ -583,8 +583,22 @@ func TestSaveIfServer(t *testing.T) {
 		if counts, _ := s.BandCounts(ctx); counts[state.BandRed] != 0 {
 			t.Fatal("save bound to another run_id moved the band index")
 		}
+		w.Rec.Pending = []byte("outbox")
 		if applied, err := s.SaveIfServer(ctx, id, []state.Write{w}); err != nil || !applied[0] {
 			t.Fatalf("save bound to the server's run_id: %v, %v", applied, err)
+		}
+		ob := []state.Outbox{{ID: "srv", Version: 1}}
+		if err := s.ClearOutboxesIfServer(ctx, "0123456789abcdef0123456789abcdef01234567", ob); !errors.Is(err, state.ErrServerChanged) {
+			t.Fatalf("clear bound to another run_id: %v; want ErrServerChanged", err)
+		}
+		if r, _ := s.Get(ctx, "srv"); string(r.Pending) != "outbox" {
+			t.Fatalf("clear bound to another run_id deleted the outbox: pending %q", r.Pending)
+		}
+		if err := s.ClearOutboxesIfServer(ctx, id, ob); err != nil {
+			t.Fatalf("clear bound to the server's run_id: %v", err)
+		}
+		if r, _ := s.Get(ctx, "srv"); r.Pending != nil {
+			t.Fatalf("clear bound to the server's run_id left pending %q", r.Pending)
 		}
 	})
 }

@@ -47,6 +47,7 @@ type serviceFlags struct {
 	topics, scoreTopic, alertTopic, dlqTopic             string
 	group, httpAddr, logLevel                            string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
+	cacheCustomers                                       int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	demo, createTopics, pprof                            bool
 }
@@ -119,6 +120,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
+	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
 	e.str(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", "auto", "commit offsets this long after their state writes, so Redis has fsynced them; auto: 2s with AOF everysec or no, at once with appendfsync always or without AOF, 2s when Redis does not say (CONFIG GET); negative: at once")
@@ -233,10 +235,20 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	}
 	defer rdb.Close()
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rdb))
-	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix})
+	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers})
 	if err != nil {
-		return err
+		return fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
 	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "healthscore_state_cache_hits_total",
+			Help: "Customer records loaded from this instance's record cache (--cache-customers), without a Redis round trip.",
+		}, func() float64 { h, _ := store.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "healthscore_state_cache_misses_total",
+			Help: "Customer records loaded from Redis by loads that could use the record cache (not cached, evicted, or saved on another Redis server).",
+		}, func() float64 { _, m := store.CacheStats(); return float64(m) }),
+	)
 	commitDelay, err := resolveCommitDelay(ctx, f.commitDelay, store, log)
 	if err != nil {
 		return err
