@@ -43,9 +43,9 @@ type cacheGen struct {
 }
 
 type recordCache struct {
-	limit int // entries per shard
-	seed  maphash.Seed
-	gen   atomic.Pointer[cacheGen]
+	limit        int // entries per shard
+	seed         maphash.Seed
+	gen          atomic.Pointer[cacheGen]
 	hits, misses atomic.Uint64
 	mu           sync.Mutex // serialises generation changes
 }
