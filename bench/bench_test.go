@@ -2,10 +2,13 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/healthscore/healthscore/alerts"
 	"github.com/healthscore/healthscore/scorer"
 )
 
@@ -88,5 +91,85 @@ func TestConfigValidate(t *testing.T) {
 	bad.Binary = ""
 	if err := bad.validate(); err == nil {
 		t.Error("missing Binary passed validation")
+	}
+}
+
+// TestCauseOf: the harness's shortcut to data.cause agrees with decoding
+// the whole output, on outputs of the service's encoder (event ids with
+// braces and quotes included) and on JSON laid out otherwise.
+func TestCauseOf(t *testing.T) {
+	enc, err := alerts.NewEncoder(alerts.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := scorer.DefaultModel()
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixNano()
+	var outs [][]byte
+	for i, id := range []string{"e1", `we{ird"}\id`, ""} {
+		st := m.NewState()
+		ev, err := scorer.DecodeEvent([]byte(`{"customer_id":"c` + strconv.Itoa(i) + `","type":"login","time":"2026-11-20T10:00:00Z"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Apply(st, &ev)
+		o := m.Step(st, at)
+		o.Changed = true
+		recs := enc.AppendRecords(nil, &alerts.Change{CustomerID: "c", Outcome: o, Model: m, EventTime: at,
+			Cause: alerts.Cause{EventID: id, Topic: "events", Partition: int32(i), Offset: int64(100 + i)}})
+		if len(recs) == 0 {
+			t.Fatal("no output")
+		}
+		outs = append(outs, recs[0].Value)
+	}
+	outs = append(outs, []byte(`{"data":{"score":1,"cause":{"offset":7,"partition":2,"topic":"events"}}}`),
+		[]byte(`{"data": {"cause": {"topic": "events", "partition": 3, "offset": 9}}}`))
+	for _, v := range outs {
+		var full struct {
+			Data struct {
+				Cause outputCause `json:"cause"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(v, &full); err != nil {
+			t.Fatalf("%v: %s", err, v)
+		}
+		got, ok := causeOf(v)
+		if !ok || got != full.Data.Cause || got.Topic != "events" {
+			t.Errorf("causeOf = %+v %v, decoding all gives %+v\n%s", got, ok, full.Data.Cause, v)
+		}
+	}
+	if _, ok := causeOf([]byte(`not json`)); ok {
+		t.Error("causeOf accepted invalid JSON")
+	}
+}
+
+// TestTimesByOffset: set and get by partition and offset, in any order.
+func TestTimesByOffset(t *testing.T) {
+	m := newTimesByOffset(10)
+	t0 := time.Unix(100, 0)
+	for _, c := range []cause{{1, 10}, {1, 12}, {0, 5}, {1, 8}, {1, 12}} {
+		m.set(c, t0.Add(time.Duration(c.offset)))
+	}
+	if m.n != 4 {
+		t.Fatalf("n = %d, want 4", m.n)
+	}
+	for _, c := range []cause{{1, 10}, {1, 12}, {0, 5}, {1, 8}} {
+		if got, ok := m.get(c); !ok || !got.Equal(t0.Add(time.Duration(c.offset))) {
+			t.Errorf("get(%v) = %v %v", c, got, ok)
+		}
+	}
+	for _, c := range []cause{{1, 9}, {1, 11}, {1, 13}, {0, 4}, {2, 10}} {
+		if _, ok := m.get(c); ok {
+			t.Errorf("get(%v) found a time never set", c)
+		}
+	}
+	seen := 0
+	m.each(func(c cause, at time.Time) {
+		seen++
+		if !at.Equal(t0.Add(time.Duration(c.offset))) {
+			t.Errorf("each: %v at %v", c, at)
+		}
+	})
+	if seen != 4 {
+		t.Fatalf("each visited %d, want 4", seen)
 	}
 }

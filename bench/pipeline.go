@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -264,9 +265,14 @@ func (r *run) pipeline(ctx context.Context) error {
 				latProf <- r.fetchProfile(ctx, insts[0].http+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu-latency.pprof", time.Duration(secs+30)*time.Second)
 			}()
 		}
+		cpuLat := r.cpuSnapshot(insts)
+		stopHarnessProf := r.profileHarness("cpu-harness-latency.pprof")
 		if err := r.latency(ctx, adm, group); err != nil {
+			stopHarnessProf()
 			return fmt.Errorf("latency: %w", err)
 		}
+		stopHarnessProf()
+		r.res.LatencyCPUMicrosPerEvent = perEvent(cpuLat, r.cpuSnapshot(insts), int64(r.res.LatencyRatePerS*r.res.LatencySeconds))
 		if latProf != nil && <-latProf {
 			fmt.Fprintf(cfg.Log, "wrote %s\n", filepath.Join(cfg.ProfileDir, "cpu-latency.pprof"))
 		}
@@ -325,6 +331,38 @@ func (r *run) profileCPU(ctx context.Context, base string) bool {
 func (r *run) profileHeap(ctx context.Context, base string) {
 	if r.fetchProfile(ctx, base+"/debug/pprof/heap", "heap-pipeline.pprof", 30*time.Second) {
 		fmt.Fprintf(r.cfg.Log, "wrote %s\n", filepath.Join(r.cfg.ProfileDir, "heap-pipeline.pprof"))
+	}
+}
+
+// profileHarness writes a CPU profile of the harness itself (it produces
+// the paced load and reads every output, on the same cores) until the
+// returned function is called; a no-op without --cpuprofile.
+func (r *run) profileHarness(name string) (stop func()) {
+	if r.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	path := filepath.Join(r.cfg.ProfileDir, name)
+	if err := os.MkdirAll(r.cfg.ProfileDir, 0o755); err != nil {
+		r.note("profile %s: %v", name, err)
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		r.note("profile %s: %v", name, err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		r.note("profile %s: %v", name, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			r.note("profile %s: %v", name, err)
+			return
+		}
+		fmt.Fprintf(r.cfg.Log, "wrote %s\n", path)
 	}
 }
 

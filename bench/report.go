@@ -52,6 +52,9 @@ type Result struct {
 	// CPU time per event of each process in the pipeline phase (µs),
 	// including the harness polling the group's offsets.
 	CPUMicrosPerEvent map[string]float64 `json:"cpu_us_per_event,omitempty"`
+	// The same, in the latency phase (the harness produces the paced load
+	// and decodes every output there).
+	LatencyCPUMicrosPerEvent map[string]float64 `json:"latency_cpu_us_per_event,omitempty"`
 	// Redis INFO commandstats after the pipeline phase, busiest first.
 	RedisCommands []string `json:"redis_commands,omitempty"`
 	MemoryDetail  string   `json:"memory_detail,omitempty"`
@@ -123,6 +126,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if r.LatencyService != nil {
 		fmt.Fprintf(w, "latency phase: %s\n", r.LatencyService)
+	}
+	if len(r.LatencyCPUMicrosPerEvent) > 0 {
+		fmt.Fprintf(w, "latency phase CPU per event (µs): %s\n", formatPerEvent(r.LatencyCPUMicrosPerEvent))
 	}
 	if r.MemoryDetail != "" {
 		fmt.Fprintf(w, "memory: %s\n", r.MemoryDetail)

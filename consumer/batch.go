@@ -26,7 +26,7 @@ type inEvent struct {
 // customerBatch is one customer's events in a batch.
 type customerBatch struct {
 	id     string
-	events []inEvent
+	events []*inEvent // in record order; they point into the batch's decoded events
 	// decayAt, for a batch made by the sweeper or a rescoring pass (no
 	// events), is the instant (Unix ns) to evaluate the customer at.
 	decayAt int64
@@ -44,10 +44,15 @@ type batch struct {
 }
 
 // decode turns records into events grouped by customer, and bad records into
-// dead letters.
+// dead letters. The customers and their events are carved out of a few
+// batch-sized allocations rather than allocated one by one.
 func (c *Consumer) decode(recs []*kgo.Record) *batch {
 	b := &batch{}
-	byID := make(map[string]*customerBatch)
+	byID := make(map[string]int32, len(recs)/2)
+	custs := make([]customerBatch, 0, len(recs))
+	evs := make([]inEvent, 0, len(recs))
+	owner := make([]int32, 0, len(recs)) // index in custs of each event's customer
+	counts := make([]int32, 0, len(recs))
 	maxTime := c.cfg.Now().Add(c.cfg.MaxSkew).UnixNano()
 	for _, r := range recs {
 		if len(r.Value) > c.cfg.MaxRecordBytes {
@@ -70,13 +75,31 @@ func (c *Consumer) decode(recs []*kgo.Record) *batch {
 			c.deadLetter(b, r, ReasonTimeSkew, fmt.Sprintf("event time %s is more than %s in the future", scorer.FormatTime(ev.Time), c.cfg.MaxSkew))
 			continue
 		}
-		cb := byID[ev.CustomerID]
-		if cb == nil {
-			cb = &customerBatch{id: ev.CustomerID}
-			byID[ev.CustomerID] = cb
-			b.customers = append(b.customers, cb)
+		k, ok := byID[ev.CustomerID]
+		if !ok {
+			k = int32(len(custs))
+			byID[ev.CustomerID] = k
+			custs = append(custs, customerBatch{id: ev.CustomerID})
+			counts = append(counts, 0)
 		}
-		cb.events = append(cb.events, inEvent{ev: ev, rec: r})
+		counts[k]++
+		evs = append(evs, inEvent{ev: ev, rec: r})
+		owner = append(owner, k)
+	}
+	// Group the events by customer, in record order, in one array.
+	grouped := make([]*inEvent, len(evs))
+	start := int32(0)
+	for k := range custs {
+		custs[k].events = grouped[start:start:start+counts[k]]
+		start += counts[k]
+	}
+	for i := range evs {
+		cb := &custs[owner[i]]
+		cb.events = append(cb.events, &evs[i])
+	}
+	b.customers = make([]*customerBatch, len(custs))
+	for k := range custs {
+		b.customers[k] = &custs[k]
 	}
 	return b
 }
@@ -234,11 +257,12 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	type plan struct {
 		i       int
 		write   state.Write
-		outputs []*kgo.Record
-		causes  []time.Time
+		outputs []*kgo.Record // pending ones first
+		pending int           // how many of outputs an earlier attempt left (not timed)
+		cause   time.Time     // the cause timestamp of the others
 	}
 	results := make([]outcome, len(customers))
-	var plans []plan
+	plans := make([]plan, 0, len(customers))
 	for i, cb := range customers {
 		rec := loaded[i]
 		pending, err := decodeOutbox(rec.Pending)
@@ -252,13 +276,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		if results[i].write == nil && len(pending) == 0 {
 			continue // only duplicates or ignored types: nothing to do
 		}
-		p := plan{i: i, outputs: append(pending, fresh...)}
-		for range pending {
-			p.causes = append(p.causes, time.Time{}) // unknown: not timed
-		}
-		for range fresh {
-			p.causes = append(p.causes, cb.causeTimestamp())
-		}
+		p := plan{i: i, outputs: append(pending, fresh...), pending: len(pending), cause: cb.causeTimestamp()}
 		if w := results[i].write; w != nil {
 			p.write = *w
 		} else {
@@ -316,9 +334,13 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		done[i] = true
 	}
 	var conflicted []*customerBatch
-	var outputs []*kgo.Record
-	var causes []time.Time
-	var clears []state.Outbox
+	nOut := 0
+	for _, p := range plans {
+		nOut += len(p.outputs)
+	}
+	outputs := make([]*kgo.Record, 0, nOut)
+	causes := make([]time.Time, 0, nOut)
+	clears := make([]state.Outbox, 0, len(plans))
 	for k, p := range plans {
 		if !applied[k] {
 			// A lost clear-only write is done: its events were duplicates
@@ -333,7 +355,13 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 			continue
 		}
 		outputs = append(outputs, p.outputs...)
-		causes = append(causes, p.causes...)
+		for j := range p.outputs {
+			if j < p.pending {
+				causes = append(causes, time.Time{}) // unknown: not timed
+			} else {
+				causes = append(causes, p.cause)
+			}
+		}
 		clears = append(clears, state.Outbox{ID: p.write.ID, Version: p.write.Expected + 1})
 	}
 
@@ -466,7 +494,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	}
 	var cause *inEvent
 	for i := range cb.events {
-		e := &cb.events[i]
+		e := cb.events[i]
 		if !m.Reads(e.ev.Type) {
 			res.ignored++ // first, so a redelivery counts it the same way
 			continue
