@@ -90,7 +90,7 @@ func (c *Consumer) decode(recs []*kgo.Record) *batch {
 	grouped := make([]*inEvent, len(evs))
 	start := int32(0)
 	for k := range custs {
-		custs[k].events = grouped[start:start:start+counts[k]]
+		custs[k].events = grouped[start : start : start+counts[k]]
 		start += counts[k]
 	}
 	for i := range evs {
