@@ -154,13 +154,17 @@ func stageMetric(stage string) string { return metricStage + `{stage="` + stage 
 const (
 	metricRescoredEvent = `healthscore_rescored_total{cause="event"}`
 	metricRescoredDecay = `healthscore_rescored_total{cause="decay"}`
+	metricConflicts     = `healthscore_state_conflicts_total`
+	metricCacheHits     = `healthscore_state_cache_hits_total`
+	metricCacheMisses   = `healthscore_state_cache_misses_total`
 )
 
 // scrapeAll scrapes every instance and adds their histograms up.
 func scrapeAll(ctx context.Context, insts []*instance) (map[string]*hist, error) {
 	var total map[string]*hist
 	for _, in := range insts {
-		names := []string{metricLatency, metricBatchSeconds, metricBatchRecords, metricRescoredEvent, metricRescoredDecay}
+		names := []string{metricLatency, metricBatchSeconds, metricBatchRecords, metricRescoredEvent, metricRescoredDecay,
+			metricConflicts, metricCacheHits, metricCacheMisses}
 		for _, s := range stages {
 			names = append(names, stageMetric(s))
 		}
@@ -202,6 +206,10 @@ type serviceStats struct {
 	// Evaluations by cause: after events, and by the sweeper (decay).
 	RescoredEvent float64 `json:"rescored_event"`
 	RescoredDecay float64 `json:"rescored_decay"`
+	// Compare-and-set conflicts (customers redone) and record cache use.
+	Conflicts   float64 `json:"conflicts"`
+	CacheHits   float64 `json:"cache_hits"`
+	CacheMisses float64 `json:"cache_misses"`
 }
 
 // stats computes serviceStats from two scrapes (before may be nil).
@@ -227,6 +235,11 @@ func stats(before, after map[string]*hist) *serviceStats {
 		st.RescoredEvent = d(metricRescoredEvent).sum
 		st.RescoredDecay = d(metricRescoredDecay).sum
 	}
+	for name, v := range map[string]*float64{metricConflicts: &st.Conflicts, metricCacheHits: &st.CacheHits, metricCacheMisses: &st.CacheMisses} {
+		if after[name] != nil {
+			*v = d(name).sum
+		}
+	}
 	for _, s := range stages {
 		if h := after[stageMetric(s)]; h != nil && h.count > 0 {
 			if st.StageMs == nil {
@@ -247,7 +260,8 @@ func (s *serviceStats) String() string {
 	}
 	out := fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output (service histogram, from the record timestamp) p50 %s, p99 %s",
 		s.Batches, s.BatchRecords, s.BatchMs, bound(s.P50msUpTo), bound(s.P99msUpTo))
-	out += fmt.Sprintf("; %.0f evaluations after events, %.0f by the sweeper", s.RescoredEvent, s.RescoredDecay)
+	out += fmt.Sprintf("; %.0f evaluations after events, %.0f by the sweeper; %.0f conflicts; record cache %.0f hits, %.0f misses",
+		s.RescoredEvent, s.RescoredDecay, s.Conflicts, s.CacheHits, s.CacheMisses)
 	if len(s.StageMs) > 0 && s.Batches > 0 {
 		out += "; ms per batch by stage (summed over worker groups):"
 		for _, st := range stages {
