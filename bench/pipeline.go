@@ -223,6 +223,17 @@ func (r *run) pipeline(ctx context.Context) error {
 		r.profileHeap(ctx, insts[0].http)
 	}
 
+	// Without extra customers, memory is measured now, on the states the
+	// bulk phase left (the paced events below add history to them).
+	extra := cfg.MemoryCustomers - cfg.Customers
+	memAfter := int64(-1)
+	if extra <= 0 {
+		if memAfter, err = r.env.usedMemory(ctx); err != nil {
+			return err
+		}
+		r.sampleMemory(ctx)
+	}
+
 	// Latency before memory: the paced load runs against the customers whose
 	// bulk rate it is paced from, not after --memory-customers have made the
 	// sorted sets up to 10 times larger and displaced them from the record
@@ -261,7 +272,7 @@ func (r *run) pipeline(ctx context.Context) error {
 	// Memory: the preloaded customers, then (if asked) more customers with
 	// one event each.
 	customers := r.scored
-	if extra := cfg.MemoryCustomers - cfg.Customers; extra > 0 {
+	if extra > 0 {
 		base, err := endOffsets(ctx, adm, r.topics.events) // the preload and the paced events
 		if err != nil {
 			return err
@@ -277,15 +288,10 @@ func (r *run) pipeline(ctx context.Context) error {
 			return err
 		}
 		customers += extra
-	}
-	memAfter, err := r.env.usedMemory(ctx)
-	if err != nil {
-		return err
-	}
-	if ms, err := r.memorySample(ctx, 200); err != nil {
-		r.note("%v", err)
-	} else {
-		r.res.MemoryDetail = ms
+		if memAfter, err = r.env.usedMemory(ctx); err != nil {
+			return err
+		}
+		r.sampleMemory(ctx)
 	}
 	r.res.MemoryCustomers = customers
 	r.res.MemoryBytes = memAfter - memBefore
@@ -299,6 +305,15 @@ func (r *run) pipeline(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sampleMemory records the MEMORY USAGE breakdown of a sample of records.
+func (r *run) sampleMemory(ctx context.Context) {
+	if ms, err := r.memorySample(ctx, 200); err != nil {
+		r.note("%v", err)
+	} else {
+		r.res.MemoryDetail = ms
+	}
 }
 
 // produceExtra produces one login event for each of n customers beyond the
