@@ -71,12 +71,26 @@ func TestReload(t *testing.T) {
 	}
 	versions := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(loaded, ",") }
 
-	// A bad file: the old model stays.
-	bad := strings.Replace(string(modelWithVersion(t, "v2")), "target: 4,", "target: -4,", 1)
-	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
+	// Files are replaced atomically (as a ConfigMap update does): the
+	// watcher polls every 10 ms and could read a half-written file.
+	write := func(b []byte) {
+		t.Helper()
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitFor("the invalid reload", func() bool { return counter(t, w.reloads, "invalid") == 1 })
+
+	// A bad file: the old model stays. The counter is bumped before the
+	// error is logged, so wait for both.
+	bad := strings.Replace(string(modelWithVersion(t, "v2")), "target: 4,", "target: -4,", 1)
+	write([]byte(bad))
+	waitFor("the invalid reload", func() bool {
+		return counter(t, w.reloads, "invalid") == 1 && len(logs.FilterMessageSnippet("invalid").All()) == 1
+	})
 	if v := versions(); v != "" {
 		t.Fatalf("a bad file was loaded: %s", v)
 	}
@@ -87,9 +101,7 @@ func TestReload(t *testing.T) {
 	}
 
 	// A valid change is loaded.
-	if err := os.WriteFile(path, modelWithVersion(t, "v3"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	write(modelWithVersion(t, "v3"))
 	waitFor("v3", func() bool { return versions() == "v3" })
 
 	// A signal reloads the unchanged file.
