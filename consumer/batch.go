@@ -559,7 +559,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			Cause:      why,
 		})
 	}
-	res.write = &state.Write{ID: cb.id, Expected: rec.Version, Rec: state.Record{
+	res.write = &state.Write{ID: cb.id, Expected: rec.Version, NoPrevOutbox: len(rec.Pending) == 0, Rec: state.Record{
 		Offsets: offsets,
 		Score:   o.Eval.Score,
 		Band:    o.Eval.Band.String(),

@@ -53,10 +53,14 @@ func TestOutboxLifecycle(t *testing.T) {
 			t.Fatalf("outbox keys %q after the clear", keys)
 		}
 
-		// Version 2 with an outbox; a late clear of version 1 (a writer
-		// that lost the race) must not delete it.
+		// Version 2 with an outbox, saved knowing that version 1's was
+		// cleared (the save skips deleting it); a late clear of version 1
+		// (a writer that lost the race) must not delete the new one.
 		rec.Pending = []byte("outbox 2")
-		mustSave(t, s, state.Write{ID: "a", Expected: 1, Rec: rec})
+		mustSave(t, s, state.Write{ID: "a", Expected: 1, Rec: rec, NoPrevOutbox: true})
+		if keys := outboxes(); !slices.Equal(keys, []string{s.OutboxKey("a", 2)}) {
+			t.Fatalf("outbox keys %q, want %q", keys, s.OutboxKey("a", 2))
+		}
 		if err := s.ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
 			t.Fatal(err)
 		}

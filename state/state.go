@@ -58,6 +58,11 @@ type Write struct {
 	// SkipIndex leaves the band index alone: for writes that do not change
 	// the score or band (e.g. clearing Pending).
 	SkipIndex bool
+	// NoPrevOutbox tells the save that the record at version Expected has
+	// no outbox left to delete: it had none, or it was read back empty
+	// (cleared), and an outbox key is never written again for a version
+	// once saved. The save then skips the delete. False is always safe.
+	NoPrevOutbox bool
 }
 
 // Member is a customer in a band.
@@ -179,7 +184,8 @@ return 1
 // KEYS[4..] are record keys, and each has seven more ARGV: the expected version
 // (8 bytes, as in saveScript), the new value, the customer id, its score
 // as a decimal string, the new outbox ("" for none) and the outbox keys of
-// the expected and of the new version. Each write is a compare-and-set with
+// the expected version ("": known to have none, see Write.NoPrevOutbox) and
+// of the new version. Each write is a compare-and-set with
 // its outbox as in saveScript (the outbox keys are not declared: this
 // script runs on single servers only); an applied write also moves the
 // customer in the band index, so record and index change together.
@@ -201,7 +207,7 @@ for i = 4, #KEYS do
   if ok then
     local val = ARGV[j+2]
     redis.call('SET', KEYS[i], val)
-    if cur and string.byte(cur, 1) == 2 then redis.call('DEL', ARGV[j+6]) end
+    if ARGV[j+6] ~= '' and cur and string.byte(cur, 1) == 2 then redis.call('DEL', ARGV[j+6]) end
     if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
     -- bytes 10..18: score and band; unchanged (e.g. an outbox clear),
     -- the index already holds them.
@@ -534,13 +540,16 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c.args = append(make([]any, 0, 1+7*(c.end-c.start)), server)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
-			newOutbox := ""
+			prevOutbox, newOutbox := "", ""
+			if !w.NoPrevOutbox {
+				prevOutbox = s.OutboxKey(w.ID, w.Expected)
+			}
 			if len(w.Rec.Pending) > 0 {
 				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
 			}
 			c.keys = append(c.keys, s.Key(w.ID))
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, s.OutboxKey(w.ID, w.Expected), newOutbox)
+				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox)
 		}
 		chunks = append(chunks, c)
 	}
