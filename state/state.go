@@ -480,7 +480,31 @@ func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]
 
 func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([]bool, error) {
 	applied := make([]bool, len(ws))
-	todo := make([]int, len(ws))
+	err := s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
+		w := &ws[i]
+		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1)}
+		return keys, []any{binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending}
+	}, func(i int, cmd *redis.Cmd) error {
+		n, err := cmd.Int()
+		if err != nil {
+			return fmt.Errorf("write of %q: %w", ws[i].ID, err)
+		}
+		applied[i] = n == 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// evalEach runs script n times, with the keys and arguments args gives for
+// each call, all calls in one pipeline: one round trip, and a second only
+// to load the script into a server that does not have it (NOSCRIPT: the
+// call was not executed, so running it again is safe). done gets each
+// call's result, in order; its first error ends evalEach.
+func (s *Redis) evalEach(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any), done func(i int, cmd *redis.Cmd) error) error {
+	todo := make([]int, n)
 	for i := range todo {
 		todo[i] = i
 	}
@@ -488,41 +512,36 @@ func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([
 		cmds := make([]*redis.Cmd, len(todo))
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range todo {
-				w := &ws[i]
-				exp := binary.BigEndian.AppendUint64(nil, w.Expected)
-				keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1)}
-				cmds[j] = saveScript.EvalSha(ctx, p, keys, exp, vals[i], w.Rec.Pending)
+				keys, argv := args(i)
+				cmds[j] = script.EvalSha(ctx, p, keys, argv...)
 			}
 			return nil
 		})
 		var retry []int
 		for j, i := range todo {
-			n, cerr := cmds[j].Int()
-			switch {
-			case cerr == nil:
-				applied[i] = n == 1
-			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
-				retry = append(retry, i) // not executed: safe to run again
-			default:
-				return nil, fmt.Errorf("write of %q: %w", ws[i].ID, cerr)
+			if attempt == 0 && redis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+				retry = append(retry, i)
+				continue
+			}
+			if derr := done(i, cmds[j]); derr != nil {
+				return derr
 			}
 		}
 		if err != nil && len(retry) == 0 {
-			return nil, err
+			return err
 		}
 		if len(retry) > 0 {
-			if err := saveScript.Load(ctx, s.c).Err(); err != nil {
-				return nil, fmt.Errorf("cannot load save script: %w", err)
+			if err := script.Load(ctx, s.c).Err(); err != nil {
+				return fmt.Errorf("cannot load script: %w", err)
 			}
 		}
 		todo = retry
 	}
-	return applied, nil
+	return nil
 }
 
 // saveChunks runs the writes through batchSaveScript, batchChunk writes per
-// call, all calls in one pipeline (one round trip; a second only to load the
-// script into a server that does not have it).
+// call, all calls in one pipeline (see evalEach).
 func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
 	bandKeys := make([]string, len(Bands))
 	for i, b := range Bands {
@@ -554,43 +573,29 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		chunks = append(chunks, c)
 	}
 	applied := make([]bool, len(ws))
-	for attempt := 0; len(chunks) > 0; attempt++ {
-		cmds := make([]*redis.Cmd, len(chunks))
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, c := range chunks {
-				cmds[i] = batchSaveScript.EvalSha(ctx, p, c.keys, c.args...)
+	err := s.evalEach(ctx, batchSaveScript, len(chunks), func(i int) ([]string, []any) {
+		return chunks[i].keys, chunks[i].args
+	}, func(i int, cmd *redis.Cmd) error {
+		c := chunks[i]
+		res, err := cmd.Int64Slice()
+		switch {
+		case err == nil && len(res) == c.end-c.start:
+			for k, n := range res {
+				applied[c.start+k] = n == 1
 			}
 			return nil
-		})
-		var retry []*chunk
-		for i, c := range chunks {
-			res, cerr := cmds[i].Int64Slice()
-			switch {
-			case cerr == nil && len(res) == c.end-c.start:
-				for k, n := range res {
-					applied[c.start+k] = n == 1
-				}
-			case cerr == nil:
-				return nil, fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
-			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
-				retry = append(retry, c) // not executed: safe to run again
-			case redis.HasErrorPrefix(cerr, "RESTARTED"):
-				// Chunks before this one may have applied: the caller
-				// abandons the whole batch and re-reads.
-				return nil, fmt.Errorf("%w: %w", ErrServerChanged, cerr)
-			default:
-				return nil, fmt.Errorf("writes of %q…: %w", ws[c.start].ID, cerr)
-			}
+		case err == nil:
+			return fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
+		case redis.HasErrorPrefix(err, "RESTARTED"):
+			// Chunks before this one may have applied: the caller
+			// abandons the whole batch and re-reads.
+			return fmt.Errorf("%w: %w", ErrServerChanged, err)
+		default:
+			return fmt.Errorf("writes of %q…: %w", ws[c.start].ID, err)
 		}
-		if err != nil && len(retry) == 0 {
-			return nil, err
-		}
-		if len(retry) > 0 {
-			if err := batchSaveScript.Load(ctx, s.c).Err(); err != nil {
-				return nil, fmt.Errorf("cannot load save script: %w", err)
-			}
-		}
-		chunks = retry
+	})
+	if err != nil {
+		return nil, err
 	}
 	return applied, nil
 }
@@ -649,38 +654,18 @@ func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) er
 		}
 		chunks = append(chunks, keys)
 	}
-	for attempt := 0; len(chunks) > 0; attempt++ {
-		cmds := make([]*redis.Cmd, len(chunks))
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, keys := range chunks {
-				cmds[i] = clearScript.EvalSha(ctx, p, keys, server)
-			}
+	return s.evalEach(ctx, clearScript, len(chunks), func(i int) ([]string, []any) {
+		return chunks[i], []any{server}
+	}, func(_ int, cmd *redis.Cmd) error {
+		switch err := cmd.Err(); {
+		case err == nil:
 			return nil
-		})
-		var retry [][]string
-		for i, keys := range chunks {
-			cerr := cmds[i].Err()
-			switch {
-			case cerr == nil:
-			case redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0:
-				retry = append(retry, keys)
-			case redis.HasErrorPrefix(cerr, "RESTARTED"):
-				return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, cerr)
-			default:
-				return fmt.Errorf("cannot clear outboxes: %w", cerr)
-			}
-		}
-		if err != nil && len(retry) == 0 {
+		case redis.HasErrorPrefix(err, "RESTARTED"):
+			return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, err)
+		default:
 			return fmt.Errorf("cannot clear outboxes: %w", err)
 		}
-		if len(retry) > 0 {
-			if err := clearScript.Load(ctx, s.c).Err(); err != nil {
-				return fmt.Errorf("cannot load clear script: %w", err)
-			}
-		}
-		chunks = retry
-	}
-	return nil
+	})
 }
 
 // index moves the applied writes' customers to their new band, then re-reads

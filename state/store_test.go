@@ -552,6 +552,18 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 		if counts[state.BandYellow] != 600 {
 			t.Fatalf("yellow index has %d members, want 600", counts[state.BandYellow])
 		}
+		// The outbox clear after a flush too (its own script).
+		ob := state.Write{ID: "f000", Expected: 1, Rec: state.Record{Band: state.BandYellow, Pending: []byte("o")}}
+		mustSave(t, s, ob)
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ClearOutboxes(ctx, []state.Outbox{{ID: "f000", Version: 2}}); err != nil {
+			t.Fatalf("clear after SCRIPT FLUSH: %v", err)
+		}
+		if r, _ := s.Get(ctx, "f000"); r.Pending != nil {
+			t.Fatalf("outbox %q left after a clear that followed SCRIPT FLUSH", r.Pending)
+		}
 	})
 }
 
