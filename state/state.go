@@ -177,6 +177,18 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
 return 1
 `)
 
+// checkServerLua starts the scripts that are bound to a Redis server: when
+// ARGV[1] is not empty it must be the server's run_id, else the script
+// stops before writing anything and fails with a RESTARTED error.
+const checkServerLua = `
+if ARGV[1] ~= '' then
+  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  if id ~= ARGV[1] then
+    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
+  end
+end
+`
+
 // batchSaveScript is the multi-key Save (see Config.SingleKey). ARGV[1] is
 // the run_id the writer expects the server to have ("": do not check); on
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
@@ -190,13 +202,7 @@ return 1
 // script runs on single servers only); an applied write also moves the
 // customer in the band index, so record and index change together.
 // Returns one 1 (applied) or 0 (conflict) per write.
-var batchSaveScript = redis.NewScript(`
-if ARGV[1] ~= '' then
-  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-  if id ~= ARGV[1] then
-    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
-  end
-end
+var batchSaveScript = redis.NewScript(checkServerLua + `
 local zero = string.rep(string.char(0), 8)
 local out = {}
 for i = 4, #KEYS do
@@ -602,13 +608,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 
 // clearScript deletes KEYS, on the server whose run_id is ARGV[1] only
 // ("": any), like batchSaveScript.
-var clearScript = redis.NewScript(`
-if ARGV[1] ~= '' then
-  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-  if id ~= ARGV[1] then
-    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
-  end
-end
+var clearScript = redis.NewScript(checkServerLua + `
 return redis.call('DEL', unpack(KEYS))
 `)
 
