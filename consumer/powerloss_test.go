@@ -294,6 +294,22 @@ func (e *powerLossEnv) events() int {
 	return int(st.Events)
 }
 
+// committedThenPending sends offsets 0-4 and waits until they are applied
+// and committed, takes the AOF's size then (everything before is synced),
+// and sends offsets 5-9 and waits until they are applied: written, their
+// commit waiting for the delay. A power loss cut back to the returned size
+// loses exactly the writes of 5-9.
+func (e *powerLossEnv) committedThenPending() (file string, size int64) {
+	e.t.Helper()
+	e.send(5) // offsets 0-4
+	e.waitState(4)
+	e.waitCommitted(e.group)
+	file, size = e.redis.aof()
+	e.send(5) // offsets 5-9
+	e.waitState(9)
+	return file, size
+}
+
 // TestPowerLossBetweenServerCheckAndLoad: Redis loses the last batch's
 // writes (power loss) and restarts right after an attempt of the next batch
 // checked the run_id and before its Load is served. go-redis reconnects and
@@ -308,13 +324,7 @@ func TestPowerLossBetweenServerCheckAndLoad(t *testing.T) {
 	e := newPowerLossEnv(t)
 	e.start(2 * time.Second)
 
-	e.send(5) // offsets 0-4
-	e.waitState(4)
-	e.waitCommitted(e.group)
-	file, size := e.redis.aof() // everything before is synced and committed
-
-	e.send(5) // offsets 5-9: written, their commit waits for the delay
-	e.waitState(9)
+	file, size := e.committedThenPending() // offsets 0-4 durable, 5-9 written and not committed
 	crash := func() {
 		e.redis.powerLoss(file, size) // loses the writes of offsets 5-9
 		e.redis.start()
@@ -341,13 +351,7 @@ func TestNoCommitWhileRedisRunIDUnknown(t *testing.T) {
 	e := newPowerLossEnv(t)
 	e.start(time.Second)
 
-	e.send(5) // offsets 0-4
-	e.waitState(4)
-	e.waitCommitted(e.group)
-	file, size := e.redis.aof()
-
-	e.send(5) // offsets 5-9
-	e.waitState(9)
+	file, size := e.committedThenPending() // offsets 0-4 durable, 5-9 written and not committed
 	e.redis.powerLoss(file, size)
 	time.Sleep(5 * time.Second) // the commit delay and go-redis's retries of INFO are over
 	if got := e.committed(); got != 5 {
@@ -374,13 +378,7 @@ func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
 	e := newPowerLossEnv(t)
 	e.start(2 * time.Second)
 
-	e.send(5) // offsets 0-4
-	e.waitState(4)
-	e.waitCommitted(e.group)
-	file, size := e.redis.aof()
-
-	e.send(5) // offsets 5-9: written, their commit waits for the delay
-	e.waitState(9)
+	file, size := e.committedThenPending() // offsets 0-4 durable, 5-9 written and not committed
 	lost, err := e.harness.store.Get(context.Background(), "pl")
 	if err != nil {
 		t.Fatal(err)
