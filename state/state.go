@@ -286,7 +286,7 @@ func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + ba
 
 // Load implements Store.
 func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
-	recs, err := s.load(ctx, ids)
+	recs, err := s.load(ctx, ids, true)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load records: %w", err)
 	}
@@ -294,13 +294,15 @@ func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
 }
 
 // load reads ids in one round trip: a pipeline of GETs in single-key mode
-// (MGET cannot span cluster slots), else of MGETs of batchChunk keys.
-func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
+// (MGET cannot span cluster slots), else of MGETs of batchChunk keys. With
+// outboxes, a second round trip reads the outbox keys the records name;
+// without (band listings, index repair), Pending stays empty.
+func (s *Redis) load(ctx context.Context, ids []string, outboxes bool) ([]Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	if !s.cfg.SingleKey {
-		return s.loadChunks(ctx, ids)
+		return s.loadChunks(ctx, ids, outboxes)
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -329,6 +331,9 @@ func (s *Redis) load(ctx context.Context, ids []string) ([]Record, error) {
 		if st {
 			stored = append(stored, i)
 		}
+	}
+	if !outboxes {
+		stored = nil // the caller reads scores and bands only
 	}
 	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
 		return nil, err
@@ -370,7 +375,7 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 	return nil
 }
 
-func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) {
+func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool) ([]Record, error) {
 	var cmds []*redis.SliceCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		keys := make([]string, 0, min(len(ids), batchChunk))
@@ -411,6 +416,9 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) 
 	if i != len(ids) {
 		return nil, fmt.Errorf("MGET returned %d values for %d keys", i, len(ids))
 	}
+	if !outboxes {
+		stored = nil // the caller reads scores and bands only
+	}
 	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
 		return nil, err
 	}
@@ -419,7 +427,7 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string) ([]Record, error) 
 
 // Get implements Store.
 func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
-	recs, err := s.load(ctx, []string{id})
+	recs, err := s.load(ctx, []string{id}, true)
 	if err != nil {
 		return Record{}, fmt.Errorf("cannot get record: %w", err)
 	}
@@ -707,7 +715,7 @@ func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
 		for i, e := range todo {
 			ids[i] = e.id
 		}
-		recs, err := s.load(ctx, ids)
+		recs, err := s.load(ctx, ids, false)
 		if err != nil {
 			return err
 		}
@@ -744,7 +752,7 @@ func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, err
 		if len(ids) == 0 {
 			break
 		}
-		recs, err := s.load(ctx, ids)
+		recs, err := s.load(ctx, ids, false)
 		if err != nil {
 			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
 		}
