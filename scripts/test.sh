@@ -80,6 +80,10 @@ gofmt_check() {
 }
 step gofmt gofmt_check
 
+section "go mod tidy"
+# go.mod and go.sum must be exactly what `go mod tidy` writes.
+step "go mod tidy" go mod tidy -diff
+
 section "go vet"
 step "go vet" go vet ./...
 
