@@ -65,9 +65,9 @@ func model(t testing.TB) *scorer.Model {
 func TestChurnIfNo(t *testing.T) {
 	lines := []string{
 		ev("a", "purchase", 1, 10), ev("a", "purchase", 12, 5), // bought again within the horizon
-		ev("b", "purchase", 2, 7), //                              silent: churned
+		ev("b", "purchase", 2, 7),                             //                              silent: churned
 		ev("c", "purchase", 3, 1), ev("c", "purchase", 16, 1), //  bought again only after the horizon: churned
-		ev("d", "purchase", 10, 1), //                              first event exactly at T: not in the population
+		ev("d", "purchase", 10, 1),                         //                              first event exactly at T: not in the population
 		ev("e", "login", 4, 1), ev("e", "purchase", 15, 1), //      a login before T; a purchase at T+horizon exactly counts
 		ev("f", "login", 5, 1), ev("f", "login", 11, 1), //         no purchase in the window (logins do not count): churned
 		`{"customer_id":"g","type":"purchase"}`,
@@ -150,7 +150,7 @@ func TestLabelErrors(t *testing.T) {
 func TestEvaluate(t *testing.T) {
 	lines := []string{
 		ev("a", "purchase", 9, 100), ev("a", "purchase", 8, 100), ev("a", "purchase", 7, 100), // recent, frequent, big
-		ev("b", "purchase", 1, 50), //                                                           old, once
+		ev("b", "purchase", 1, 50),                                                         //                                                           old, once
 		ev("c", "purchase", 5, 10), ev("c", "purchase", 6, 10), ev("c", "login", 9.5, 999), //    the login is not RFM's type
 		ev("d", "login", 2, 1), //                                                                no purchase at all
 	}
