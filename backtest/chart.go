@@ -47,12 +47,20 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		if len(pts) == 0 {
 			return
 		}
+		// Points less than a pixel from the last one drawn add nothing
+		// visible: skip them (the curve is monotone), keep the last.
 		var p strings.Builder
+		px, py := math.Inf(-1), math.Inf(-1)
 		for i, pt := range pts {
+			x, y := rocX+pt.FPR*rocS, rocY+rocS-pt.TPR*rocS
+			if i > 0 && i < len(pts)-1 && math.Abs(x-px) < 1 && math.Abs(y-py) < 1 {
+				continue
+			}
 			if i > 0 {
 				p.WriteByte(' ')
 			}
-			fmt.Fprintf(&p, "%.1f,%.1f", rocX+pt.FPR*rocS, rocY+rocS-pt.TPR*rocS)
+			fmt.Fprintf(&p, "%.1f,%.1f", x, y)
+			px, py = x, y
 		}
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", p.String(), color)
 		ly := rocY + rocS - 70 + 18*row
