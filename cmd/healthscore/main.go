@@ -18,6 +18,12 @@ Usage:
   healthscore [run] [flags]             run the service (default; --demo for a self-contained demo)
   healthscore score [--model FILE] [--at RFC3339] [FILE...]
                                         score JSONL events offline, one JSON line per customer
+  healthscore convert csv --map FILE [--out FILE] [CSV...]
+                                        turn a CSV log into JSONL events (docs/backtesting.md)
+  healthscore simulate --out DIR [--customers N] [--days D] [--seed S]
+                                        write a synthetic event log with churn labels and the generator's risk
+  healthscore backtest --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d]
+                                        measure how well a model's score predicts churn, against RFM
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
   healthscore dev-broker [--port P] [--partitions N]
@@ -49,6 +55,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runService(args, stderr)
 	case "score":
 		err = scoreCmd(args, stdin, stdout, stderr)
+	case "convert":
+		err = convertCmd(args, stdin, stdout, stderr)
+	case "simulate":
+		err = simulateCmd(args, stdout, stderr)
+	case "backtest":
+		err = backtestCmd(args, stdin, stdout, stderr)
 	case "model":
 		err = modelCmd(args, stdout, stderr)
 	case "dev-broker":
