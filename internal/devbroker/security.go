@@ -151,11 +151,19 @@ func ReadSpecFile(path string) ([]string, error) {
 // securityOpts turns the security settings of cfg into kfake options.
 func (cfg Config) securityOpts() ([]kfake.Opt, error) {
 	var opts []kfake.Opt
-	if cfg.TLS != nil {
-		opts = append(opts, kfake.TLS(cfg.TLS))
-	}
 	if len(cfg.Users) > 0 {
 		opts = append(opts, kfake.EnableSASL())
+	}
+	if cfg.TLS != nil || len(cfg.Users) > 0 {
+		// TLS is done here rather than by kfake.TLS so that the SASL
+		// handshake fix (handshake.go) sees plaintext.
+		opts = append(opts, kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return listener{Listener: ln, tls: cfg.TLS}, nil
+		}))
 	}
 	if len(cfg.ACLs) > 0 && !cfg.EnableACLs {
 		return nil, errors.New("ACLs are given but EnableACLs is false")

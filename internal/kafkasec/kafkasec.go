@@ -235,7 +235,7 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 func (c Config) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.TLSServerName, // franz-go sets each broker's host when empty
+		ServerName:         c.TLSServerName,         // franz-go sets each broker's host when empty
 		InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // explicit, documented, logged opt-in
 	}
 	if c.TLSCAFile != "" {
