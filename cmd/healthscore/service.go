@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/extra/redisprometheus/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
@@ -409,14 +410,23 @@ func checkTopics(ctx context.Context, brokers, topics []string, create bool, par
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	details, err := adm.ListTopics(tctx, topics...)
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return fmt.Errorf("not authorized to describe topics %v (all or some of them) on %v: grant the Kafka user Read on the input topics and Write on the output topics (each implies Describe; see docs/production-kafka.md)", topics, brokers)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot list topics on %v: %w", brokers, err)
 	}
-	var missing []string
+	var missing, denied []string
 	for _, t := range topics {
-		if d, ok := details[t]; !ok || d.Err != nil {
+		switch d, ok := details[t]; {
+		case ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed):
+			denied = append(denied, t)
+		case !ok || d.Err != nil:
 			missing = append(missing, t)
 		}
+	}
+	if len(denied) > 0 {
+		return fmt.Errorf("not authorized to describe topics %v (all or some of them) on %v: grant the Kafka user Read on the input topics and Write on the output topics (each implies Describe; see docs/production-kafka.md)", denied, brokers)
 	}
 	if len(missing) == 0 {
 		return nil
