@@ -303,7 +303,9 @@ func TestKafkaACLs(t *testing.T) {
 				}
 				return
 			}
-			svc := startService(t, args...)
+			// A batch that cannot be published is retried until shutdown;
+			// do not wait the default 30 s for it then.
+			svc := startService(t, append(args, "--shutdown-grace", "1s")...)
 			produce(t, addr, false)
 			deadline := time.Now().Add(time.Minute)
 			for !strings.Contains(svc.logs.String(), tc.want) {
