@@ -110,7 +110,8 @@ func (r *run) note(format string, args ...any) {
 }
 
 func (r *run) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.env.brokers...)}, opts...)...)
+	base := append([]kgo.Opt{kgo.SeedBrokers(r.env.brokers...)}, r.cfg.KafkaOpts...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create Kafka client: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Environment variables naming external servers to use instead of starting
@@ -21,6 +23,12 @@ type Config struct {
 	// Brokers and RedisURL name external servers; empty starts them.
 	Brokers  []string
 	RedisURL string
+	// KafkaOpts are client options for external brokers (TLS, SASL: see
+	// internal/kafkasec), used by every client of the harness; ServiceEnv
+	// is the same security as HEALTHSCORE_KAFKA_* variables for the
+	// pipeline processes (kept out of their command lines).
+	KafkaOpts  []kgo.Opt
+	ServiceEnv []string
 
 	Events     int // preloaded events; default 2,000,000
 	Customers  int // distinct customers of the preloaded events; default 100,000
@@ -105,6 +113,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Binary == "":
 		return errors.New("no Binary: the healthscore executable is required")
+	case (len(c.KafkaOpts) > 0 || len(c.ServiceEnv) > 0) && len(c.Brokers) == 0:
+		return errors.New("KafkaOpts and ServiceEnv are for external brokers: the harness's own broker is plaintext")
 	case c.Events < 1:
 		return fmt.Errorf("invalid Events: must be positive, got %d", c.Events)
 	case c.Customers < 1 || c.Customers > c.Events:

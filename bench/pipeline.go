@@ -38,10 +38,11 @@ func (r *run) startInstance(ctx context.Context, i int, group string) (*instance
 		"--http", "127.0.0.1:0", "--group", group,
 		"--topics", t.events, "--score-topic", t.score, "--alert-topic", t.alerts, "--dlq-topic", t.dlq,
 		"--max-batch", strconv.Itoa(cfg.MaxBatch), "--log-level", "info")
+	cmd.Env = append(os.Environ(), cfg.ServiceEnv...)
 	if cfg.ProfileDir != "" {
 		// The service's --pprof twin; a binary without it ignores it, and
 		// the harness then says the profiles are missing.
-		cmd.Env = append(os.Environ(), "HEALTHSCORE_PPROF=true")
+		cmd.Env = append(cmd.Env, "HEALTHSCORE_PPROF=true")
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -182,9 +182,10 @@ func (s *service) getJSON(t *testing.T, path string, v any) int {
 }
 
 // waitCommitted waits until the group has committed every record of topic.
-func waitCommitted(t *testing.T, brokers []string, group, topic string, timeout time.Duration) {
+// opts are more client options (TLS, SASL).
+func waitCommitted(t *testing.T, brokers []string, group, topic string, timeout time.Duration, opts ...kgo.Opt) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,10 +224,11 @@ func waitCommitted(t *testing.T, brokers []string, group, topic string, timeout 
 	}
 }
 
-// readAll reads every record of topic, from start to the current end.
-func readAll(t *testing.T, brokers []string, topic string) []*kgo.Record {
+// readAll reads every record of topic, from start to the current end. opts
+// are more client options (TLS, SASL).
+func readAll(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

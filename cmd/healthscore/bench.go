@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	load := fs.Float64("load", 0.5, "paced latency load as a fraction of the measured pipeline rate")
 	jsonPath := fs.String("json", "", "also write the result as JSON to `FILE`")
 	profDir := fs.String("cpuprofile", "", "write CPU and heap profiles of the pipeline process to `DIR` (needs /debug/pprof in the service)")
+	ef := &envFlags{fs: fs}
+	kafka := registerKafkaFlags(ef)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: healthscore bench [--quick] [flags]
 
@@ -35,7 +38,9 @@ or uses %s and %s, preloads synthetic events and
 measures in one run: the bare consume+decode limit, the pipeline (this binary's
 'run') to committed offsets, a naive per-event design, latency at 50%% load,
 Redis memory per customer and the offline scorer on one core. Prints a table on
-stdout and progress on stderr.
+stdout and progress on stderr. Against a secured external Kafka, the --kafka-*
+flags (as for 'run'; see docs/production-kafka.md) apply to every client of the
+harness and to the pipeline processes.
 
 `, bench.EnvBrokers, bench.EnvRedis)
 		fs.PrintDefaults()
@@ -45,6 +50,9 @@ stdout and progress on stderr.
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(ef.errs) > 0 {
+		return errors.Join(ef.errs...)
 	}
 	var cfg bench.Config
 	switch {
@@ -80,6 +88,19 @@ stdout and progress on stderr.
 	}
 	cfg.Binary = bin
 	cfg.Brokers = splitList(os.Getenv(bench.EnvBrokers))
+	if kc := kafka.config(); kc.Enabled() {
+		if len(cfg.Brokers) == 0 {
+			return fmt.Errorf("--kafka-* security flags need external brokers (%s): the broker bench starts is plaintext", bench.EnvBrokers)
+		}
+		log, err := newLogger("info")
+		if err != nil {
+			return err
+		}
+		if cfg.KafkaOpts, err = kc.Opts(log); err != nil {
+			return err
+		}
+		cfg.ServiceEnv = kafka.childEnv()
+	}
 	cfg.RedisURL = os.Getenv(bench.EnvRedis)
 	cfg.ProfileDir = *profDir
 	cfg.Progress, cfg.Log, cfg.Terminal = stderr, stderr, isTerminal(stderr)

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/extra/redisprometheus/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
@@ -50,6 +51,7 @@ type serviceFlags struct {
 	cacheCustomers                                       int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	demo, createTopics, pprof                            bool
+	kafka                                                *kafkaFlags
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -128,6 +130,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
 	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
+	f.kafka = registerKafkaFlags(e)
 	if err := fs.Parse(args); err != nil {
 		return nil, exitError(2)
 	}
@@ -202,6 +205,10 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 
 	// Kafka.
 	brokers := splitList(f.brokers)
+	kafkaOpts, err := f.kafka.clientOpts(len(brokers) == 0, log)
+	if err != nil {
+		return err
+	}
 	if len(brokers) == 0 {
 		b, err := devbroker.Start(devbroker.Config{Port: f.brokerPort, Partitions: int32(f.partitions), Topics: allTopics})
 		if err != nil {
@@ -211,7 +218,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		brokers = []string{b.Addr}
 		log.Warn("no --brokers given: started an embedded in-memory Kafka-compatible broker; its data is lost on exit",
 			zap.String("addr", b.Addr), zap.Int("partitions", f.partitions))
-	} else if err := checkTopics(ctx, brokers, allTopics, f.createTopics, int32(f.partitions), log); err != nil {
+	} else if err := checkTopics(ctx, brokers, allTopics, f.createTopics, int32(f.partitions), log, kafkaOpts...); err != nil {
 		return err
 	}
 
@@ -264,7 +271,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: commitDelay,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
-		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
+		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kafkaOpts...),
 	})
 	if err != nil {
 		return err
@@ -313,7 +320,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		}
 	})
 	if f.demo {
-		prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics[0]), kgo.ProducerLinger(5*time.Millisecond))
+		prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics[0]), kgo.ProducerLinger(5 * time.Millisecond)}, kafkaOpts...)...)
 		if err != nil {
 			return fmt.Errorf("cannot create demo producer: %w", err)
 		}
@@ -324,7 +331,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 			}
 		})
 		wg.Go(func() {
-			if err := demo.Watch(runCtx, brokers, f.alertTopic, log.Named("demo")); err != nil {
+			if err := demo.Watch(runCtx, brokers, f.alertTopic, log.Named("demo"), kafkaOpts...); err != nil {
 				errc <- err
 			}
 		})
@@ -393,8 +400,8 @@ func watchModel(ctx context.Context, wg *sync.WaitGroup, path string, model *sco
 
 // checkTopics verifies that every topic exists on external brokers, creating
 // the missing ones when asked to.
-func checkTopics(ctx context.Context, brokers, topics []string, create bool, partitions int32, log *zap.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func checkTopics(ctx context.Context, brokers, topics []string, create bool, partitions int32, log *zap.Logger, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot create Kafka admin client: %w", err)
 	}
@@ -403,14 +410,23 @@ func checkTopics(ctx context.Context, brokers, topics []string, create bool, par
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	details, err := adm.ListTopics(tctx, topics...)
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return fmt.Errorf("not authorized to describe topics %v (all or some of them) on %v: grant the Kafka user Read on the input topics and Write on the output topics (each implies Describe; see docs/production-kafka.md)", topics, brokers)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot list topics on %v: %w", brokers, err)
 	}
-	var missing []string
+	var missing, denied []string
 	for _, t := range topics {
-		if d, ok := details[t]; !ok || d.Err != nil {
+		switch d, ok := details[t]; {
+		case ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed):
+			denied = append(denied, t)
+		case !ok || d.Err != nil:
 			missing = append(missing, t)
 		}
+	}
+	if len(denied) > 0 {
+		return fmt.Errorf("not authorized to describe topics %v (all or some of them) on %v: grant the Kafka user Read on the input topics and Write on the output topics (each implies Describe; see docs/production-kafka.md)", denied, brokers)
 	}
 	if len(missing) == 0 {
 		return nil

@@ -149,9 +149,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
-// Watch logs every alert published on topic until ctx ends.
-func Watch(ctx context.Context, brokers []string, topic string, log *zap.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+// Watch logs every alert published on topic until ctx ends. opts are more
+// client options (TLS, SASL).
+func Watch(ctx context.Context, brokers []string, topic string, log *zap.Logger, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot watch alerts: %w", err)
 	}

@@ -4,12 +4,17 @@
 // the service's topics created. It keeps everything in memory and is for
 // development and tests only.
 //
+// It can also be secured (see security.go): a TLS listener, SASL users
+// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and ACLs, so that clients can be
+// tested against a broker configured like a managed Kafka.
+//
 // It can also break on purpose (see control.go): kfake faults on chosen
 // request kinds, and outages in which every request fails or hangs, driven
 // from Go or, in `healthscore dev-broker --control`, over loopback HTTP.
 package devbroker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,7 +42,20 @@ type Config struct {
 	// waits at most twice this for members to rejoin (60 s by default), so
 	// tests that kill consumers every few seconds keep making progress.
 	MaxSessionTimeout time.Duration
-	Opts              []kfake.Opt
+
+	// TLS, when set, makes the listener TLS-only (see GenerateTLS and
+	// ServerTLS).
+	TLS *tls.Config
+	// Users, when given, turn SASL on: every client must authenticate as
+	// one of them (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512).
+	Users []User
+	// EnableACLs checks every request against ACLs: a user (other than a
+	// superuser) may do only what an ACL allows. Without SASL, clients are
+	// User:ANONYMOUS and can do nothing.
+	EnableACLs bool
+	ACLs       []ACL // need EnableACLs; each names one of Users
+
+	Opts []kfake.Opt // more kfake options, applied last
 }
 
 // Broker is a running in-memory broker.
@@ -75,6 +93,11 @@ func Start(cfg Config) (*Broker, error) {
 		ln.Close()
 		opts = append(opts, kfake.Ports(cfg.Port))
 	}
+	sec, err := cfg.securityOpts()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the embedded broker: %w", err)
+	}
+	opts = append(opts, sec...)
 	c, err := kfake.NewCluster(append(opts, cfg.Opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the embedded broker: %w", err)
