@@ -39,7 +39,7 @@ With --control, a loopback HTTP endpoint injects faults (for fault tests):
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitError(2)
+		return flagError(err)
 	}
 	if *partitions < 1 {
 		return fmt.Errorf("--partitions must be at least 1, got %d", *partitions)
