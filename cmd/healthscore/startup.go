@@ -221,11 +221,11 @@ func startHTTP(ctx context.Context, f *serviceFlags, st *startup, reg *prometheu
 	}
 	var tlsCfg *tls.Config
 	if f.httpTLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.httpTLSCert, f.httpTLSKey)
+		cf, err := httpapi.NewCertFiles(f.httpTLSCert, f.httpTLSKey, log.Named("http"))
 		if err != nil {
 			return nil, nil, fmt.Errorf("--http-tls-cert/--http-tls-key: %w", err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsCfg = &tls.Config{GetCertificate: cf.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	type listener struct {
 		flag, addr string
