@@ -253,6 +253,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Go(func() { c.sweep(lagCtx) })
 	}
 	defer func() { stopLag(); wg.Wait() }()
+	// The loop's retries (of a batch's steps, of commits) count as turns
+	// for Live; the sweeper's, started above, do not.
+	ctx = context.WithValue(ctx, mainLoopKey{}, true)
 
 	c.log.Info("consumer started", zap.Strings("topics", c.cfg.Topics), zap.String("group", c.cfg.Group))
 	c.ready.Store(true) // nothing has failed yet; Kafka errors will say otherwise
@@ -346,7 +349,7 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	start := time.Now()
 	c.busy.Store(true)
 	defer c.busy.Store(false)
-	bctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), mainLoopKey{}, true))
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(c.cfg.ShutdownGrace, cancel)

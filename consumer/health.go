@@ -75,8 +75,9 @@ func (c *Consumer) Assignment() (joined bool, partitions int) {
 // Group returns the consumer group name.
 func (c *Consumer) Group() string { return c.cfg.Group }
 
-// mainLoopKey marks the context of the batches of the processing loop, so
-// that their retries count as the loop turning (and the sweeper's do not).
+// mainLoopKey marks the context of the processing loop (Run's loop and its
+// batches), so that its retries count as the loop turning, and the
+// sweeper's do not.
 type mainLoopKey struct{}
 
 // turn records that the processing loop made progress: it polled, or it
