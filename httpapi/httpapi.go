@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -130,7 +131,19 @@ func notFound(mux *http.ServeMux) http.HandlerFunc {
 	}
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg    Config
+	warned atomic.Int64 // Unix ns of the last read-failure warning (throttle)
+}
+
+// warnRead logs a failed state read, at most once per 10 s: a client
+// polling while Redis is down must not flood the logs (the 503 tells it).
+func (a *api) warnRead(msg string, err error) {
+	now := time.Now().UnixNano()
+	if last := a.warned.Load(); now-last >= int64(10*time.Second) && a.warned.CompareAndSwap(last, now) {
+		a.cfg.Logger.Warn(msg+" (logged at most every 10 s)", zap.Error(err))
+	}
+}
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -156,7 +169,7 @@ func (a *api) customer(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := a.cfg.Store.Get(r.Context(), id)
 	if err != nil {
-		a.cfg.Logger.Warn("cannot read customer state", zap.Error(err))
+		a.warnRead("cannot read customer state", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot read customer state: "+err.Error())
 		return
 	}
@@ -213,7 +226,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	members, err := a.cfg.Store.Band(r.Context(), band, limit)
 	if err != nil {
-		a.cfg.Logger.Warn("cannot list band", zap.Error(err))
+		a.warnRead("cannot list band", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
 		return
 	}

@@ -143,6 +143,10 @@ func TestCustomer(t *testing.T) {
 	do(e.h.API, "GET", "/v1/customers/bad").check(t, "GET /v1 undecodable state", 500, "cannot decode customer state")
 	e.reader.err = errors.New("connection refused")
 	do(e.h.API, "GET", "/v1/customers/c1").check(t, "GET /v1 Redis down", 503, "cannot read customer state: connection refused")
+	do(e.h.API, "GET", "/v1/customers/c1").check(t, "GET /v1 Redis down again", 503, "cannot read customer state: connection refused")
+	if n := e.logs.FilterMessageSnippet("cannot read customer state").Len(); n != 1 {
+		t.Errorf("%d warnings for two failed reads in a row, want 1 (throttled)", n)
+	}
 }
 
 func TestList(t *testing.T) {
