@@ -98,6 +98,13 @@ func TestStartupEmbedded(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "started an embedded in-memory Kafka-compatible broker") {
 		t.Error("the embedded broker was not announced")
 	}
+	_, metrics := s.get(t, "/metrics")
+	for _, want := range []string{`healthscore_model_info{name="b2b-saas",version="`, `healthscore_build_info{goversion="go`,
+		`healthscore_dead_letters_total{reason="time_skew"} 0`, `healthscore_consumer_lag_seconds{partition="0",topic="customer-events"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
 }
 
 // withoutEnv returns this process's environment without the named
