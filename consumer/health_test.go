@@ -2,7 +2,10 @@ package consumer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
 )
 
 // fetchOf builds a poll's result for one partition: records at offsets
@@ -167,5 +171,78 @@ func TestLive(t *testing.T) {
 	_ = c.retry(context.WithValue(context.Background(), mainLoopKey{}, true), "state", func() error { calls++; return nil })
 	if err := c.Live(time.Minute); err != nil || calls != 2 {
 		t.Errorf("after a turn of the processing loop: %v (%d calls)", err, calls)
+	}
+}
+
+// stuckStore is a Store whose Load either hangs, ignoring its context (a
+// wedged call), or fails at once (Redis down).
+type stuckStore struct {
+	Store
+	hang    chan struct{} // Load waits for it to close, when not nil
+	entered chan struct{} // closed by the first Load
+	once    sync.Once
+}
+
+func (s *stuckStore) Load(ctx context.Context, ids []string) ([]state.Record, error) {
+	s.once.Do(func() { close(s.entered) })
+	if s.hang != nil {
+		<-s.hang
+		return nil, errors.New("released")
+	}
+	return nil, errors.New("dial unix /redis.sock: connect: connection refused")
+}
+
+// TestLiveWedgedVsRetrying: a batch stuck in one call for longer than the
+// timeout fails Live; a batch retrying a Redis that is down keeps the loop
+// turning and live (but not ready), however long it lasts.
+func TestLiveWedgedVsRetrying(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(21, 3, 10)
+	h.produce(recs...)
+	for _, wedged := range []bool{true, false} {
+		s := &stuckStore{Store: h.store, entered: make(chan struct{})}
+		if wedged {
+			s.hang = make(chan struct{})
+		}
+		reg := prometheus.NewRegistry()
+		c, err := New(Config{Brokers: h.brokers, Group: fmt.Sprintf("live-%v", wedged), Model: h.model, Store: s, Encoder: h.enc,
+			Logger: zaptest.NewLogger(t), Registerer: reg, MaxBackoff: 20 * time.Millisecond, ShutdownGrace: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx) }()
+		<-s.entered
+		const timeout = 300 * time.Millisecond
+		if wedged {
+			deadline := time.Now().Add(10 * time.Second)
+			for c.Live(timeout) == nil {
+				if time.Now().After(deadline) {
+					t.Fatal("a batch stuck in Load for 10 s: still live")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := c.Live(timeout); !strings.Contains(err.Error(), "batch in hand") {
+				t.Errorf("wedged: %v", err)
+			}
+			close(s.hang)
+		} else {
+			// Wait until the retries have lasted well over the timeout.
+			start := time.Now()
+			for time.Since(start) < 3*timeout || testutil.ToFloat64(c.metrics.retries.WithLabelValues("state")) < 10 {
+				if err := c.Live(timeout); err != nil {
+					t.Fatalf("retrying a down Redis for %s: %v", time.Since(start), err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "connection refused") {
+				t.Errorf("Ready while Redis is down: %v", err)
+			}
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
