@@ -120,12 +120,17 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 		due = time.Unix(0, hold) // the run_id could not be read: try again then
 	}
 	if due.IsZero() {
-		return c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
+		// Turn at least this often, so that a fetch failure that went away
+		// stops showing in Ready even when no record arrives.
+		due = time.Now().Add(maxPollWait)
 	}
 	pctx, cancel := context.WithDeadline(ctx, due)
 	defer cancel()
 	return c.client.PollRecords(pctx, c.cfg.MaxPollRecords)
 }
+
+// maxPollWait bounds a poll's wait for records.
+const maxPollWait = 5 * time.Second
 
 // commitPending commits the offsets whose batches were written at least
 // CommitDelay ago; with all, it first waits (within ctx) until every pending
@@ -186,6 +191,9 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		c.client.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			cerr = commitError(resp, err)
 		})
+		if cerr == nil {
+			c.metrics.lastCommit.Set(float64(time.Now().UnixNano()) / 1e9)
+		}
 		if lostGeneration(cerr) {
 			// Retrying cannot succeed; the effects are saved with their
 			// offsets, so the partitions' next owner skips these records.

@@ -151,8 +151,11 @@ type Consumer struct {
 	lastServer  atomic.Pointer[string]
 	commitHold  atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
 	ready       atomic.Bool
-	lastErr     atomic.Pointer[string]
+	lastErr     atomic.Pointer[failure]
 	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
+	assigned    assignment
+	turned      atomic.Int64 // Unix ns of the processing loop's last turn (see Live)
+	busy        atomic.Bool  // a batch is in hand
 	// heldUntil is the Unix ns until which the sweeper waits because a
 	// recent poll left records behind (a backlog), see noteBacklog.
 	heldUntil atomic.Int64
@@ -164,12 +167,13 @@ func New(cfg Config) (*Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cannot create consumer: %w", err)
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
 	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m}
 	c.model.Store(cfg.Model)
+	m.setModel(cfg.Model)
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -183,25 +187,30 @@ func New(cfg Config) (*Consumer, error) {
 		kgo.ProducerBatchMaxBytes(16 << 20),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
-			c.log.Info("partitions assigned", zap.Any("partitions", p))
+			c.assigned.assign(p)
+			c.metrics.lagSeconds.assign(p)
+			_, n := c.Assignment()
+			c.log.Info("partitions assigned", zap.Any("partitions", p), zap.Int("owned", n))
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Info("partitions revoked", zap.Any("partitions", p))
 			c.commitPending(ctx, true, nil) // the next owner starts from here
+			c.assigned.revoke(p, false)
+			c.metrics.lagSeconds.revoke(p)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Warn("partitions lost", zap.Any("partitions", p))
+			c.assigned.revoke(p, true)
+			c.metrics.lagSeconds.revoke(p)
 		}),
 	}, cfg.ClientOpts...)
 	c.client, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create Kafka client: %w", err)
 	}
-	c.lastErr.Store(ptr("starting"))
+	c.lastErr.Store(&failure{msg: errNotStarted.Error()})
 	return c, nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // Model returns the model in use.
 func (c *Consumer) Model() *scorer.Model { return c.model.Load() }
@@ -212,15 +221,21 @@ func (c *Consumer) Model() *scorer.Model { return c.model.Load() }
 func (c *Consumer) SetModel(m *scorer.Model) {
 	if m != nil {
 		c.model.Store(m)
+		c.metrics.setModel(m)
 	}
 }
 
-// Ready returns nil when the last batch succeeded, else why not.
+// Ready returns nil when the last step of the pipeline succeeded (a batch,
+// a commit, a fetch), else why not.
 func (c *Consumer) Ready() error {
 	if c.ready.Load() {
 		return nil
 	}
-	return errors.New(*c.lastErr.Load())
+	f := c.lastErr.Load()
+	if f.step == "" {
+		return errors.New(f.msg)
+	}
+	return errors.New(f.step + ": " + f.msg)
 }
 
 // Client returns the Kafka client (for admin calls and health checks).
@@ -238,11 +253,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Go(func() { c.sweep(lagCtx) })
 	}
 	defer func() { stopLag(); wg.Wait() }()
+	// The loop's retries (of a batch's steps, of commits) count as turns
+	// for Live; the sweeper's, started above, do not.
+	ctx = context.WithValue(ctx, mainLoopKey{}, true)
 
 	c.log.Info("consumer started", zap.Strings("topics", c.cfg.Topics), zap.String("group", c.cfg.Group))
 	c.ready.Store(true) // nothing has failed yet; Kafka errors will say otherwise
 	for {
+		c.turn()
 		fetches := c.poll(ctx)
+		c.turn()
 		if ctx.Err() != nil && fetches.Empty() {
 			// Commit what is processed once it is durable, then leave:
 			// every poll blocks rebalances until AllowRebalance, and
@@ -261,17 +281,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
+		fetchFailed := false
 		fetches.EachError(func(t string, p int32, err error) {
 			// Canceled: shutdown; DeadlineExceeded: poll's wait for a due
 			// commit ended. Neither is a broker problem.
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				fetchFailed = true
 				c.fail("fetch", fmt.Errorf("cannot fetch %s/%d: %w", t, p, err))
 			}
 		})
+		if f := c.lastErr.Load(); !fetchFailed && f.step == "fetch" {
+			c.ready.Store(true) // fetching works again
+		}
 		recs := fetches.Records()
 		c.noteBacklog(fetches)
 		if len(recs) > 0 {
+			c.metrics.lagSeconds.polled(fetches)
 			err := c.handle(ctx, recs)
+			if err == nil {
+				c.metrics.lagSeconds.processed(fetches)
+			}
 			if errors.Is(err, errRedisRestarted) {
 				c.rewind(nil, recs) // the batch is fetched again from the committed offsets
 				c.client.AllowRebalance()
@@ -318,6 +347,8 @@ const sweepHold = time.Second
 // lost its generation (see lostGeneration).
 func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	start := time.Now()
+	c.busy.Store(true)
+	defer c.busy.Store(false)
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
@@ -355,8 +386,7 @@ func lostGeneration(err error) bool {
 // warning per 10 s.
 func (c *Consumer) fail(step string, err error) {
 	c.ready.Store(false)
-	msg := step + ": " + err.Error()
-	c.lastErr.Store(&msg)
+	c.lastErr.Store(&failure{step: step, msg: err.Error()})
 	if now := time.Now().UnixNano(); now-c.warned.Load() >= int64(10*time.Second) {
 		c.warned.Store(now)
 		c.log.Warn("pipeline step failed; retrying", zap.String("step", step), zap.Error(err))
@@ -368,6 +398,9 @@ func (c *Consumer) fail(step string, err error) {
 func (c *Consumer) retry(ctx context.Context, step string, fn func() error) error {
 	backoff := 50 * time.Millisecond
 	for {
+		if isMainLoop(ctx) {
+			c.turn()
+		}
 		err := fn()
 		if err == nil {
 			c.ready.Store(true)

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/healthscore/healthscore/scorer"
 )
 
 // Event results, the values of the result label of healthscore_events_total.
@@ -48,7 +50,9 @@ type metrics struct {
 	retries        *prometheus.CounterVec
 	corruptStates  prometheus.Counter
 	lag            *prometheus.GaugeVec
-	ready          prometheus.Gauge
+	lagSeconds     *lagAges
+	lastCommit     prometheus.Gauge
+	modelInfo      *prometheus.GaugeVec
 	rescored       *prometheus.CounterVec
 	timersDue      prometheus.Gauge
 	sweeperLag     prometheus.Gauge
@@ -58,7 +62,7 @@ type metrics struct {
 	rewinds        prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_events_total",
@@ -136,18 +140,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "healthscore_redis_restart_rewinds_total",
 			Help: "Times consumption went back to the committed offsets because Redis restarted before the batches' writes were known durable.",
 		}),
-		ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "healthscore_ready",
-			Help: "1 when the last batch succeeded (Redis and the broker answer), else 0.",
+		lagSeconds: newLagAges(now),
+		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_last_commit_timestamp_seconds",
+			Help: "Unix time of the last successful offset commit (0: none yet).",
 		}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "healthscore_model_info",
+			Help: "The model in use: 1 for its name and version.",
+		}, []string{"name", "version"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.ready, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
 		m.events.WithLabelValues(r)
+	}
+	for _, r := range append(scorer.DecodeReasons(), ReasonTooLarge, ReasonTimeSkew) {
+		m.deadLetters.WithLabelValues(r)
 	}
 	for _, c := range []string{"event", "decay", "reload"} {
 		m.rescored.WithLabelValues(c)
@@ -159,4 +171,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.stages.WithLabelValues(s)
 	}
 	return m, nil
+}
+
+// setModel makes m the one series of healthscore_model_info.
+func (m *metrics) setModel(model *scorer.Model) {
+	m.modelInfo.Reset()
+	m.modelInfo.WithLabelValues(model.Name, model.Version).Set(1)
 }

@@ -103,7 +103,17 @@ func (l *lockedBuffer) String() string {
 // printed if the test failed.
 func startService(t *testing.T, args ...string) *service {
 	t.Helper()
+	return startServiceEnv(t, nil, args...)
+}
+
+// startServiceEnv is startService with extra environment variables
+// ("NAME=value") on top of this process's.
+func startServiceEnv(t *testing.T, env []string, args ...string) *service {
+	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"run", "--http", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

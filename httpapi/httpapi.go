@@ -1,7 +1,10 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
-// (score and band now or at an instant, and band listings), the metrics
-// endpoint and the liveness and readiness probes. It reads state through a
-// small interface and evaluates with package scorer; it never writes.
+// (score and band now or at an instant, and band listings) with its optional
+// bearer token, the metrics endpoint, Go profiles, and the liveness and
+// readiness probes (with healthscore_ready, which mirrors /readyz). It reads
+// state through a small interface and evaluates with package scorer; it
+// never writes. Listeners, TLS and the choice of one or two ports are the
+// caller's: New returns the handlers. See docs/api.md.
 package httpapi
 
 import (
@@ -10,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,56 +31,119 @@ type Reader interface {
 	Band(ctx context.Context, band string, limit int) ([]state.Member, error)
 }
 
-// Check is a readiness check: nil when ready.
-type Check struct {
-	Name  string
-	Check func(context.Context) error
-}
-
-// Config configures the handler.
+// Config configures the handlers.
 type Config struct {
 	Model   func() *scorer.Model // the current model
 	Store   Reader
-	Metrics http.Handler // served at /metrics
-	Ready   []Check
-	Logger  *zap.Logger
-	Now     func() time.Time // default time.Now
+	Metrics http.Handler // served at /metrics; nil: not served
+	Ready   *Readiness   // /readyz
+	// Live returns an error when the process is wedged and should be
+	// restarted (/livez 503); nil: always live.
+	Live func() error
+	// Token returns the bearer token /v1/* requires (see TokenFile); nil:
+	// the API is open.
+	Token func() []byte
+	// Pprof serves Go profiles at /debug/pprof/.
+	Pprof bool
+	// SeparateAdmin serves /metrics, /debug/pprof/ and the probes on
+	// Handlers.Admin instead of Handlers.API.
+	SeparateAdmin bool
+	Logger        *zap.Logger
+	Now           func() time.Time // default time.Now
+}
+
+// Handlers are the service's HTTP handlers.
+type Handlers struct {
+	API   http.Handler // /v1/*, and everything else unless SeparateAdmin
+	Admin http.Handler // with SeparateAdmin: /metrics, /debug/pprof/, /livez, /healthz, /readyz; else nil
 }
 
 // MaxLimit caps the limit of band listings.
 const MaxLimit = 10000
 
-// New returns the HTTP handler.
-func New(cfg Config) (http.Handler, error) {
+// New returns the HTTP handlers.
+func New(cfg Config) (Handlers, error) {
 	switch {
 	case cfg.Model == nil:
-		return nil, errors.New("cannot create HTTP API: Model is required")
+		return Handlers{}, errors.New("cannot create HTTP API: Model is required")
 	case cfg.Store == nil:
-		return nil, errors.New("cannot create HTTP API: Store is required")
+		return Handlers{}, errors.New("cannot create HTTP API: Store is required")
+	case cfg.Ready == nil:
+		return Handlers{}, errors.New("cannot create HTTP API: Ready is required")
 	case cfg.Logger == nil:
-		return nil, errors.New("cannot create HTTP API: Logger is required")
+		return Handlers{}, errors.New("cannot create HTTP API: Logger is required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	a := &api{cfg: cfg}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/customers/{id}", a.customer)
-	mux.HandleFunc("GET /v1/customers", a.list)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.ready)
-	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+	apiMux := http.NewServeMux()
+	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
+	apiMux.Handle("GET /v1/customers", a.auth(a.list))
+	adminMux := apiMux
+	if cfg.SeparateAdmin {
+		adminMux = http.NewServeMux()
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see docs/api.md", r.Method, r.URL.Path))
-	})
-	return mux, nil
+	adminMux.HandleFunc("GET /livez", a.live)
+	adminMux.HandleFunc("GET /healthz", a.live)
+	adminMux.HandleFunc("GET /readyz", a.ready)
+	if cfg.Metrics != nil {
+		adminMux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Pprof {
+		adminMux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		adminMux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		adminMux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		adminMux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		adminMux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		adminMux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	h := Handlers{API: apiMux}
+	apiMux.HandleFunc("/", notFound(apiMux))
+	if cfg.SeparateAdmin {
+		adminMux.HandleFunc("/", notFound(adminMux))
+		h.Admin = adminMux
+	}
+	return h, nil
 }
 
-type api struct{ cfg Config }
+// notFound answers the requests no route matched: 405 with an Allow header
+// when the path has routes for other methods, else 404.
+func notFound(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		probe := *r
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			probe.Method = m
+			if _, pattern := mux.Handler(&probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; the API is described in docs/api.md", r.Method, r.URL.Path))
+	}
+}
+
+type api struct {
+	cfg    Config
+	warned atomic.Int64 // Unix ns of the last read-failure warning (throttle)
+}
+
+// warnRead logs a failed state read, at most once per 10 s: a client
+// polling while Redis is down must not flood the logs (the 503 tells it).
+func (a *api) warnRead(msg string, err error) {
+	now := time.Now().UnixNano()
+	if last := a.warned.Load(); now-last >= int64(10*time.Second) && a.warned.CompareAndSwap(last, now) {
+		a.cfg.Logger.Warn(msg+" (logged at most every 10 s)", zap.Error(err))
+	}
+}
 
 type errorBody struct {
 	Error string `json:"error"`
@@ -100,7 +169,7 @@ func (a *api) customer(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := a.cfg.Store.Get(r.Context(), id)
 	if err != nil {
-		a.cfg.Logger.Warn("cannot read customer state", zap.Error(err))
+		a.warnRead("cannot read customer state", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot read customer state: "+err.Error())
 		return
 	}
@@ -157,7 +226,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	members, err := a.cfg.Store.Band(r.Context(), band, limit)
 	if err != nil {
-		a.cfg.Logger.Warn("cannot list band", zap.Error(err))
+		a.warnRead("cannot list band", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
 		return
 	}
@@ -168,21 +237,21 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"band": band, "customers": items})
 }
 
-func (a *api) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{}
-	ok := true
-	for _, c := range a.cfg.Ready {
-		if err := c.Check(ctx); err != nil {
-			checks[c.Name], ok = err.Error(), false
-		} else {
-			checks[c.Name] = "ok"
+func (a *api) live(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.Live != nil {
+		if err := a.cfg.Live(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "wedged", "error": err.Error()})
+			return
 		}
 	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	rep := a.cfg.Ready.Evaluate(r.Context())
 	status := http.StatusOK
-	if !ok {
+	if !rep.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	writeJSON(w, status, rep)
 }

@@ -51,6 +51,13 @@ const (
 	ReasonInvalidValue      = "invalid_value"
 )
 
+// DecodeReasons returns every Reason* code of DecodeError, so that metrics
+// can show each one at 0 before it first happens.
+func DecodeReasons() []string {
+	return []string{ReasonInvalidJSON, ReasonInvalidUTF8, ReasonMissingCustomerID, ReasonInvalidCustomerID,
+		ReasonMissingType, ReasonInvalidField, ReasonMissingTime, ReasonInvalidTime, ReasonInvalidValue}
+}
+
 // DecodeError says what is wrong with an input event: which field and why.
 type DecodeError struct {
 	Reason string // one of the Reason* codes

@@ -30,7 +30,7 @@ Usage:
                                         run an in-memory Kafka-compatible broker for development
   healthscore bench [--quick] [--json FILE]
                                         measure throughput, latency and memory against the bare-consume limit
-  healthscore help                      show this help
+  healthscore help                      show this help (also -h, --help)
 
 Run 'healthscore COMMAND -h' for the flags of a command.
 `
@@ -46,7 +46,10 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		cmd = "help"
+	case len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -107,4 +110,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args...) // after "--"
 		return pos, nil
 	}
+}
+
+// flagError is the result of a failed flag parse: -h is a success (the
+// flag package printed the usage), anything else is a usage error (exit 2,
+// the flag package printed why).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return flag.ErrHelp
+	}
+	return exitError(2)
 }

@@ -11,6 +11,10 @@ import (
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
 	const use = "usage: healthscore model check FILE | healthscore model show"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, use+"\n\n  check FILE  validate a model file: every error with its line\n  show        print the built-in default model (YAML)")
+		return nil
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, use)
 		return exitError(2)

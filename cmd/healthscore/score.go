@@ -39,7 +39,7 @@ func scoreCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitError(2)
+		return flagError(err)
 	}
 	model, err := loadModel(*modelPath)
 	if err != nil {

@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,7 +17,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/extra/redisprometheus/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -33,7 +29,6 @@ import (
 
 	"github.com/healthscore/healthscore/alerts"
 	"github.com/healthscore/healthscore/consumer"
-	"github.com/healthscore/healthscore/httpapi"
 	"github.com/healthscore/healthscore/internal/demo"
 	"github.com/healthscore/healthscore/internal/devbroker"
 	"github.com/healthscore/healthscore/internal/modelwatch"
@@ -47,28 +42,85 @@ type serviceFlags struct {
 	brokers, redisURL, redisPrefix, model, commitDelay   string
 	topics, scoreTopic, alertTopic, dlqTopic             string
 	group, httpAddr, logLevel                            string
+	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
 	cacheCustomers                                       int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
-	demo, createTopics, pprof                            bool
+	livenessTimeout                                      time.Duration
+	demo, createTopics, pprof, demoAllowExternal         bool
 	kafka                                                *kafkaFlags
+
+	env *envFlags // which flags were set, and how
 }
 
-// envFlags registers flags whose defaults come from the environment.
+// envFlags registers flags whose defaults come from the environment, and
+// remembers which were set: given on the command line, or by an
+// environment variable that exists (even empty).
 type envFlags struct {
-	fs   *flag.FlagSet
-	errs []error
+	fs      *flag.FlagSet
+	errs    []error
+	envOf   map[string]string // flag name → its environment variable
+	fromEnv map[string]bool   // flags whose environment variable exists
+}
+
+// note records the environment twin of a flag and whether it exists.
+func (e *envFlags) note(name, env string) (string, bool) {
+	if e.envOf == nil {
+		e.envOf, e.fromEnv = make(map[string]string), make(map[string]bool)
+	}
+	e.envOf[name] = env
+	v, ok := os.LookupEnv(env)
+	e.fromEnv[name] = ok
+	return v, ok
+}
+
+// onCommandLine reports whether the flag was given on the command line.
+func (e *envFlags) onCommandLine(name string) bool {
+	found := false
+	e.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// isSet reports whether any of the flags was set, on the command line or by
+// its environment variable (an empty value counts: it was set). Call it
+// after parsing.
+func (e *envFlags) isSet(names ...string) bool {
+	for _, n := range names {
+		if e.fromEnv[n] || e.onCommandLine(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// source names where a set flag's value came from, for error messages:
+// "--brokers" or "HEALTHSCORE_BROKERS".
+func (e *envFlags) source(name string) string {
+	if e.onCommandLine(name) || !e.fromEnv[name] {
+		return "--" + name
+	}
+	return e.envOf[name]
+}
+
+// notEmpty returns an error when the flag was set to an empty (or blank)
+// value: a missing key in a Kubernetes Secret gives an empty variable,
+// which must not quietly mean "unset".
+func (e *envFlags) notEmpty(name, value, what string) error {
+	if e.isSet(name) && strings.Trim(value, " \t,") == "" {
+		return fmt.Errorf("%s is set but empty: give %s, or leave both --%s and %s unset to start the embedded development one", e.source(name), what, name, e.envOf[name])
+	}
+	return nil
 }
 
 func (e *envFlags) str(p *string, name, env, def, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
+	if v, ok := e.note(name, env); ok {
 		def = v
 	}
 	e.fs.StringVar(p, name, def, usage+" (env "+env+")")
 }
 
 func (e *envFlags) int(p *int, name, env string, def int, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
+	if v, ok := e.note(name, env); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			e.errs = append(e.errs, fmt.Errorf("%s=%q is not an integer", env, v))
@@ -79,7 +131,7 @@ func (e *envFlags) int(p *int, name, env string, def int, usage string) {
 }
 
 func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
+	if v, ok := e.note(name, env); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration like 90s or 1h", env, v))
@@ -91,7 +143,7 @@ func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, us
 
 func (e *envFlags) bool(p *bool, name, env string, usage string) {
 	def := false
-	if v, ok := os.LookupEnv(env); ok {
+	if v, ok := e.note(name, env); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			e.errs = append(e.errs, fmt.Errorf("%s=%q is not true or false", env, v))
@@ -104,13 +156,26 @@ func (e *envFlags) bool(p *bool, name, env string, usage string) {
 func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: healthscore [run] [flags]
+
+Runs the service: consumes customer events from Kafka, keeps customer states in
+Redis, publishes score changes and alerts, and serves the HTTP API and probes.
+Without --brokers and --redis (flag and environment both unset) it starts an
+embedded in-memory broker and Redis, for development; --demo adds synthetic
+customers. Every flag has an environment twin; the flag wins.
+
+`)
+		fs.PrintDefaults()
+	}
 	f := &serviceFlags{}
 	e := &envFlags{fs: fs}
-	e.str(&f.brokers, "brokers", "HEALTHSCORE_BROKERS", "", "Kafka bootstrap brokers, comma separated; empty starts an embedded in-memory broker")
+	f.env = e
+	e.str(&f.brokers, "brokers", "HEALTHSCORE_BROKERS", "", "Kafka bootstrap brokers, comma separated; unset (flag and env) starts an embedded in-memory broker, set but empty is an error")
 	e.int(&f.brokerPort, "broker-port", "HEALTHSCORE_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1")
 	e.int(&f.partitions, "partitions", "HEALTHSCORE_PARTITIONS", 8, "partitions per topic created by the embedded broker or --create-topics")
 	e.bool(&f.createTopics, "create-topics", "HEALTHSCORE_CREATE_TOPICS", "create missing topics on external brokers")
-	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); empty starts an embedded in-memory Redis")
+	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); unset (flag and env) starts an embedded in-memory Redis, set but empty is an error")
 	e.str(&f.redisPrefix, "redis-prefix", "HEALTHSCORE_REDIS_PREFIX", "hs:", "prefix of every Redis key")
 	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
 	e.str(&f.topics, "topics", "HEALTHSCORE_TOPICS", "customer-events", "input topics, comma separated")
@@ -118,7 +183,12 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low and health.recovered events")
 	e.str(&f.dlqTopic, "dlq-topic", "HEALTHSCORE_DLQ_TOPIC", "customer-events-dlq", "dead-letter topic for bad input records")
 	e.str(&f.group, "group", "HEALTHSCORE_GROUP", "healthscore", "Kafka consumer group")
-	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address (API, /metrics, /healthz, /readyz)")
+	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address of the API (/v1/*), and of /metrics, /livez, /readyz unless --admin-http is set")
+	e.str(&f.adminHTTP, "admin-http", "HEALTHSCORE_ADMIN_HTTP", "", "separate listen address of /metrics, /livez, /healthz, /readyz and /debug/pprof/ (then not served on --http); empty: all on --http")
+	e.str(&f.apiTokenFile, "api-token-file", "HEALTHSCORE_API_TOKEN_FILE", "", "file holding the bearer token that /v1/* requires (re-read when it changes); empty: the API is open")
+	e.str(&f.httpTLSCert, "http-tls-cert", "HEALTHSCORE_HTTP_TLS_CERT", "", "PEM certificate (chain) file: serve --http over TLS (with --http-tls-key)")
+	e.str(&f.httpTLSKey, "http-tls-key", "HEALTHSCORE_HTTP_TLS_KEY", "", "PEM private key file of --http-tls-cert")
+	e.dur(&f.livenessTimeout, "liveness-timeout", "HEALTHSCORE_LIVENESS_TIMEOUT", 2*time.Minute, "/livez fails when the processing loop has not turned for this long while it has records in hand")
 	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
@@ -127,12 +197,13 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
 	e.str(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", "auto", "commit offsets this long after their state writes, so Redis has fsynced them; auto: 2s with AOF everysec or no, at once with appendfsync always or without AOF, 2s when Redis does not say (CONFIG GET); negative: at once")
 	e.dur(&f.sweepInterval, "sweep-interval", "HEALTHSCORE_SWEEP_INTERVAL", time.Second, "how often due customers are rescored as their scores decay")
-	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the HTTP address (do not expose publicly)")
+	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the admin (or HTTP) address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
+	e.bool(&f.demoAllowExternal, "demo-allow-external", "HEALTHSCORE_DEMO_ALLOW_EXTERNAL", "allow --demo to produce its synthetic events to external brokers (--brokers)")
 	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
 	f.kafka = registerKafkaFlags(e)
 	if err := fs.Parse(args); err != nil {
-		return nil, exitError(2)
+		return nil, flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -140,7 +211,34 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	if len(e.errs) > 0 {
 		return nil, errors.Join(e.errs...)
 	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// validate checks the flags that need no connection.
+func (f *serviceFlags) validate() error {
+	e := f.env
+	if err := e.notEmpty("brokers", f.brokers, "the Kafka bootstrap brokers (host:9092,…)"); err != nil {
+		return err
+	}
+	if err := e.notEmpty("redis", f.redisURL, "the Redis URL (redis://host:6379/0)"); err != nil {
+		return err
+	}
+	if f.demo && e.isSet("brokers") && !f.demoAllowExternal {
+		return fmt.Errorf("--demo would produce synthetic customer events to the input topic on %s (from %s): pass --demo-allow-external to confirm, or leave --brokers unset for the embedded broker", f.brokers, e.source("brokers"))
+	}
+	if (f.httpTLSCert == "") != (f.httpTLSKey == "") {
+		return errors.New("--http-tls-cert and --http-tls-key go together: give both, or neither")
+	}
+	if f.livenessTimeout <= 0 {
+		return fmt.Errorf("--liveness-timeout must be positive, got %s", f.livenessTimeout)
+	}
+	if len(splitList(f.topics)) == 0 {
+		return errors.New("--topics: at least one input topic is required")
+	}
+	return nil
 }
 
 func newLogger(level string) (*zap.Logger, error) {
@@ -185,67 +283,160 @@ func runService(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// serve starts the parts in order and stops them in reverse.
+// serve starts the parts in order and stops them in reverse: the HTTP
+// listeners first (the probes answer while the rest waits for its
+// dependencies), then Kafka, Redis and the consumer. Kafka and Redis are
+// waited for, with backoff, until they answer; a shutdown request during
+// the wait ends serve at once, without an error.
 func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	model, err := loadModel(f.model)
 	if err != nil {
 		return err
 	}
 	log.Info("model loaded", zap.String("name", model.Name), zap.String("version", model.Version), zap.Int("signals", model.Signals()))
+	reg := newRegistry()
+	st := newStartup(model)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	alertCfg := alerts.Config{ScoreTopic: f.scoreTopic, AlertTopic: f.alertTopic, DLQTopic: f.dlqTopic}
-	topics := splitList(f.topics)
-	if len(topics) == 0 {
-		return errors.New("--topics: at least one input topic is required")
-	}
-	allTopics := append(append([]string(nil), topics...), f.scoreTopic, f.alertTopic, f.dlqTopic)
-
-	// Kafka.
-	brokers := splitList(f.brokers)
-	kafkaOpts, err := f.kafka.clientOpts(len(brokers) == 0, log)
+	stopHTTP, httpErr, err := startHTTP(ctx, f, st, reg, log)
 	if err != nil {
 		return err
 	}
-	if len(brokers) == 0 {
-		b, err := devbroker.Start(devbroker.Config{Port: f.brokerPort, Partitions: int32(f.partitions), Topics: allTopics})
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		brokers = []string{b.Addr}
-		log.Warn("no --brokers given: started an embedded in-memory Kafka-compatible broker; its data is lost on exit",
-			zap.String("addr", b.Addr), zap.Int("partitions", f.partitions))
-	} else if err := checkTopics(ctx, brokers, allTopics, f.createTopics, int32(f.partitions), log, kafkaOpts...); err != nil {
+	defer stopHTTP()
+
+	kc, err := connectKafka(ctx, f, st, log)
+	if err != nil {
+		return stoppedWhileStarting(ctx, err, log)
+	}
+	defer kc.close()
+
+	rp, err := connectRedis(ctx, f, st, reg, log)
+	if err != nil {
+		return stoppedWhileStarting(ctx, err, log)
+	}
+	defer rp.close()
+
+	cons, err := newConsumer(f, model, kc, rp, reg, log)
+	if err != nil {
 		return err
 	}
+	st.started(cons, rp.store)
+	return runParts(ctx, f, kc, model, cons, rp.store, reg, httpErr, log)
+}
 
-	// Redis.
-	var rdb *redis.Client
-	if f.redisURL == "" {
+// stoppedWhileStarting turns the error of a wait that a shutdown request
+// ended into a clean stop.
+func stoppedWhileStarting(ctx context.Context, err error, log *zap.Logger) error {
+	if ctx.Err() != nil {
+		log.Info("shutdown requested while starting")
+		return nil
+	}
+	return err
+}
+
+// newRegistry returns the metrics registry with the Go, process and build
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
+	return reg
+}
+
+// allTopics are the input topics and the output topics.
+func (f *serviceFlags) allTopics() []string {
+	return append(splitList(f.topics), f.scoreTopic, f.alertTopic, f.dlqTopic)
+}
+
+// kafkaConn is where the Kafka clients connect: the brokers and the
+// options every client needs (TLS, SASL).
+type kafkaConn struct {
+	brokers []string
+	opts    []kgo.Opt
+	close   func() // stops the embedded broker, if any
+}
+
+// connectKafka starts the embedded broker when --brokers is unset, or else
+// waits until the external brokers answer and have the topics (creating
+// them with --create-topics).
+func connectKafka(ctx context.Context, f *serviceFlags, st *startup, log *zap.Logger) (kafkaConn, error) {
+	embedded := !f.env.isSet("brokers")
+	opts, err := f.kafka.clientOpts(embedded, log)
+	if err != nil {
+		return kafkaConn{}, err
+	}
+	if embedded {
+		b, err := devbroker.Start(devbroker.Config{Port: f.brokerPort, Partitions: int32(f.partitions), Topics: f.allTopics()})
+		if err != nil {
+			return kafkaConn{}, err
+		}
+		log.Warn("no --brokers given: started an embedded in-memory Kafka-compatible broker; its data is lost on exit",
+			zap.String("addr", b.Addr), zap.Int("partitions", f.partitions))
+		st.kafka.connected()
+		return kafkaConn{brokers: []string{b.Addr}, opts: opts, close: b.Close}, nil
+	}
+	kc := kafkaConn{brokers: splitList(f.brokers), opts: opts, close: func() {}}
+	err = waitFor(ctx, &st.kafka, "Kafka at "+strings.Join(kc.brokers, ","), log, func(ctx context.Context) error {
+		return checkTopics(ctx, kc.brokers, f.allTopics(), f.createTopics, int32(f.partitions), log, kc.opts...)
+	})
+	return kc, err
+}
+
+// redisParts are the Redis client and what is built on it.
+type redisParts struct {
+	rdb         *redis.Client
+	store       *state.Redis
+	commitDelay time.Duration
+	close       func()
+}
+
+// connectRedis starts the embedded Redis when --redis is unset, or else
+// connects to it, then waits until it answers a PING and resolves
+// --commit-delay from its settings.
+func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometheus.Registerer, log *zap.Logger) (*redisParts, error) {
+	rp := &redisParts{close: func() {}}
+	var where string
+	if !f.env.isSet("redis") {
 		mr, err := miniredis.Run()
 		if err != nil {
-			return fmt.Errorf("cannot start the embedded Redis: %w", err)
+			return nil, fmt.Errorf("cannot start the embedded Redis: %w", err)
 		}
-		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+		rp.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+		rp.close = func() { rp.rdb.Close(); mr.Close() }
 		log.Warn("no --redis given: started an embedded in-memory Redis (miniredis); customer states are lost on exit", zap.String("addr", mr.Addr()))
+		where = "the embedded Redis"
 	} else {
 		opt, err := redis.ParseURL(f.redisURL)
 		if err != nil {
-			return fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
+			return nil, fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
 		}
 		opt.ContextTimeoutEnabled = true // deadlines bound reads of a hung server too
-		rdb = redis.NewClient(opt)
+		rp.rdb = redis.NewClient(opt)
+		rp.close = func() { rp.rdb.Close() }
+		where = "Redis at " + opt.Addr
 	}
-	defer rdb.Close()
-	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rdb))
-	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers})
+	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rp.rdb))
+	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers})
 	if err != nil {
-		return fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
+		rp.close()
+		return nil, fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
 	}
+	rp.store = store
+	registerCacheMetrics(reg, store)
+	st.setRedis(func(ctx context.Context) error { return rp.rdb.Ping(ctx).Err() })
+	err = waitFor(ctx, &st.redis, where, log, func(ctx context.Context) error {
+		if err := rp.rdb.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		rp.commitDelay, err = resolveCommitDelay(ctx, f.commitDelay, store, log)
+		return err
+	})
+	if err != nil {
+		rp.close()
+		return nil, err
+	}
+	return rp, nil
+}
+
+func registerCacheMetrics(reg prometheus.Registerer, store *state.Redis) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "healthscore_state_cache_hits_total",
@@ -255,72 +446,37 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 			Name: "healthscore_state_cache_misses_total",
 			Help: "Customer records loaded from Redis by loads that could use the record cache (not cached, evicted, or saved on another Redis server).",
 		}, func() float64 { _, m := store.CacheStats(); return float64(m) }),
+		newBandCollector(store),
 	)
-	commitDelay, err := resolveCommitDelay(ctx, f.commitDelay, store, log)
-	if err != nil {
-		return err
-	}
+}
 
-	enc, err := alerts.NewEncoder(alertCfg)
+// newConsumer builds the pipeline on the connected parts.
+func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisParts, reg *prometheus.Registry, log *zap.Logger) (*consumer.Consumer, error) {
+	enc, err := alerts.NewEncoder(alerts.Config{ScoreTopic: f.scoreTopic, AlertTopic: f.alertTopic, DLQTopic: f.dlqTopic})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
-	cons, err := consumer.New(consumer.Config{
-		Brokers: brokers, Topics: topics, Group: f.group,
-		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: commitDelay,
+	return consumer.New(consumer.Config{
+		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group,
+		Model: model, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
-		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kafkaOpts...),
+		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
 	})
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(newBandCollector(store))
+}
 
-	handler, err := httpapi.New(httpapi.Config{
-		Model: cons.Model,
-		Store: store,
-		// A collector that cannot answer (e.g. band counts while Redis is
-		// down) must not hide the others, lag above all.
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorHandling: promhttp.ContinueOnError}),
-		Logger:  log.Named("http"),
-		Ready: []httpapi.Check{
-			{Name: "pipeline", Check: func(context.Context) error { return cons.Ready() }},
-			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-		},
-	})
-	if err != nil {
-		return err
-	}
-	if f.pprof {
-		outer := http.NewServeMux()
-		outer.HandleFunc("/debug/pprof/", pprof.Index)
-		outer.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		outer.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		outer.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		outer.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		outer.Handle("/", handler)
-		handler = outer
-	}
-	ln, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on --http %s: %w", f.httpAddr, err)
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("HTTP listening", zap.String("addr", ln.Addr().String()))
-
+// runParts runs the consumer (and the demo and the model watcher) until ctx ends
+// or a part fails, then stops them: the consumer commits and leaves the
+// group.
+func runParts(ctx context.Context, f *serviceFlags, kc kafkaConn, model *scorer.Model, cons *consumer.Consumer, store *state.Redis, reg prometheus.Registerer, httpErr <-chan error, log *zap.Logger) error {
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer func() { cancel(); wg.Wait() }()
 	errc := make(chan error, 4)
-	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("HTTP server: %w", err)
-		}
-	})
+	topics := splitList(f.topics)
 	if f.demo {
-		prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topics[0]), kgo.ProducerLinger(5 * time.Millisecond)}, kafkaOpts...)...)
+		prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kc.brokers...), kgo.DefaultProduceTopic(topics[0]), kgo.ProducerLinger(5 * time.Millisecond)}, kc.opts...)...)
 		if err != nil {
 			return fmt.Errorf("cannot create demo producer: %w", err)
 		}
@@ -331,7 +487,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 			}
 		})
 		wg.Go(func() {
-			if err := demo.Watch(runCtx, brokers, f.alertTopic, log.Named("demo"), kafkaOpts...); err != nil {
+			if err := demo.Watch(runCtx, kc.brokers, f.alertTopic, log.Named("demo"), kc.opts...); err != nil {
 				errc <- err
 			}
 		})
@@ -349,16 +505,12 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	case <-ctx.Done():
 		log.Info("shutdown requested: finishing the batch in hand")
 	case runErr = <-errc:
+	case runErr = <-httpErr:
 	case runErr = <-consErr:
 		consErr <- runErr
 	}
 	cancel()
-	runErr = errors.Join(runErr, <-consErr) // the consumer commits and leaves the group
-	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	_ = srv.Shutdown(shutdownCtx) // stops accepting; in-flight requests get 5 s
-	wg.Wait()
-	return runErr
+	return errors.Join(runErr, <-consErr) // the consumer commits and leaves the group
 }
 
 // watchModel reloads the model on SIGHUP or when its file changes, and then

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,4 +94,129 @@ func newStore(t *testing.T, c *redis.Client) *state.Redis {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestSetButEmpty: a flag counts as set when given on the command line or
+// when its environment variable exists, even empty; set but empty is an
+// error naming where it came from; unset is fine (embedded).
+func TestSetButEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		args    []string
+		wantErr string // "" : valid
+		set     bool   // brokers set
+	}{
+		{},
+		{env: map[string]string{"HEALTHSCORE_BROKERS": ""}, wantErr: "HEALTHSCORE_BROKERS is set but empty", set: true},
+		{env: map[string]string{"HEALTHSCORE_BROKERS": " , "}, wantErr: "HEALTHSCORE_BROKERS is set but empty", set: true},
+		{env: map[string]string{"HEALTHSCORE_BROKERS": "k:9092"}, args: []string{"--brokers", ""}, wantErr: "--brokers is set but empty", set: true},
+		{env: map[string]string{"HEALTHSCORE_BROKERS": ""}, args: []string{"--brokers", "k:9092"}, set: true},
+		{env: map[string]string{"HEALTHSCORE_REDIS_URL": ""}, wantErr: "HEALTHSCORE_REDIS_URL is set but empty"},
+		{args: []string{"--redis="}, wantErr: "--redis is set but empty"},
+		{args: []string{"--brokers", "k:9092", "--demo"}, wantErr: "pass --demo-allow-external", set: true},
+		{args: []string{"--brokers", "k:9092", "--demo", "--demo-allow-external"}, set: true},
+		{args: []string{"--demo"}},
+		{args: []string{"--http-tls-cert", "c.pem"}, wantErr: "--http-tls-cert and --http-tls-key go together"},
+		{args: []string{"--liveness-timeout", "0s"}, wantErr: "--liveness-timeout must be positive"},
+	} {
+		for _, n := range []string{"HEALTHSCORE_BROKERS", "HEALTHSCORE_REDIS_URL"} {
+			t.Setenv(n, "")
+			os.Unsetenv(n) // t.Setenv restores it at the end
+		}
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		f, err := parseServiceFlags(tc.args, io.Discard)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%v %v: %v", tc.env, tc.args, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%v %v: %v; want %q", tc.env, tc.args, err, tc.wantErr)
+		case err == nil && f.env.isSet("brokers") != tc.set:
+			t.Errorf("%v %v: brokers set = %v, want %v", tc.env, tc.args, f.env.isSet("brokers"), tc.set)
+		}
+	}
+	t.Setenv("HEALTHSCORE_REDIS_URL", "redis://r:6379")
+	f, err := parseServiceFlags(nil, io.Discard)
+	if err != nil || !f.env.isSet("brokers", "redis") || f.env.isSet("brokers") {
+		t.Errorf("isSet over several flags: %v", err)
+	}
+}
+
+// TestHelp: `healthscore --help`, `-h` and `help` list the commands; -h on
+// every command exits 0 with its usage.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		var out, errb strings.Builder
+		if code := run(args, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "healthscore dev-broker") {
+			t.Errorf("%v: exit %d, %q", args, code, out.String())
+		}
+	}
+	for cmd, want := range map[string]string{"run": "Usage: healthscore [run]", "score": "Usage: healthscore score", "model": "healthscore model show",
+		"dev-broker": "Usage: healthscore dev-broker", "bench": "Usage: healthscore bench"} {
+		var out, errb strings.Builder
+		code := run([]string{cmd, "-h"}, strings.NewReader(""), &out, &errb)
+		if code != 0 || !strings.Contains(out.String()+errb.String(), want) {
+			t.Errorf("%s -h: exit %d, %q %q", cmd, code, out.String(), errb.String())
+		}
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"run", "--no-such-flag"}, strings.NewReader(""), &out, &errb); code != 2 {
+		t.Errorf("run --no-such-flag: exit %d, want 2", code)
+	}
+}
+
+// TestWaitFor: a dependency that fails is retried, the probes see why,
+// and a cancelled wait returns at once.
+func TestWaitFor(t *testing.T) {
+	var d dependency
+	calls := 0
+	err := waitFor(context.Background(), &d, "Kafka at k:9092", zap.NewNop(), func(context.Context) error {
+		calls++
+		if calls < 3 {
+			if e := d.err(); calls > 1 && (e == nil || e.Error() != "waiting for Kafka at k:9092: connection refused") {
+				t.Errorf("while waiting: %v", e)
+			}
+			return errors.New("connection refused")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || d.err() != nil {
+		t.Errorf("waitFor: %v after %d calls, then %v", err, calls, d.err())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for d.err() == nil || !strings.Contains(d.err().Error(), "down") {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	err = waitFor(ctx, &d, "Redis", zap.NewNop(), func(context.Context) error { return errors.New("down") })
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
+		t.Errorf("cancelled wait: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestBuildInfo: healthscore_build_info is 1 with the Go version.
+func TestBuildInfo(t *testing.T) {
+	mfs, err := newRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "healthscore_build_info" {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if m.GetGauge().GetValue() != 1 || labels["goversion"] != runtime.Version() || labels["version"] == "" {
+			t.Errorf("healthscore_build_info %v = %v", labels, m.GetGauge().GetValue())
+		}
+		return
+	}
+	t.Error("no healthscore_build_info")
 }

@@ -35,7 +35,6 @@ type Watcher struct {
 	cfg     Config
 	last    [32]byte // hash of the content last tried
 	reloads *prometheus.CounterVec
-	info    *prometheus.GaugeVec
 }
 
 // New validates cfg and registers the metrics.
@@ -54,19 +53,12 @@ func New(cfg Config) (*Watcher, error) {
 			Name: "healthscore_model_reloads_total",
 			Help: "Model reload attempts, by result: ok, or invalid (the old model stays).",
 		}, []string{"result"}),
-		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "healthscore_model_info",
-			Help: "The model in use: 1 for its name and version.",
-		}, []string{"name", "version"}),
 	}
-	for _, c := range []prometheus.Collector{w.reloads, w.info} {
-		if err := cfg.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("cannot register model metrics: %w", err)
-		}
+	if err := cfg.Registerer.Register(w.reloads); err != nil {
+		return nil, fmt.Errorf("cannot register model metrics: %w", err)
 	}
 	w.reloads.WithLabelValues("ok")
 	w.reloads.WithLabelValues("invalid")
-	w.info.WithLabelValues(cfg.Current.Name, cfg.Current.Version).Set(1)
 	if data, err := os.ReadFile(cfg.Path); err == nil {
 		w.last = sha256.Sum256(data)
 	}
@@ -115,8 +107,6 @@ func (w *Watcher) check(force bool) {
 		return
 	}
 	w.reloads.WithLabelValues("ok").Inc()
-	w.info.Reset()
-	w.info.WithLabelValues(m.Name, m.Version).Set(1)
 	w.cfg.Logger.Info("model reloaded", zap.String("name", m.Name), zap.String("version", m.Version),
 		zap.String("previous_version", w.cfg.Current.Version))
 	w.cfg.Current = m
