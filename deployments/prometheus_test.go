@@ -58,12 +58,7 @@ func TestDashboardsAndRulesAgainstLivePrometheus(t *testing.T) {
 	}
 	prom := tool(t, "prometheus")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "healthscore")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/healthscore")
-	build.Dir = ".." // the service's module
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/healthscore: %v\n%s", err, out)
-	}
+	bin := healthscoreBinary(t)
 
 	hsAddr := startDemo(t, bin)
 	rules, err := filepath.Abs(rulesFile)
