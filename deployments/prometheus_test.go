@@ -114,6 +114,45 @@ func TestDashboardsAndRulesAgainstLivePrometheus(t *testing.T) {
 	}
 	checkRuleHealth(t, api, len(loadRules(t)))
 	t.Logf("%d expressions ran without error", n)
+	checkMetricsDocumented(t, api)
+}
+
+// checkMetricsDocumented: every healthscore_* metric the demo exposes is in
+// README.md's metrics table (client families by their prefix).
+func checkMetricsDocumented(t *testing.T, api *promAPI) {
+	t.Helper()
+	names, err := api.labelValues("__name__", `{job="healthscore"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checked int
+	for _, name := range names {
+		if !strings.HasPrefix(name, "healthscore_") {
+			continue
+		}
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && strings.Contains(string(readme), "`"+base+"`") {
+				name = base
+			}
+		}
+		family := name
+		for _, prefix := range []string{"healthscore_kafka_", "healthscore_redis_pool_"} {
+			if strings.HasPrefix(name, prefix) {
+				family = prefix + "*"
+			}
+		}
+		checked++
+		if !strings.Contains(string(readme), "`"+family+"`") {
+			t.Errorf("metric %s is not in README.md's metrics table", family)
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d healthscore metrics scraped", checked)
+	}
 }
 
 // missingData returns the core panels that return no data yet.
