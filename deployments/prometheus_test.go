@@ -38,6 +38,25 @@ var mustReturnData = map[string][]string{
 	},
 }
 
+// pendingData names the panels whose metrics come with issue 12 (health
+// signals: lag in seconds, last commit time, model info always, dead-letter
+// reasons pre-created at 0). The test fails once one returns data, so that
+// it moves to mustReturnData.
+var pendingData = map[string][]string{
+	"healthscore-service": {
+		"Oldest unprocessed record", "Lag in seconds per partition", "Time since last commit",
+		"Model in use", "Model version per instance", "Dead letters by reason",
+	},
+}
+
+// mayBeEmpty names the panels that may rightly show nothing during the
+// demo: errors, reloads, overrides, and alerts (they depend on the demo's
+// luck within the first seconds).
+var mayBeEmpty = map[string][]string{
+	"healthscore-service":   {"Kafka client errors", "Model reloads by result"},
+	"healthscore-customers": {"Alerts per type and hour", "Transitions into red per hour", "Overrides active"},
+}
+
 // grafanaVars are the values the live test gives the dashboards' variables.
 // $__rate_interval is at least four scrape intervals (1 s here).
 var grafanaVars = strings.NewReplacer(
@@ -155,14 +174,21 @@ func checkMetricsDocumented(t *testing.T, api *promAPI) {
 	}
 }
 
-// missingData returns the core panels that return no data yet.
+// missingData returns the core panels that return no data yet. Every
+// panel must be in exactly one of mustReturnData, pendingData, mayBeEmpty;
+// a pending panel that returns data fails the test.
 func missingData(t *testing.T, api *promAPI, dashboards []dashboardFile) []string {
 	t.Helper()
 	var missing []string
 	found := 0
 	for _, d := range dashboards {
 		for _, p := range d.queryPanels() {
-			if !containsString(mustReturnData[d.UID], p.Title) {
+			must := containsString(mustReturnData[d.UID], p.Title)
+			pending := containsString(pendingData[d.UID], p.Title)
+			if n := btoi(must) + btoi(pending) + btoi(containsString(mayBeEmpty[d.UID], p.Title)); n != 1 {
+				t.Fatalf("%s / %s: in %d of mustReturnData, pendingData, mayBeEmpty; put it in exactly one", d.UID, p.Title, n)
+			}
+			if !must && !pending {
 				continue
 			}
 			found++
@@ -174,19 +200,31 @@ func missingData(t *testing.T, api *promAPI, dashboards []dashboardFile) []strin
 				}
 				any = any || len(res) > 0
 			}
-			if !any {
+			switch {
+			case pending && any:
+				t.Errorf("%s / %s returns data now: move it from pendingData to mustReturnData", d.UID, p.Title)
+			case must && !any:
 				missing = append(missing, d.UID+" / "+p.Title)
 			}
 		}
 	}
 	want := 0
-	for _, ts := range mustReturnData {
-		want += len(ts)
+	for _, m := range []map[string][]string{mustReturnData, pendingData} {
+		for _, ts := range m {
+			want += len(ts)
+		}
 	}
 	if found != want {
-		t.Fatalf("mustReturnData names %d panels, the dashboards have %d of them: a title changed", want, found)
+		t.Fatalf("mustReturnData and pendingData name %d panels, the dashboards have %d of them: a title changed", want, found)
 	}
 	return missing
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func containsString(list []string, s string) bool {
