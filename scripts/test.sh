@@ -2,7 +2,7 @@
 # scripts/test.sh is THE test suite of healthscore; run it with `make test`.
 #
 # It installs what it is missing (as root on Debian: redis-server,
-# redis-tools, kcat via apt; staticcheck via go install), then runs gofmt,
+# redis-tools, kcat, prometheus via apt; staticcheck via go install), then runs gofmt,
 # go vet, staticcheck, the tests with -race against a real redis-server
 # (HEALTHSCORE_REQUIRE_REDIS=1: no silent skips) and brief fuzzing of every
 # Fuzz* target. All steps run; the exit code is non-zero if any failed.
@@ -42,6 +42,7 @@ pkgs=()
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v redis-cli >/dev/null || pkgs+=(redis-tools)
 command -v kcat >/dev/null || pkgs+=(kcat)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs+=(prometheus)
 if ((${#pkgs[@]})); then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
 		echo "installing: ${pkgs[*]}"
@@ -50,7 +51,7 @@ if ((${#pkgs[@]})); then
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" ||
 			failed+=("apt-get install ${pkgs[*]}")
 	else
-		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools kcat)" >&2
+		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools kcat prometheus)" >&2
 	fi
 fi
 gobin=$(go env GOBIN)
@@ -66,6 +67,7 @@ go version
 "$staticcheck" -version 2>/dev/null || echo "staticcheck: missing"
 redis-server --version 2>/dev/null || echo "redis-server: missing"
 kcat -V 2>/dev/null | head -1 || echo "kcat: missing"
+prometheus --version 2>/dev/null | head -1 || echo "prometheus: missing"
 
 section "gofmt"
 gofmt_check() {
@@ -92,6 +94,23 @@ step staticcheck "$staticcheck" ./...
 
 section "go test -race"
 step "go test" env HEALTHSCORE_REQUIRE_REDIS=1 go test -race -count=1 ./...
+
+# ---- deployments -------------------------------------------------------------
+# deployments/ is its own Go module (the libraries that check the ops
+# artifacts stay out of the service's go.mod): promtool check/test rules, a
+# real Prometheus scraping `healthscore run --demo` running every dashboard
+# and rule expression, dashboards decoded with grafana-foundation-sdk,
+# kustomize overlays decoded into the Kubernetes types, the compose file
+# loaded with compose-go, the Dockerfile parsed with BuildKit's parser, and
+# the e2e suite against dev-broker + redis-server as external endpoints (the
+# testcontainers launcher skips without Docker). gofmt above covers it.
+section "deployments"
+deployments_checks() {
+	(cd deployments && go vet ./... && "$staticcheck" ./... &&
+		HEALTHSCORE_REQUIRE_REDIS=1 go test -race -count=1 ./...)
+}
+step "deployments" deployments_checks
+# ---- end of deployments ---------------------------------------------------------
 
 section "fuzz"
 # fuzz_one DIR NAME SECONDS fuzzes one target. Go 1.26's fuzz coordinator can
