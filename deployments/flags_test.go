@@ -55,8 +55,6 @@ func healthscoreBinary(t *testing.T) string {
 // have yet. The test fails once one exists, so that the list shrinks to
 // nothing after the merge.
 var pendingFlags = []string{
-	"admin-http", "demo-allow-external", "kafka-tls-ca", "kafka-sasl-password-file", "api-token-file",
-	"env:HEALTHSCORE_KAFKA_TLS", "env:HEALTHSCORE_KAFKA_SASL_MECHANISM", "env:HEALTHSCORE_KAFKA_SASL_USER",
 	"env:HEALTHSCORE_REDIS_USER", "env:HEALTHSCORE_REDIS_PASSWORD", "env:HEALTHSCORE_REDIS_WAIT_REPLICAS",
 }
 
