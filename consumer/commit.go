@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -171,6 +172,23 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		return false
 	}
 	c.commitHold.Store(0)
+	if c.cfg.Replicas != nil {
+		// Every batch due now was written before this wait, so the wait
+		// covers their writes.
+		waited, err := c.waitReplicas(ctx)
+		if err != nil {
+			c.fail("commit", err)
+			if all {
+				c.log.Warn("offsets not committed: their writes did not reach the Redis replicas in time; the records will be redelivered and skipped as applied", zap.Error(err))
+				return false
+			}
+			c.commitHold.Store(time.Now().Add(time.Second).UnixNano())
+			return false
+		}
+		if waited != "" {
+			now = waited // the primary the writes reached replicas from
+		}
+	}
 	offs, servers := c.commits.take(cutoff, c.cfg.CommitDelay)
 	if len(offs) == 0 {
 		return false
@@ -198,6 +216,59 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		c.log.Warn("offsets not committed at shutdown; the records will be redelivered and skipped as applied", zap.Error(err))
 	}
 	return false
+}
+
+// ReplicaWaiter makes the consumer commit offsets only after the writes of
+// their batches reached the Redis replicas, so that a failover to a replica
+// cannot lose a write whose offsets are committed (see
+// state.Redis.WaitReplicas, which implements it).
+type ReplicaWaiter interface {
+	// WaitReplicas returns once every write the primary acknowledged
+	// before the call reached the replicas it must reach, with the run_id
+	// of that primary ("": unknown) and the number of replicas waited for
+	// (0: none). An error (too few replicas in time, Redis unreachable)
+	// means nothing may be committed yet.
+	WaitReplicas(ctx context.Context) (server string, replicas int, err error)
+}
+
+// waitReplicas runs Config.Replicas and measures it. A failed wait keeps
+// the offsets pending: the next commit attempt waits again (a WAIT covers
+// every earlier write), and if the primary is replaced meanwhile, its new
+// run_id makes the consumer rewind instead.
+func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
+	start := time.Now()
+	server, n, err := c.cfg.Replicas.WaitReplicas(ctx)
+	c.waitMetrics.replicas.Set(float64(n))
+	if n > 0 {
+		c.waitMetrics.seconds.Observe(time.Since(start).Seconds())
+	}
+	return server, err
+}
+
+// waitMetrics measure ReplicaWaiter.
+type waitMetrics struct {
+	seconds  prometheus.Histogram
+	replicas prometheus.Gauge
+}
+
+func newWaitMetrics(reg prometheus.Registerer) (*waitMetrics, error) {
+	m := &waitMetrics{
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_redis_wait_seconds",
+			Help:    "Time spent waiting (Redis WAIT) for the batches' writes to reach the replicas before committing their offsets.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_redis_replicas",
+			Help: "Redis replicas that offset commits wait for (--redis-wait-replicas); 0: none.",
+		}),
+	}
+	for _, col := range []prometheus.Collector{m.seconds, m.replicas} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // rewind drops every pending commit and moves consumption back to the

@@ -80,6 +80,10 @@ type Config struct {
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
+
+	// Replicas, when set, holds each commit until the writes of the
+	// batches it covers reached the Redis replicas (see ReplicaWaiter).
+	Replicas ReplicaWaiter
 }
 
 func (c *Config) validate() error {
@@ -144,6 +148,8 @@ type Consumer struct {
 	log     *zap.Logger
 	client  *kgo.Client
 	metrics *metrics
+	// waitMetrics measure the waits for Redis replicas (commit.go).
+	waitMetrics *waitMetrics
 
 	model       atomic.Pointer[scorer.Model]
 	commits     commitQueue
@@ -168,7 +174,11 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
-	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m}
+	wm, err := newWaitMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
+	}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm}
 	c.model.Store(cfg.Model)
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),

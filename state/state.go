@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -127,6 +128,11 @@ type Config struct {
 	// (LoadIfServer) find them without a round trip (see cache.go); about
 	// 300 bytes of heap each. 0: no cache. Ignored in single-key mode.
 	Cache int
+	// WaitReplicas is how many replicas WaitReplicas waits for
+	// (AutoReplicas: those connected at the time; 0: none), and WaitTimeout
+	// how long at most (default DefaultWaitTimeout).
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.Shards == 0 {
 		c.Shards = DefaultShards
 	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
+	}
 }
 
 func (c Config) validate() error {
@@ -150,6 +159,12 @@ func (c Config) validate() error {
 	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
+	}
+	if c.WaitReplicas < AutoReplicas {
+		return fmt.Errorf("invalid WaitReplicas %d: must be AutoReplicas, 0 or more", c.WaitReplicas)
+	}
+	if c.WaitTimeout < 0 {
+		return fmt.Errorf("invalid WaitTimeout %s: must be positive", c.WaitTimeout)
 	}
 	if c.Cache < 0 {
 		return fmt.Errorf("invalid Cache %d: must be 0 (none) or more", c.Cache)

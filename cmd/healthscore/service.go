@@ -36,6 +36,7 @@ import (
 	"github.com/healthscore/healthscore/internal/demo"
 	"github.com/healthscore/healthscore/internal/devbroker"
 	"github.com/healthscore/healthscore/internal/modelwatch"
+	"github.com/healthscore/healthscore/internal/redisconf"
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -50,6 +51,7 @@ type serviceFlags struct {
 	cacheCustomers                                       int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	demo, createTopics, pprof                            bool
+	redis                                                redisFlags
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -109,6 +111,7 @@ func parseServiceFlags(args []string, stderr io.Writer) (*serviceFlags, error) {
 	e.int(&f.partitions, "partitions", "HEALTHSCORE_PARTITIONS", 8, "partitions per topic created by the embedded broker or --create-topics")
 	e.bool(&f.createTopics, "create-topics", "HEALTHSCORE_CREATE_TOPICS", "create missing topics on external brokers")
 	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); empty starts an embedded in-memory Redis")
+	registerRedisFlags(e, &f.redis)
 	e.str(&f.redisPrefix, "redis-prefix", "HEALTHSCORE_REDIS_PREFIX", "hs:", "prefix of every Redis key")
 	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
 	e.str(&f.topics, "topics", "HEALTHSCORE_TOPICS", "customer-events", "input topics, comma separated")
@@ -216,28 +219,39 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	}
 
 	// Redis.
-	var rdb *redis.Client
-	if f.redisURL == "" {
+	rcfg := f.redis.config(f.redisURL)
+	waitReplicas, err := f.redis.replicas()
+	if err != nil {
+		return err
+	}
+	var rdb redis.UniversalClient
+	if !rcfg.IsSet() {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return fmt.Errorf("cannot start the embedded Redis: %w", err)
 		}
 		defer mr.Close()
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+		waitReplicas = 0 // miniredis has no replicas
 		log.Warn("no --redis given: started an embedded in-memory Redis (miniredis); customer states are lost on exit", zap.String("addr", mr.Addr()))
 	} else {
-		opt, err := redis.ParseURL(f.redisURL)
-		if err != nil {
-			return fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
+		if rdb, err = redisconf.New(rcfg, log.Named("redis")); err != nil {
+			return err
 		}
-		opt.ContextTimeoutEnabled = true // deadlines bound reads of a hung server too
-		rdb = redis.NewClient(opt)
+		if rcfg.Topology() == redisconf.Cluster {
+			waitReplicas = 0 // WAIT is per shard primary: not done on a cluster (see docs/production-redis.md)
+		}
+		log.Info("Redis", zap.String("topology", string(rcfg.Topology())), zap.String("target", rcfg.Describe()))
 	}
 	defer rdb.Close()
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rdb))
-	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers})
+	store, err := state.NewRedis(rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout})
 	if err != nil {
 		return fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
+	}
+	var replicas consumer.ReplicaWaiter
+	if waitReplicas != 0 {
+		replicas = store
 	}
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -261,7 +275,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	cons, err := consumer.New(consumer.Config{
 		Brokers: brokers, Topics: topics, Group: f.group,
-		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: commitDelay,
+		Model: model, Store: store, Encoder: enc, Schedule: store, SweepInterval: f.sweepInterval, CommitDelay: commitDelay, Replicas: replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: []kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))},
