@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -245,6 +246,29 @@ func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
 	return server, err
 }
 
+// outputsReplicated waits, when Config.Replicas is set, until the states
+// just saved on server reached the replicas, retrying a wait that fails.
+// Publishing an output whose state a failover then loses would leave an
+// alert on the topic that the state does not hold (and the re-application
+// after the rewind may cross the band at another event, under another id).
+// A wait answered by another primary (a failover happened) abandons the
+// batch like a restart.
+func (c *Consumer) outputsReplicated(ctx context.Context, server string) error {
+	if c.cfg.Replicas == nil {
+		return nil
+	}
+	return c.retry(ctx, "replicas", func() error {
+		waited, err := c.waitReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		if server != "" && waited != "" && waited != server {
+			return fmt.Errorf("%w: the writes were waited for on another primary (run_id %s, not %s)", errRedisRestarted, waited, server)
+		}
+		return nil
+	})
+}
+
 // waitMetrics measure ReplicaWaiter.
 type waitMetrics struct {
 	seconds  prometheus.Histogram
@@ -255,7 +279,7 @@ func newWaitMetrics(reg prometheus.Registerer) (*waitMetrics, error) {
 	m := &waitMetrics{
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "healthscore_redis_wait_seconds",
-			Help:    "Time spent waiting (Redis WAIT) for the batches' writes to reach the replicas before committing their offsets.",
+			Help:    "Time spent waiting (Redis WAIT) for state writes to reach the replicas before their outputs are published and before their offsets are committed.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		replicas: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -33,9 +33,10 @@ func (f *fakeReplicas) WaitReplicas(ctx context.Context) (string, int, error) {
 }
 
 // TestReplicaWaitGatesCommits: while the writes have not reached the
-// replicas (WAIT timed out), the batch is applied but its offsets are not
-// committed, however often the commit is tried; once a wait succeeds, they
-// are, and the wait metrics moved.
+// replicas (WAIT timed out), offsets are not committed however often the
+// commit is tried, and a batch's outputs are not published although its
+// states are saved; once a wait succeeds, both go ahead, and the wait
+// metrics moved.
 func TestReplicaWaitGatesCommits(t *testing.T) {
 	h := newHarness(t)
 	waiter := &fakeReplicas{store: h.store}
@@ -54,31 +55,47 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-
-	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w1","type":"login","time":"2026-11-20T10:00:00Z"}`)})
-	h.waitApplied("w1")
-	// Commits are tried once a second while the wait fails: three failed
-	// waits mean three commit attempts that must all have held back.
-	deadline := time.Now().Add(15 * time.Second)
-	for waiter.calls.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the commit was tried %d times in 15 s", waiter.calls.Load())
+	waitCalls := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for waiter.calls.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("WaitReplicas called %d times in 15 s", waiter.calls.Load())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+
+	// A record no signal reads: nothing to save or publish, only the
+	// commit to hold. Commits are tried once a second while the wait
+	// fails: three failed waits are three held commits.
+	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w0","type":"page_viewed","time":"2026-11-20T10:00:00Z"}`)})
+	waitCalls(3)
 	if n := committedRecords(t, h.brokers, "wait"); n != 0 {
 		t.Fatalf("%d offsets committed although the writes never reached the replicas", n)
 	}
-	if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "commit") || !strings.Contains(err.Error(), "replicas") {
+	if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Errorf("Ready() = %v; want the failed wait", err)
 	}
 	if got := gauge(t, reg, "healthscore_redis_replicas"); got != 1 {
 		t.Errorf("healthscore_redis_replicas = %v, want 1", got)
 	}
+
+	// A record with outputs: its state is saved, its outputs wait.
+	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w1","type":"login","time":"2026-11-20T10:00:00Z"}`)})
+	h.waitApplied("w1")
+	calls := waiter.calls.Load()
+	waitCalls(calls + 2)
+	if n := h.count("customer-health"); n != 0 {
+		t.Fatalf("%d outputs published before their state reached the replicas", n)
+	}
 	waiter.ok.Store(true)
 	h.waitCommitted("wait")
-	if n := histogramCount(t, reg, "healthscore_redis_wait_seconds"); n < 4 {
-		t.Errorf("healthscore_redis_wait_seconds counts %d waits; want every attempt (≥ 4)", n)
+	if n := h.count("customer-health"); n == 0 {
+		t.Error("no output published after the wait succeeded")
+	}
+	if n := histogramCount(t, reg, "healthscore_redis_wait_seconds"); n < 5 {
+		t.Errorf("healthscore_redis_wait_seconds counts %d waits; want every attempt (≥ 5)", n)
 	}
 }
 

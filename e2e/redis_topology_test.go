@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/healthscore/healthscore/internal/testenv"
 	"github.com/healthscore/healthscore/state"
@@ -315,51 +318,87 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 }
 
 // TestSentinelFailoverLosesNothing runs the service through Sentinel
-// against a primary with one replica, and SIGKILLs the primary mid-stream.
-// Offsets wait for the replica (WAIT, --redis-wait-replicas auto); after the
+// against a primary with one replica and makes the worst failover: the
+// replica stalls (SIGSTOP) and loses its link while the primary takes more
+// writes, then the primary is SIGKILLed and Sentinel promotes the stale
+// replica. With --redis-wait-replicas 1, nothing written after the stall
+// may be committed or published (WAIT times out and is retried); after the
 // failover the new primary's run_id makes the service rewind to the
-// committed offsets. Every event must be applied exactly once and no alert
-// may be missing.
+// committed offsets and apply those records again. Every event must be
+// applied exactly once (final states equal the offline fold) and no alert
+// may be missing. The old primary then comes back as a replica. With
+// --redis-wait-replicas 0 the same run loses events.
 func TestSentinelFailoverLosesNothing(t *testing.T) {
 	bin := redisBinary(t, "redis-server")
 	sentinelBin := redisBinary(t, "redis-sentinel")
 	pPort, rPort, sPort := freePort(t), freePort(t), freePort(t)
 	primary := startRedisNode(t, bin, pPort, fmt.Sprintf("port %d\nsave \"\"\nappendonly no\nrepl-diskless-sync-delay 0\n", pPort), "Ready to accept connections")
-	startRedisNode(t, bin, rPort, fmt.Sprintf("port %d\nsave \"\"\nappendonly no\nreplicaof 127.0.0.1 %d\n", rPort, pPort),
+	replica := startRedisNode(t, bin, rPort, fmt.Sprintf("port %d\nsave \"\"\nappendonly no\nreplicaof 127.0.0.1 %d\n", rPort, pPort),
 		"MASTER <-> REPLICA sync: Finished with success")
 	sentinel := startRedisNode(t, sentinelBin, sPort, fmt.Sprintf("port %d\nsentinel monitor hs 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds hs 1000\nsentinel failover-timeout hs 5000\n", sPort, pPort), "+monitor master")
+		"sentinel down-after-milliseconds hs 3000\nsentinel failover-timeout hs 10000\n", sPort, pPort), "+monitor master")
 	sentinel.waitLog("+slave", 0, 20*time.Second)
 
 	brokers := testenv.Kafka(t, topologyTopics)
 	group := "sentinel-" + testenv.KeyPrefix(t)
-	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "50",
-		"--redis-sentinel", sentinel.addr(), "--redis-sentinel-master", "hs")
+	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
+		"--redis-sentinel", sentinel.addr(), "--redis-sentinel-master", "hs",
+		"--redis-wait-replicas", "1", "--redis-wait-timeout", "200ms")
 	lines := eventLog(rand.New(rand.NewPCG(33, 3)), 60, 3000, time.Now())
-	produceLines(t, brokers, lines[:len(lines)/3])
-	waitFor(t, 30*time.Second, "a commit that waited for the replica", func() bool {
-		return svc.metric(t, "healthscore_redis_wait_seconds_count") > 0
-	})
+	third := len(lines) / 3
+	produceLines(t, brokers, lines[:third])
+	waitCommitted(t, brokers, group, "customer-events", time.Minute)
 	if v := svc.metric(t, "healthscore_redis_replicas"); v != 1 {
 		t.Errorf("healthscore_redis_replicas = %v, want 1", v)
 	}
+	if v := svc.metric(t, "healthscore_redis_wait_seconds_count"); v < 1 {
+		t.Errorf("healthscore_redis_wait_seconds_count = %v: no WAIT", v)
+	}
+	committedBefore := committedTotal(t, brokers, group)
 
-	// Produce the rest in slices while the primary dies under the load.
-	rest := lines[len(lines)/3:]
+	// The replica stalls and its link drops: what the primary takes now
+	// reaches no replica.
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: primary.addr()})
+	defer admin.Close()
+	if err := replica.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	produceLines(t, brokers, lines[third:2*third])
+	waitFor(t, 30*time.Second, "the stalled writes", func() bool {
+		return svc.metric(t, `healthscore_batch_retries_total{step="replicas"}`) > 2 || committedTotal(t, brokers, group) > committedBefore
+	})
+	if n := committedTotal(t, brokers, group); n != committedBefore {
+		t.Errorf("%d offsets committed while no replica had their writes", n-committedBefore)
+	}
+	if code := svc.getJSON(t, "/readyz", nil); code != 503 {
+		t.Errorf("/readyz = %d while WAIT fails; want 503", code)
+	}
+
+	// The primary dies; the stale replica comes back and is promoted.
+	primary.kill()
+	if err := replica.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
-	go func() {
+	go func() { // the rest of the stream, during the failover
 		defer close(done)
-		for i := 0; i < len(rest); i += 100 {
-			produceLines(t, brokers, rest[i:min(i+100, len(rest))])
-			time.Sleep(20 * time.Millisecond) // pace the stream
+		rest := lines[2*third:]
+		for i := 0; i < len(rest); i += 200 {
+			produceLines(t, brokers, rest[i:min(i+200, len(rest))])
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	waitFor(t, 30*time.Second, "more events applied", func() bool {
-		return svc.metric(t, `healthscore_events_total{result="applied"}`) > float64(len(lines)/3)
-	})
-	primary.kill()
-	<-done
 	sentinel.waitLog("+switch-master", 0, 30*time.Second)
+	// The old primary comes back (a process manager restarts it) and
+	// Sentinel makes it a replica of the new one: with one replica
+	// required, commits resume only then.
+	primary.start()
+	sentinel.waitLog("+convert-to-slave", 0, 30*time.Second)
+	<-done
 	waitCommitted(t, brokers, group, "customer-events", 2*time.Minute)
 
 	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "hs", SentinelAddrs: []string{sentinel.addr()}})
@@ -373,4 +412,21 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 	if v := svc.metric(t, "healthscore_redis_restart_rewinds_total"); v < 1 {
 		t.Errorf("healthscore_redis_restart_rewinds_total = %v: the failover went unnoticed", v)
 	}
+}
+
+// committedTotal is the sum of the group's committed input offsets.
+func committedTotal(t *testing.T, brokers []string, group string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
+	return n
 }
