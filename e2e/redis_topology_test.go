@@ -36,6 +36,12 @@ const aclRule = "~hs:* resetchannels -@all " +
 	"+zadd +zrem +zrange +zrangebyscore +zscore +zcard +zcount +zremrangebyscore " +
 	"+eval +evalsha +script|load +info +ping +wait"
 
+// aclClusterRule is what Redis Cluster needs on top of aclRule: the
+// client's view of the slots (CLUSTER SLOTS) and of the commands (COMMAND;
+// without it go-redis logs a NOPERM on every refresh).
+// TestRedisClusterNodeRestartLosesNothing runs under both.
+const aclClusterRule = "+cluster|slots +command"
+
 // aclUsedCommands are the commands of aclRule that INFO commandstats must
 // show as called (PING and INFO are also called by the test itself, so
 // commandstats cannot tell; the service calls them for /readyz and the
@@ -206,13 +212,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // startCluster starts n redis-server processes in cluster mode with AOF
 // (appendfsync everysec), assigns the slots evenly, introduces the nodes to
 // each other and waits until every node reports cluster_state:ok.
-func startCluster(t *testing.T, bin string, n int) []*redisNode {
+func startCluster(t *testing.T, bin string, n int, extraConf string) []*redisNode {
 	t.Helper()
 	var nodes []*redisNode
 	for range n {
 		p := freePort(t)
 		nodes = append(nodes, startRedisNode(t, bin, p, fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes.conf\n"+
-			"cluster-node-timeout 2000\nappendonly yes\nappendfsync everysec\nsave \"\"\n", p), "Ready to accept connections"))
+			"cluster-node-timeout 2000\nappendonly yes\nappendfsync everysec\nsave \"\"\n%s\n", p, extraConf), "Ready to accept connections"))
 	}
 	ctx := context.Background()
 	for i, nd := range nodes {
@@ -256,7 +262,8 @@ func waitClusterOK(t *testing.T, nodes []*redisNode) {
 // have been caught by the run_id check (a rewind).
 func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	bin := redisBinary(t, "redis-server")
-	nodes := startCluster(t, bin, 3)
+	const hsPassword = "hs-Cluster-0815"
+	nodes := startCluster(t, bin, 3, "user healthscore on >"+hsPassword+" "+aclRule+" "+aclClusterRule)
 	addrs := make([]string, len(nodes))
 	for i, nd := range nodes {
 		addrs[i] = nd.addr()
@@ -264,7 +271,7 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	brokers := testenv.Kafka(t, topologyTopics)
 	group := "cluster-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
-		"--redis-cluster", strings.Join(addrs, ","))
+		"--redis-cluster", strings.Join(addrs, ","), "--redis-user", "healthscore", "--redis-password", hsPassword)
 	if !strings.Contains(svc.logs.String(), `"topology":"cluster"`) {
 		t.Errorf("the service did not log a cluster topology")
 	}
@@ -284,6 +291,11 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	waitClusterOK(t, nodes)
 	waitCommitted(t, brokers, group, "customer-events", 2*time.Minute)
 
+	for _, line := range strings.Split(svc.logs.String(), "\n") {
+		if strings.Contains(line, "NOPERM") && !strings.Contains(line, "commit delay 2s") {
+			t.Errorf("the ACL rule refused a command on the cluster: %s", line)
+		}
+	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer cc.Close()
 	store, err := state.NewRedis(cc, state.Config{})
