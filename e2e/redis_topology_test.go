@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -117,6 +118,8 @@ func TestRedisTLSAndACLUser(t *testing.T) {
 	}
 	if v := svc.metric(t, "healthscore_redis_wait_seconds_count"); v < 1 {
 		t.Errorf("healthscore_redis_wait_seconds_count = %v: no WAIT before the commits", v)
+	} else {
+		t.Logf("%v waits for the replica, %.2f ms on average", v, 1000*svc.metric(t, "healthscore_redis_wait_seconds_sum")/v)
 	}
 	if v := svc.metric(t, "healthscore_customers"); v < 1 {
 		t.Errorf("healthscore_customers = %v: the band collector failed", v)
@@ -441,4 +444,95 @@ func committedTotal(t *testing.T, brokers []string, group string) int64 {
 	n := int64(0)
 	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
 	return n
+}
+
+// TestClusterServerIDCoversEveryPrimary: on Redis Cluster, INFO answers for
+// whichever node the client picks, so a run_id read through the cluster
+// client changes from call to call. The store's server id is the set of
+// every primary's run_id instead: stable while the cluster is, changed by a
+// primary's restart, and a save bound to the old set is refused on the
+// restarted node (and only there).
+func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
+	bin := redisBinary(t, "redis-server")
+	nodes := startCluster(t, bin, 3, "")
+	addrs := make([]string, len(nodes))
+	for i, nd := range nodes {
+		addrs[i] = nd.addr()
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer cc.Close()
+	store, err := state.NewRedis(cc, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for range 10 {
+		info, err := cc.Info(ctx, "server").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+				seen[v] = true
+			}
+		}
+	}
+	t.Logf("INFO through the cluster client answered with %d different run_ids in 10 calls", len(seen))
+	id, err := store.ServerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Split(id, ",")); n != 3 {
+		t.Fatalf("server id %q has %d run_ids, want one per primary", id, n)
+	}
+	for range 5 {
+		if again, _ := store.ServerID(ctx); again != id {
+			t.Fatalf("server id changed without a restart: %q, then %q", id, again)
+		}
+	}
+	// One customer per node (by hash slot), each saved bound to the set.
+	custs := map[int]string{}
+	for i := 0; len(custs) < 3; i++ {
+		c := fmt.Sprintf("c%d", i)
+		slot, err := cc.ClusterKeySlot(ctx, store.Key(c)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := 0 // as startCluster assigns the slots
+		for i := range 3 {
+			if int(slot) >= i*16384/3 {
+				node = i
+			}
+		}
+		if _, ok := custs[node]; !ok {
+			custs[node] = c
+		}
+	}
+	for _, c := range custs {
+		if ok, err := store.SaveIfServer(ctx, id, []state.Write{{ID: c, Rec: state.Record{Band: state.BandGreen, Score: 90}}}); err != nil || !ok[0] {
+			t.Fatalf("save of %s bound to the cluster's id: %v, %v", c, ok, err)
+		}
+	}
+
+	nodes[1].kill()
+	nodes[1].start()
+	waitClusterOK(t, nodes)
+	var after string
+	waitFor(t, 20*time.Second, "a new server id", func() bool {
+		after, err = store.ServerID(ctx)
+		return err == nil && after != id
+	})
+	if n := len(strings.Split(after, ",")); n != 3 {
+		t.Fatalf("server id after the restart %q has %d run_ids", after, n)
+	}
+	for node, c := range custs {
+		_, err := store.SaveIfServer(ctx, id, []state.Write{{ID: c, Expected: 1, Rec: state.Record{Band: state.BandGreen, Score: 80}}})
+		if node == 1 && !errors.Is(err, state.ErrServerChanged) {
+			t.Errorf("save on the restarted node bound to the old id: %v; want ErrServerChanged", err)
+		}
+		if node != 1 && err != nil {
+			t.Errorf("save on an unchanged node bound to the old id: %v", err)
+		}
+	}
 }
