@@ -330,6 +330,11 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	if v := svc.metric(t, "healthscore_customers"); v < float64(len(recs)) {
 		t.Errorf("healthscore_customers = %v, want ≥ %d (band index on the cluster)", v, len(recs))
 	}
+	// The sweeper claims due customers on the cluster (the events are days
+	// old, so scores decay and customers fall due).
+	waitFor(t, 20*time.Second, "the sweeper to rescore due customers", func() bool {
+		return strings.Contains(svc.logs.String(), `"msg":"swept due customers"`)
+	})
 }
 
 // TestSentinelFailoverLosesNothing runs the service through Sentinel
