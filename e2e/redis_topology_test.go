@@ -221,7 +221,7 @@ func startCluster(t *testing.T, bin string, n int, extraConf string) []*redisNod
 	for range n {
 		p := freePort(t)
 		nodes = append(nodes, startRedisNode(t, bin, p, fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes.conf\n"+
-			"cluster-node-timeout 2000\nappendonly yes\nappendfsync everysec\nsave \"\"\n%s\n", p, extraConf), "Ready to accept connections"))
+			"cluster-node-timeout 2000\nappendonly yes\nappendfsync everysec\nsave \"\"\nrepl-diskless-sync-delay 0\n%s\n", p, extraConf), "Ready to accept connections"))
 	}
 	ctx := context.Background()
 	for i, nd := range nodes {
@@ -496,6 +496,47 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 			t.Fatalf("server id changed without a restart: %q, then %q", id, again)
 		}
 	}
+	// WAIT on a cluster waits on every primary: with a replica behind
+	// the first one only, auto waits for that one, and a fixed 1 times out
+	// on the others.
+	rp := freePort(t)
+	replica := startRedisNode(t, bin, rp, fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes.conf\n"+
+		"cluster-node-timeout 2000\nsave \"\"\n", rp), "Ready to accept connections")
+	rc := redis.NewClient(&redis.Options{Addr: replica.addr()})
+	defer rc.Close()
+	if err := rc.ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(nodes[0].port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	n0 := redis.NewClient(&redis.Options{Addr: nodes[0].addr()})
+	defer n0.Close()
+	n0ID, err := n0.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the replica to know its primary", func() bool {
+		return rc.ClusterReplicate(ctx, n0ID).Err() == nil
+	})
+	waitFor(t, 20*time.Second, "the replica to attach", func() bool {
+		info, _ := n0.Info(ctx, "replication").Result()
+		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	})
+	all := append(append([]*redisNode(nil), nodes...), replica)
+	waitClusterOK(t, all)
+	auto, err := state.NewRedis(cc, state.Config{WaitReplicas: state.AutoReplicas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server, n, err := auto.WaitReplicas(ctx); err != nil || n != 1 || server != id {
+		t.Errorf("auto WAIT on the cluster: server %q, replicas %d, err %v; want %q, 1, nil", server, n, err, id)
+	}
+	one, err := state.NewRedis(cc, state.Config{WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := one.WaitReplicas(ctx); !errors.Is(err, state.ErrReplicasBehind) {
+		t.Errorf("WAIT 1 on primaries without a replica: %v; want ErrReplicasBehind", err)
+	}
+
 	// One customer per node (by hash slot), each saved bound to the set.
 	custs := map[int]string{}
 	for i := 0; len(custs) < 3; i++ {
@@ -522,7 +563,7 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 
 	nodes[1].kill()
 	nodes[1].start()
-	waitClusterOK(t, nodes)
+	waitClusterOK(t, all)
 	var after string
 	waitFor(t, 20*time.Second, "a new server id", func() bool {
 		after, err = store.ServerID(ctx)

@@ -36,7 +36,7 @@ func registerRedisFlags(e *envFlags, r *redisFlags) {
 	e.str(&r.conn.TLSKey, "redis-tls-key", "HEALTHSCORE_REDIS_TLS_KEY", "", "PEM private key of --redis-tls-cert")
 	e.str(&r.conn.TLSServerName, "redis-tls-server-name", "HEALTHSCORE_REDIS_TLS_SERVER_NAME", "", "name to verify in the Redis server certificate (default: the host)")
 	e.bool(&r.conn.TLSInsecureSkipVerify, "redis-tls-insecure-skip-verify", "HEALTHSCORE_REDIS_TLS_INSECURE_SKIP_VERIFY", "do not verify the Redis server certificate (testing only; logged)")
-	e.str(&r.waitReplicas, "redis-wait-replicas", "HEALTHSCORE_REDIS_WAIT_REPLICAS", "auto", "before committing offsets, wait (WAIT) until the batch's writes reached this many replicas: auto (the replicas connected to the primary), 0 (never) or N; not on Redis Cluster")
+	e.str(&r.waitReplicas, "redis-wait-replicas", "HEALTHSCORE_REDIS_WAIT_REPLICAS", "auto", "before publishing outputs and committing offsets, wait (WAIT) until the writes reached this many replicas: auto (the replicas connected to the primary; on Redis Cluster, to each primary), 0 (never) or N")
 	e.dur(&r.waitTimeout, "redis-wait-timeout", "HEALTHSCORE_REDIS_WAIT_TIMEOUT", state.DefaultWaitTimeout, "longest WAIT for replicas; when it passes, offsets are not committed and the wait is tried again")
 }
 

@@ -238,9 +238,6 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		if rdb, err = redisconf.New(rcfg, log.Named("redis")); err != nil {
 			return err
 		}
-		if rcfg.Topology() == redisconf.Cluster {
-			waitReplicas = 0 // WAIT is per shard primary: not done on a cluster (see docs/production-redis.md)
-		}
 		log.Info("Redis", zap.String("topology", string(rcfg.Topology())), zap.String("target", rcfg.Describe()))
 	}
 	defer rdb.Close()
