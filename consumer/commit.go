@@ -219,16 +219,17 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	return false
 }
 
-// ReplicaWaiter makes the consumer commit offsets only after the writes of
-// their batches reached the Redis replicas, so that a failover to a replica
-// cannot lose a write whose offsets are committed (see
-// state.Redis.WaitReplicas, which implements it).
+// ReplicaWaiter makes the consumer publish outputs and commit offsets only
+// after the state writes behind them reached the Redis replicas, so that a
+// failover to a replica cannot lose a write whose outputs are published or
+// whose offsets are committed (state.Redis.WaitReplicas implements it).
 type ReplicaWaiter interface {
 	// WaitReplicas returns once every write the primary acknowledged
-	// before the call reached the replicas it must reach, with the run_id
-	// of that primary ("": unknown) and the number of replicas waited for
-	// (0: none). An error (too few replicas in time, Redis unreachable)
-	// means nothing may be committed yet.
+	// before the call reached the replicas it must reach, with the server
+	// id of that primary (as state.Redis.ServerID; "": unknown) and the
+	// number of replicas waited for (0: none). An error (too few replicas
+	// in time, Redis unreachable) means nothing may be published or
+	// committed on the strength of this wait.
 	WaitReplicas(ctx context.Context) (server string, replicas int, err error)
 }
 
@@ -284,7 +285,7 @@ func newWaitMetrics(reg prometheus.Registerer) (*waitMetrics, error) {
 		}),
 		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "healthscore_redis_replicas",
-			Help: "Redis replicas that offset commits wait for (--redis-wait-replicas); 0: none.",
+			Help: "Redis replicas the last wait before publishing or committing asked for (--redis-wait-replicas; on Redis Cluster summed over the primaries); 0: none.",
 		}),
 	}
 	for _, col := range []prometheus.Collector{m.seconds, m.replicas} {

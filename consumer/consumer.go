@@ -81,8 +81,9 @@ type Config struct {
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
 
-	// Replicas, when set, holds each commit until the writes of the
-	// batches it covers reached the Redis replicas (see ReplicaWaiter).
+	// Replicas, when set, holds each batch's outputs and each commit until
+	// the state writes behind them reached the Redis replicas (see
+	// ReplicaWaiter).
 	Replicas ReplicaWaiter
 }
 
