@@ -238,7 +238,7 @@ func serve(ctx context.Context, f *serviceFlags, log *zap.Logger) error {
 		if rdb, err = redisconf.New(rcfg, log.Named("redis")); err != nil {
 			return err
 		}
-		log.Info("Redis", zap.String("topology", string(rcfg.Topology())), zap.String("target", rcfg.Describe()))
+		log.Info("Redis client configured", zap.String("topology", string(rcfg.Topology())), zap.String("target", rcfg.Describe()))
 	}
 	defer rdb.Close()
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rdb))

@@ -121,7 +121,7 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// tlsRequested reports whether TLS settings were given (beyond the switch).
+// tlsOptions reports whether TLS settings were given (beyond the switch).
 func (c *Config) tlsOptions() bool {
 	return c.TLSCA != "" || c.TLSCert != "" || c.TLSServerName != "" || c.TLSInsecureSkipVerify
 }
