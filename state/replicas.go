@@ -21,7 +21,8 @@ import (
 // again, as after a restart (the new primary has another run_id).
 
 // AutoReplicas, as Config.WaitReplicas, waits for as many replicas as are
-// connected to the primary at the time of each wait (INFO replication).
+// connected to the primary at the time of each wait (connected_slaves in
+// INFO).
 const AutoReplicas = -1
 
 // DefaultWaitTimeout is the default Config.WaitTimeout.
@@ -62,7 +63,9 @@ func (s *Redis) WaitReplicas(ctx context.Context) (server string, replicas int, 
 func (s *Redis) waitOn(ctx context.Context, c *redis.Client, key string) (server string, replicas int, err error) {
 	conn := c.Conn() // WAIT covers the writes of its own connection
 	defer conn.Close()
-	info, err := conn.Info(ctx, "server", "replication").Result()
+	// The default sections hold both run_id and connected_slaves; several
+	// section names in one INFO need Redis 7.
+	info, err := conn.Info(ctx).Result()
 	if err != nil {
 		return "", 0, fmt.Errorf("cannot read the Redis replication state: %w", err)
 	}
@@ -70,7 +73,7 @@ func (s *Redis) waitOn(ctx context.Context, c *redis.Client, key string) (server
 	want := s.cfg.WaitReplicas
 	if want == AutoReplicas {
 		if want, err = strconv.Atoi(infoField(info, "connected_slaves")); err != nil {
-			return "", 0, fmt.Errorf("cannot read the Redis replication state: no connected_slaves in INFO replication")
+			return "", 0, fmt.Errorf("cannot read the Redis replication state: no connected_slaves in INFO")
 		}
 	}
 	if want <= 0 || key == "" {
