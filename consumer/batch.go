@@ -365,6 +365,14 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 		clears = append(clears, state.Outbox{ID: p.write.ID, Version: p.write.Expected + 1})
 	}
 
+	// 1b. Outputs are published only once the states that call for them
+	// reached the replicas (see outputsReplicated).
+	if len(outputs) > 0 {
+		if err := c.outputsReplicated(ctx, server); err != nil {
+			return nil, err
+		}
+	}
+
 	// 2. Produce and wait for every acknowledgement.
 	if err := c.produce(ctx, outputs, causes); err != nil {
 		return nil, err

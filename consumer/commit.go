@@ -3,9 +3,11 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -176,6 +178,23 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		return false
 	}
 	c.commitHold.Store(0)
+	if c.cfg.Replicas != nil {
+		// Every batch due now was written before this wait, so the wait
+		// covers their writes.
+		waited, err := c.waitReplicas(ctx)
+		if err != nil {
+			c.fail("commit", err)
+			if all {
+				c.log.Warn("offsets not committed: their writes did not reach the Redis replicas in time; the records will be redelivered and skipped as applied", zap.Error(err))
+				return false
+			}
+			c.commitHold.Store(time.Now().Add(time.Second).UnixNano())
+			return false
+		}
+		if waited != "" {
+			now = waited // the primary the writes reached replicas from
+		}
+	}
 	offs, servers := c.commits.take(cutoff, c.cfg.CommitDelay)
 	if len(offs) == 0 {
 		return false
@@ -206,6 +225,83 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		c.log.Warn("offsets not committed at shutdown; the records will be redelivered and skipped as applied", zap.Error(err))
 	}
 	return false
+}
+
+// ReplicaWaiter makes the consumer publish outputs and commit offsets only
+// after the state writes behind them reached the Redis replicas, so that a
+// failover to a replica cannot lose a write whose outputs are published or
+// whose offsets are committed (state.Redis.WaitReplicas implements it).
+type ReplicaWaiter interface {
+	// WaitReplicas returns once every write the primary acknowledged
+	// before the call reached the replicas it must reach, with the server
+	// id of that primary (as state.Redis.ServerID; "": unknown) and the
+	// number of replicas waited for (0: none). An error (too few replicas
+	// in time, Redis unreachable) means nothing may be published or
+	// committed on the strength of this wait.
+	WaitReplicas(ctx context.Context) (server string, replicas int, err error)
+}
+
+// waitReplicas runs Config.Replicas and measures it. A failed wait keeps
+// the offsets pending: the next commit attempt waits again (a WAIT covers
+// every earlier write), and if the primary is replaced meanwhile, its new
+// run_id makes the consumer rewind instead.
+func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
+	start := time.Now()
+	server, n, err := c.cfg.Replicas.WaitReplicas(ctx)
+	c.waitMetrics.replicas.Set(float64(n))
+	if n > 0 {
+		c.waitMetrics.seconds.Observe(time.Since(start).Seconds())
+	}
+	return server, err
+}
+
+// outputsReplicated waits, when Config.Replicas is set, until the states
+// just saved on server reached the replicas, retrying a wait that fails.
+// Publishing an output whose state a failover then loses would leave an
+// alert on the topic that the state does not hold (and the re-application
+// after the rewind may cross the band at another event, under another id).
+// A wait answered by another primary (a failover happened) abandons the
+// batch like a restart.
+func (c *Consumer) outputsReplicated(ctx context.Context, server string) error {
+	if c.cfg.Replicas == nil {
+		return nil
+	}
+	return c.retry(ctx, "replicas", func() error {
+		waited, err := c.waitReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		if server != "" && waited != "" && waited != server {
+			return fmt.Errorf("%w: the writes were waited for on another primary (run_id %s, not %s)", errRedisRestarted, waited, server)
+		}
+		return nil
+	})
+}
+
+// waitMetrics measure ReplicaWaiter.
+type waitMetrics struct {
+	seconds  prometheus.Histogram
+	replicas prometheus.Gauge
+}
+
+func newWaitMetrics(reg prometheus.Registerer) (*waitMetrics, error) {
+	m := &waitMetrics{
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_redis_wait_seconds",
+			Help:    "Time spent waiting (Redis WAIT) for state writes to reach the replicas before their outputs are published and before their offsets are committed.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_redis_replicas",
+			Help: "Redis replicas the last wait before publishing or committing asked for (--redis-wait-replicas; on Redis Cluster summed over the primaries); 0: none.",
+		}),
+	}
+	for _, col := range []prometheus.Collector{m.seconds, m.replicas} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // rewind drops every pending commit and moves consumption back to the

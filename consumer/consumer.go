@@ -80,6 +80,11 @@ type Config struct {
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
+
+	// Replicas, when set, holds each batch's outputs and each commit until
+	// the state writes behind them reached the Redis replicas (see
+	// ReplicaWaiter).
+	Replicas ReplicaWaiter
 }
 
 func (c *Config) validate() error {
@@ -144,6 +149,8 @@ type Consumer struct {
 	log     *zap.Logger
 	client  *kgo.Client
 	metrics *metrics
+	// waitMetrics measure the waits for Redis replicas (commit.go).
+	waitMetrics *waitMetrics
 
 	model       atomic.Pointer[scorer.Model]
 	commits     commitQueue
@@ -171,7 +178,11 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
-	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m}
+	wm, err := newWaitMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
+	}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm}
 	c.model.Store(cfg.Model)
 	m.setModel(cfg.Model)
 	opts := append([]kgo.Opt{

@@ -2,7 +2,7 @@
 # scripts/test.sh is THE test suite of healthscore; run it with `make test`.
 #
 # It installs what it is missing (as root on Debian: redis-server,
-# redis-tools, kcat, prometheus via apt; staticcheck via go install), then runs gofmt,
+# redis-tools, redis-sentinel, kcat, prometheus via apt; staticcheck via go install), then runs gofmt,
 # go vet, staticcheck, the tests with -race against a real redis-server
 # (HEALTHSCORE_REQUIRE_REDIS=1: no silent skips) and brief fuzzing of every
 # Fuzz* target. All steps run; the exit code is non-zero if any failed.
@@ -41,6 +41,7 @@ fi
 pkgs=()
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v redis-cli >/dev/null || pkgs+=(redis-tools)
+command -v redis-sentinel >/dev/null || pkgs+=(redis-sentinel)
 command -v kcat >/dev/null || pkgs+=(kcat)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs+=(prometheus)
 if ((${#pkgs[@]})); then
@@ -51,7 +52,7 @@ if ((${#pkgs[@]})); then
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" ||
 			failed+=("apt-get install ${pkgs[*]}")
 	else
-		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools kcat prometheus)" >&2
+		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools redis-sentinel kcat prometheus)" >&2
 	fi
 fi
 gobin=$(go env GOBIN)

@@ -19,8 +19,9 @@ import (
 // restart a lost version can be written again with other contents, which
 // is why every entry is bound to the run_id of the server it was saved on
 // and used only by loads bound to that same server (LoadIfServer). The
-// single-key mode (Redis Cluster) does not bind saves to a server, and
-// keeps no cache.
+// single-key mode (Redis Cluster) keeps no cache: its saves are bound to
+// the set of the primaries' run_ids, and a cache per primary is not worth
+// its complexity there.
 
 // cacheShards spreads the cache over locks, for the concurrent worker
 // groups.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -104,7 +106,16 @@ var ErrNoServerID = errors.New("the Redis server has no run_id")
 // (an error reply saying so), or answers without a run_id, gives an error
 // wrapping ErrNoServerID; any other error (Redis unreachable, NOAUTH…)
 // means the id is unknown for now.
+//
+// On Redis Cluster (a *redis.ClusterClient) INFO answers for one node,
+// whichever the client picks, so the id is the run_ids of every primary,
+// sorted and comma separated: it changes when any primary restarts or is
+// replaced (a replica promoted, a shard added), and the save scripts accept
+// it on each primary whose run_id it holds.
 func (s *Redis) ServerID(ctx context.Context) (string, error) {
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		return clusterID(ctx, cc)
+	}
 	info, err := s.c.Info(ctx, "server").Result()
 	var reply redis.Error
 	if errors.As(err, &reply) && (strings.Contains(err.Error(), "not supported") || strings.HasPrefix(err.Error(), "ERR unknown command")) {
@@ -140,4 +151,32 @@ func (s *Redis) Persistence(ctx context.Context) (Persistence, error) {
 		return Persistence{}, errors.New("cannot read the Redis persistence settings: CONFIG GET returned no appendonly or appendfsync")
 	}
 	return Persistence{AppendOnly: ao == "yes", AppendFsync: fs}, nil
+}
+
+// clusterID is ServerID on Redis Cluster: the run_ids of every primary.
+func clusterID(ctx context.Context, cc *redis.ClusterClient) (string, error) {
+	var mu sync.Mutex
+	var ids []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		id := infoField(info, "run_id")
+		if id == "" {
+			return errors.New("no run_id in INFO server")
+		}
+		mu.Lock()
+		ids = append(ids, id)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("cannot read the Redis server ids of the cluster primaries: %w", err)
+	}
+	if len(ids) == 0 {
+		return "", errors.New("cannot read the Redis server ids of the cluster primaries: no primary known")
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ","), nil
 }

@@ -19,6 +19,15 @@
 // Redis Cluster requires: one GET and one script per customer, and the band
 // index is updated after the records (see below).
 //
+// # Servers and replicas
+//
+// Saves and outbox clears can be bound to the Redis server they expect
+// (SaveIfServer): the script checks the server's run_id (ServerID) and
+// writes nothing on a server that restarted. On Redis Cluster the id is
+// the set of every primary's run_id and each script checks its own node.
+// WaitReplicas (WAIT) confirms that the writes so far reached the replicas
+// of a single primary (Sentinel), before a failover could lose them.
+//
 // # Writes
 //
 // [Store.Save] is a compare-and-set on the record version: a Lua script

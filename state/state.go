@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -127,6 +128,11 @@ type Config struct {
 	// (LoadIfServer) find them without a round trip (see cache.go); about
 	// 300 bytes of heap each. 0: no cache. Ignored in single-key mode.
 	Cache int
+	// WaitReplicas is how many replicas WaitReplicas waits for
+	// (AutoReplicas: those connected at the time; 0: none), and WaitTimeout
+	// how long at most (default DefaultWaitTimeout).
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -138,6 +144,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Shards == 0 {
 		c.Shards = DefaultShards
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
 	}
 }
 
@@ -151,43 +160,51 @@ func (c Config) validate() error {
 	if c.Shards < 1 || c.Shards > 1024 {
 		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
 	}
+	if c.WaitReplicas < AutoReplicas {
+		return fmt.Errorf("invalid WaitReplicas %d: must be AutoReplicas, 0 or more", c.WaitReplicas)
+	}
+	if c.WaitTimeout < 0 {
+		return fmt.Errorf("invalid WaitTimeout %s: must be positive", c.WaitTimeout)
+	}
 	if c.Cache < 0 {
 		return fmt.Errorf("invalid Cache %d: must be 0 (none) or more", c.Cache)
 	}
 	return nil
 }
 
-// saveScript compares the stored version bytes of record KEYS[1] with
-// ARGV[1] (8 bytes, big-endian; a missing key has version 0) and only then
-// stores ARGV[2], deletes the outbox of the version it replaces (KEYS[2],
-// if the stored record says it has one: format byte 2) and stores outbox
-// ARGV[3] (if not empty) under KEYS[3], the outbox key of the new version.
-// Its keys share the customer's hash tag. Returns 1 if applied, 0 on
-// conflict.
-var saveScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  if string.sub(cur, 2, 9) ~= ARGV[1] then return 0 end
-elseif ARGV[1] ~= string.rep(string.char(0), 8) then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2])
-if cur and string.byte(cur, 1) == 2 then redis.call('DEL', KEYS[2]) end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
-return 1
-`)
-
 // checkServerLua starts the scripts that are bound to a Redis server: when
-// ARGV[1] is not empty it must be the server's run_id, else the script
+// ARGV[1] is not empty it must hold the server's run_id (one run_id, or on
+// Redis Cluster the run_ids of every primary, see ServerID), else the script
 // stops before writing anything and fails with a RESTARTED error.
 const checkServerLua = `
 if ARGV[1] ~= '' then
   local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-  if id ~= ARGV[1] then
+  if not id or not string.find(ARGV[1], id, 1, true) then
     return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
   end
 end
 `
+
+// saveScript is the single-key Save: bound to a server as checkServerLua
+// says (ARGV[1]), it compares the stored version bytes of record KEYS[1]
+// with ARGV[2] (8 bytes, big-endian; a missing key has version 0) and only
+// then stores ARGV[3], deletes the outbox of the version it replaces
+// (KEYS[2], if the stored record says it has one: format byte 2) and stores
+// outbox ARGV[4] (if not empty) under KEYS[3], the outbox key of the new
+// version. Its keys share the customer's hash tag. Returns 1 if applied, 0
+// on conflict.
+var saveScript = redis.NewScript(checkServerLua + `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.sub(cur, 2, 9) ~= ARGV[2] then return 0 end
+elseif ARGV[2] ~= string.rep(string.char(0), 8) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+if cur and string.byte(cur, 1) == 2 then redis.call('DEL', KEYS[2]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+return 1
+`)
 
 // batchSaveScript is the multi-key Save (see Config.SingleKey). ARGV[1] is
 // the run_id the writer expects the server to have ("": do not check); on
@@ -442,9 +459,9 @@ func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	return s.SaveIfServer(ctx, "", ws)
 }
 
-// ChecksServer reports whether SaveIfServer checks the server (not in
-// single-key mode).
-func (s *Redis) ChecksServer() bool { return !s.cfg.SingleKey }
+// ChecksServer reports whether SaveIfServer checks the server: always
+// (in single-key mode, each script checks the node it runs on).
+func (s *Redis) ChecksServer() bool { return true }
 
 // SaveIfServer is Save, done only on the Redis server whose run_id is
 // server (see ServerID); "" skips the check. On another server (Redis
@@ -452,8 +469,10 @@ func (s *Redis) ChecksServer() bool { return !s.cfg.SingleKey }
 // writes nothing and returns an error wrapping ErrServerChanged: a version
 // that matches there may have been re-used by another writer since the
 // restart, so a compare-and-set alone could not be trusted. The check is
-// atomic with the writes, in the save script. In single-key mode the
-// server is not checked (a cluster has one run_id per node).
+// atomic with the writes, in the save script. In single-key mode each
+// customer's script checks the node that holds the customer: on Redis
+// Cluster, server is the run_ids of every primary (see ServerID), so a
+// primary that restarted or was replaced by a replica is refused.
 func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]bool, error) {
 	if len(ws) == 0 {
 		return nil, nil
@@ -482,7 +501,7 @@ func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]
 		}
 		return applied, nil
 	}
-	applied, err := s.compareAndSet(ctx, ws, vals)
+	applied, err := s.compareAndSet(ctx, server, ws, vals)
 	if err != nil {
 		return nil, fmt.Errorf("cannot save records: %w", err)
 	}
@@ -492,14 +511,19 @@ func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]
 	return applied, nil
 }
 
-func (s *Redis) compareAndSet(ctx context.Context, ws []Write, vals [][]byte) ([]bool, error) {
+func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
 	applied := make([]bool, len(ws))
 	err := s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
 		w := &ws[i]
 		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1)}
-		return keys, []any{binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending}
+		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending}
 	}, func(i int, cmd *redis.Cmd) error {
 		n, err := cmd.Int()
+		if redis.HasErrorPrefix(err, "RESTARTED") {
+			// Writes before this one may have applied: the caller
+			// abandons the whole batch and re-reads.
+			return fmt.Errorf("%w: %w", ErrServerChanged, err)
+		}
 		if err != nil {
 			return fmt.Errorf("write of %q: %w", ws[i].ID, err)
 		}
@@ -628,25 +652,17 @@ func (s *Redis) ClearOutboxes(ctx context.Context, obs []Outbox) error {
 }
 
 // ClearOutboxesIfServer is ClearOutboxes, done only on the Redis server
-// whose run_id is server ("": any; in single-key mode the server is not
-// checked), as SaveIfServer: on a restarted server that lost a record
+// whose run_id is server ("": any), as SaveIfServer: on a restarted server that lost a record
 // version, another writer may have saved that version again with an outbox
 // of its own, not acknowledged yet.
 func (s *Redis) ClearOutboxesIfServer(ctx context.Context, server string, obs []Outbox) error {
 	if len(obs) == 0 {
 		return nil
 	}
-	if s.cfg.SingleKey { // DEL cannot span cluster slots
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, o := range obs {
-				p.Del(ctx, s.OutboxKey(o.ID, o.Version))
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("cannot clear outboxes: %w", err)
-		}
-		return nil
+	if s.cfg.SingleKey { // DEL cannot span cluster slots: one key per call
+		return s.evalEach(ctx, clearScript, len(obs), func(i int) ([]string, []any) {
+			return []string{s.OutboxKey(obs[i].ID, obs[i].Version)}, []any{server}
+		}, clearDone)
 	}
 	err := s.clearChunks(ctx, server, obs)
 	s.cacheCleared(server, obs, err)
@@ -664,16 +680,18 @@ func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) er
 	}
 	return s.evalEach(ctx, clearScript, len(chunks), func(i int) ([]string, []any) {
 		return chunks[i], []any{server}
-	}, func(_ int, cmd *redis.Cmd) error {
-		switch err := cmd.Err(); {
-		case err == nil:
-			return nil
-		case redis.HasErrorPrefix(err, "RESTARTED"):
-			return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, err)
-		default:
-			return fmt.Errorf("cannot clear outboxes: %w", err)
-		}
-	})
+	}, clearDone)
+}
+
+func clearDone(_ int, cmd *redis.Cmd) error {
+	switch err := cmd.Err(); {
+	case err == nil:
+		return nil
+	case redis.HasErrorPrefix(err, "RESTARTED"):
+		return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, err)
+	default:
+		return fmt.Errorf("cannot clear outboxes: %w", err)
+	}
 }
 
 // index moves the applied writes' customers to their new band, then re-reads

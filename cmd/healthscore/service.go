@@ -32,6 +32,7 @@ import (
 	"github.com/healthscore/healthscore/internal/demo"
 	"github.com/healthscore/healthscore/internal/devbroker"
 	"github.com/healthscore/healthscore/internal/modelwatch"
+	"github.com/healthscore/healthscore/internal/redisconf"
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -49,6 +50,7 @@ type serviceFlags struct {
 	livenessTimeout                                      time.Duration
 	demo, createTopics, pprof, demoAllowExternal         bool
 	kafka                                                *kafkaFlags
+	redis                                                redisFlags
 
 	env *envFlags // which flags were set, and how
 }
@@ -175,7 +177,8 @@ customers. Every flag has an environment twin; the flag wins.
 	e.int(&f.brokerPort, "broker-port", "HEALTHSCORE_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1")
 	e.int(&f.partitions, "partitions", "HEALTHSCORE_PARTITIONS", 8, "partitions per topic created by the embedded broker or --create-topics")
 	e.bool(&f.createTopics, "create-topics", "HEALTHSCORE_CREATE_TOPICS", "create missing topics on external brokers")
-	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); unset (flag and env) starts an embedded in-memory Redis, set but empty is an error")
+	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); unset (this, --redis-cluster and --redis-sentinel, flag and env) starts an embedded in-memory Redis, set but empty is an error")
+	registerRedisFlags(e, &f.redis)
 	e.str(&f.redisPrefix, "redis-prefix", "HEALTHSCORE_REDIS_PREFIX", "hs:", "prefix of every Redis key")
 	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
 	e.str(&f.topics, "topics", "HEALTHSCORE_TOPICS", "customer-events", "input topics, comma separated")
@@ -223,8 +226,14 @@ func (f *serviceFlags) validate() error {
 	if err := e.notEmpty("brokers", f.brokers, "the Kafka bootstrap brokers (host:9092,…)"); err != nil {
 		return err
 	}
-	if err := e.notEmpty("redis", f.redisURL, "the Redis URL (redis://host:6379/0)"); err != nil {
-		return err
+	for _, r := range []struct{ name, value, what string }{
+		{"redis", f.redisURL, "the Redis URL (redis://host:6379/0)"},
+		{"redis-cluster", f.redis.cluster, "the Redis Cluster seed addresses (host:6379,…)"},
+		{"redis-sentinel", f.redis.sentinel, "the Sentinel addresses (host:26379,…)"},
+	} {
+		if err := e.notEmpty(r.name, r.value, r.what); err != nil {
+			return err
+		}
 	}
 	if f.demo && e.isSet("brokers") && !f.demoAllowExternal {
 		return fmt.Errorf("--demo would produce synthetic customer events to the input topic on %s (from %s): pass --demo-allow-external to confirm, or leave --brokers unset for the embedded broker", f.brokers, e.source("brokers"))
@@ -382,44 +391,58 @@ func connectKafka(ctx context.Context, f *serviceFlags, st *startup, log *zap.Lo
 
 // redisParts are the Redis client and what is built on it.
 type redisParts struct {
-	rdb         *redis.Client
+	rdb         redis.UniversalClient
 	store       *state.Redis
+	replicas    consumer.ReplicaWaiter // nil: offsets wait for no replica
 	commitDelay time.Duration
 	close       func()
 }
 
-// connectRedis starts the embedded Redis when --redis is unset, or else
-// connects to it, then waits until it answers a PING and resolves
-// --commit-delay from its settings.
+// redisTopologyFlags are the flags that name an external Redis; when none
+// is set, the embedded one starts.
+var redisTopologyFlags = []string{"redis", "redis-cluster", "redis-sentinel"}
+
+// connectRedis starts the embedded Redis when no Redis is configured, or
+// else connects to the configured server, Cluster or Sentinel primary, then
+// waits until it answers a PING and resolves --commit-delay from its
+// settings.
 func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometheus.Registerer, log *zap.Logger) (*redisParts, error) {
+	waitReplicas, err := f.redis.replicas()
+	if err != nil {
+		return nil, err
+	}
 	rp := &redisParts{close: func() {}}
 	var where string
-	if !f.env.isSet("redis") {
+	if !f.env.isSet(redisTopologyFlags...) {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return nil, fmt.Errorf("cannot start the embedded Redis: %w", err)
 		}
-		rp.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
-		rp.close = func() { rp.rdb.Close(); mr.Close() }
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+		rp.rdb, rp.close = rdb, func() { rdb.Close(); mr.Close() }
+		waitReplicas = 0 // miniredis has no replicas
 		log.Warn("no --redis given: started an embedded in-memory Redis (miniredis); customer states are lost on exit", zap.String("addr", mr.Addr()))
 		where = "the embedded Redis"
 	} else {
-		opt, err := redis.ParseURL(f.redisURL)
+		rcfg := f.redis.config(f.redisURL)
+		rdb, err := redisconf.New(rcfg, log.Named("redis"))
 		if err != nil {
-			return nil, fmt.Errorf("--redis: %w (want redis://host:6379/0 or unix:///path/to/redis.sock)", err)
+			return nil, err
 		}
-		opt.ContextTimeoutEnabled = true // deadlines bound reads of a hung server too
-		rp.rdb = redis.NewClient(opt)
-		rp.close = func() { rp.rdb.Close() }
-		where = "Redis at " + opt.Addr
+		rp.rdb, rp.close = rdb, func() { rdb.Close() }
+		log.Info("Redis client configured", zap.String("topology", string(rcfg.Topology())), zap.String("target", rcfg.Describe()))
+		where = "Redis at " + rcfg.Describe()
 	}
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rp.rdb))
-	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers})
+	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout})
 	if err != nil {
 		rp.close()
 		return nil, fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
 	}
 	rp.store = store
+	if waitReplicas != 0 {
+		rp.replicas = store
+	}
 	registerCacheMetrics(reg, store)
 	st.setRedis(func(ctx context.Context) error { return rp.rdb.Ping(ctx).Err() })
 	err = waitFor(ctx, &st.redis, where, log, func(ctx context.Context) error {
@@ -459,7 +482,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	return consumer.New(consumer.Config{
 		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group,
-		Model: model, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay,
+		Model: model, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),

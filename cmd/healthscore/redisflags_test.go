@@ -1,0 +1,51 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/healthscore/healthscore/state"
+)
+
+func TestRedisFlagsAndEnvTwins(t *testing.T) {
+	t.Setenv("HEALTHSCORE_REDIS_SENTINEL", "127.0.0.1:26379, 127.0.0.1:26380")
+	t.Setenv("HEALTHSCORE_REDIS_SENTINEL_MASTER", "hs")
+	t.Setenv("HEALTHSCORE_REDIS_USER", "healthscore")
+	t.Setenv("HEALTHSCORE_REDIS_TLS", "true")
+	t.Setenv("HEALTHSCORE_REDIS_WAIT_TIMEOUT", "3s")
+	f, err := parseServiceFlags([]string{"--redis-password-file", "/run/secrets/redis", "--redis-wait-replicas", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.redis.config(f.redisURL)
+	if !slices.Equal(c.SentinelAddrs, []string{"127.0.0.1:26379", "127.0.0.1:26380"}) || c.SentinelMaster != "hs" || c.User != "healthscore" ||
+		!c.TLS || c.PasswordFile != "/run/secrets/redis" {
+		t.Errorf("config %+v", c)
+	}
+	if n, err := f.redis.replicas(); err != nil || n != 2 || f.redis.waitTimeout != 3*time.Second {
+		t.Errorf("replicas %d, %v, timeout %s", n, err, f.redis.waitTimeout)
+	}
+
+	f, err = parseServiceFlags([]string{"--redis-cluster", "a:1,b:2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.redis.replicas(); err != nil || n != state.AutoReplicas {
+		t.Errorf("default --redis-wait-replicas: %d, %v; want auto", n, err)
+	}
+	if c := f.redis.config(""); !slices.Equal(c.ClusterAddrs, []string{"a:1", "b:2"}) {
+		t.Errorf("cluster addrs %v", c.ClusterAddrs)
+	}
+	for _, bad := range []string{"-1", "many"} {
+		f, err = parseServiceFlags([]string{"--redis-wait-replicas", bad}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.redis.replicas(); err == nil || !strings.Contains(err.Error(), "--redis-wait-replicas") {
+			t.Errorf("--redis-wait-replicas %s: error %v", bad, err)
+		}
+	}
+}
