@@ -20,6 +20,10 @@ Usage:
                                         score JSONL events offline, one JSON line per customer
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
+  healthscore model diff OLD NEW --events FILE [--at RFC3339]
+                                        band moves (from→to) and the largest score moves between two models
+  healthscore fit --model FILE --events FILE (--labels FILE | --churn-if-no TYPE) --at RFC3339 [--horizon 90d] --out FILE [--report FILE]
+                                        learn a model from the history before --at (time-split validation)
   healthscore dev-broker [--port P] [--partitions N]
                                         run an in-memory Kafka-compatible broker for development
   healthscore bench [--quick] [--json FILE]
@@ -55,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = devBrokerCmd(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
+	case "fit":
+		err = fitCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -1,0 +1,178 @@
+package fit
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/healthscore/healthscore/scorer"
+)
+
+// candidate is a signal the fit may use. Its sub-score (direction not
+// applied) is a feature of the regression; the sign of its coefficient
+// becomes the signal's direction.
+type candidate struct {
+	sig   scorer.Signal // Target set per snapshot for quantile targets
+	level float64       // count and sum: target = this quantile of S > 0; 0 for a fixed target
+	start string        // name in the start model, when it comes from there
+}
+
+func (c *candidate) describe() string {
+	s := fmt.Sprintf("%s of %s, half-life %s", c.sig.Kind, c.sig.Event, formatHalfLife(c.sig.HalfLife))
+	if c.sig.Kind == scorer.KindCount || c.sig.Kind == scorer.KindSum {
+		s += ", target " + formatNum(c.sig.Target)
+		if c.level > 0 {
+			s += fmt.Sprintf(" (the %g%% quantile)", 100*c.level)
+		}
+	}
+	return s
+}
+
+type aggKey struct {
+	event string
+	hl    time.Duration
+}
+
+// snapshot is the population at one cut-off with its labels and the
+// decayed aggregates the candidates read.
+type snapshot struct {
+	at      int64
+	ids     []string
+	churned []bool
+	nChurn  int
+	count   map[aggKey][]float64 // decayed count S per customer
+	sum     map[aggKey][]float64 // decayed sum S per customer
+	last    map[string][]int64   // latest event time per customer, noTime without
+}
+
+const noTime = math.MinInt64
+
+// newSnapshot labels the population at at and computes, for every event
+// type and half-life in keys, the decayed count and sum of each customer's
+// events at or before at, as package scorer folds them.
+func newSnapshot(h *History, labels Labels, at, horizon int64, keys []aggKey) *snapshot {
+	s := &snapshot{at: at, count: map[aggKey][]float64{}, sum: map[aggKey][]float64{}, last: map[string][]int64{}}
+	for _, id := range h.Customers {
+		churned, ok := labels.Label(h, id, at, horizon)
+		if !ok {
+			continue
+		}
+		s.ids = append(s.ids, id)
+		s.churned = append(s.churned, churned)
+		if churned {
+			s.nChurn++
+		}
+	}
+	n := len(s.ids)
+	for _, k := range keys {
+		s.count[k], s.sum[k] = make([]float64, n), make([]float64, n)
+		if s.last[k.event] == nil {
+			l := make([]int64, n)
+			for i := range l {
+				l[i] = noTime
+			}
+			s.last[k.event] = l
+		}
+	}
+	for i, id := range s.ids {
+		for _, ev := range before(h.Events[id], at) {
+			if l := s.last[ev.Type]; l != nil && ev.Time > l[i] {
+				l[i] = ev.Time
+			}
+		}
+		for _, k := range keys {
+			var c, v float64
+			for _, ev := range before(h.Events[id], at) {
+				if ev.Type != k.event {
+					continue
+				}
+				d := math.Exp2(-float64(at-ev.Time) / float64(k.hl))
+				c += d
+				v += ev.Value * d
+			}
+			s.count[k][i], s.sum[k][i] = c, v
+		}
+	}
+	return s
+}
+
+// setTarget sets a quantile candidate's target from this snapshot (rounded
+// to 4 significant digits, as written in the model file); false when no
+// customer has a positive S.
+func (s *snapshot) setTarget(c *candidate) bool {
+	if c.level == 0 {
+		return true
+	}
+	src := s.count
+	if c.sig.Kind == scorer.KindSum {
+		src = s.sum
+	}
+	var pos []float64
+	for _, v := range src[aggKey{c.sig.Event, c.sig.HalfLife}] {
+		if v > 0 {
+			pos = append(pos, v)
+		}
+	}
+	if len(pos) == 0 {
+		return false
+	}
+	sort.Float64s(pos)
+	t := roundSig(pos[int(math.Min(float64(len(pos)-1), c.level*float64(len(pos))))], 4)
+	if !(t > 0) {
+		return false
+	}
+	c.sig.Target = t
+	return true
+}
+
+// feature is the candidate's sub-score per customer, direction not applied.
+func (s *snapshot) feature(c *candidate) []float64 {
+	k := aggKey{c.sig.Event, c.sig.HalfLife}
+	x := make([]float64, len(s.ids))
+	for i := range x {
+		switch c.sig.Kind {
+		case scorer.KindCount:
+			x[i] = clamp01(s.count[k][i] / c.sig.Target)
+		case scorer.KindSum:
+			x[i] = clamp01(s.sum[k][i] / c.sig.Target)
+		case scorer.KindRecency:
+			if l := s.last[c.sig.Event][i]; l != noTime {
+				x[i] = math.Exp2(-float64(s.at-l) / float64(c.sig.HalfLife))
+			}
+		}
+	}
+	return x
+}
+
+func clamp01(x float64) float64 {
+	switch {
+	case x > 1:
+		return 1
+	case x >= 0:
+		return x
+	default:
+		return 0
+	}
+}
+
+func roundSig(x float64, digits int) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', digits, 64), 64)
+	return v
+}
+
+func formatNum(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+// formatHalfLife writes a duration as the model file's half_life.
+func formatHalfLife(d time.Duration) string {
+	day := 24 * time.Hour
+	switch {
+	case d%day == 0:
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	default:
+		return strconv.FormatFloat(float64(d)/float64(time.Minute), 'f', -1, 64) + "m"
+	}
+}
