@@ -112,21 +112,21 @@ type Step struct {
 // Report says what the fit saw and achieved. AUCs are those of the score
 // (a low score predicts churn), computed through package scorer.
 type Report struct {
-	At                string  `json:"at"`
-	Horizon           string  `json:"horizon"`
-	Labels            string  `json:"labels"`
-	TrainAt           string  `json:"train_at"`
-	ValidateAt        string  `json:"validate_at"`
-	TrainCustomers    int     `json:"train_customers"`
-	TrainChurned      int     `json:"train_churned"`
-	ValidateCustomers int     `json:"validate_customers"`
-	ValidateChurned   int     `json:"validate_churned"`
-	Candidates        int     `json:"candidates"`
-	Path              []Step  `json:"path"`
-	Chosen            int     `json:"chosen_signals"`
-	StartAUC          float64 `json:"validate_auc_before"` // the start model at T2
-	FittedAUC         float64 `json:"validate_auc_after"`  // the model trained at T1, at T2
-	FinalAUC          float64 `json:"final_auc_in_sample"` // the written model (refit at T2), at T2
+	At                string   `json:"at"`
+	Horizon           string   `json:"horizon"`
+	Labels            string   `json:"labels"`
+	TrainAt           string   `json:"train_at"`
+	ValidateAt        string   `json:"validate_at"`
+	TrainCustomers    int      `json:"train_customers"`
+	TrainChurned      int      `json:"train_churned"`
+	ValidateCustomers int      `json:"validate_customers"`
+	ValidateChurned   int      `json:"validate_churned"`
+	Candidates        int      `json:"candidates"`
+	Path              []Step   `json:"path"`
+	Chosen            int      `json:"chosen_signals"`
+	StartAUC          float64  `json:"validate_auc_before"` // the start model at T2
+	FittedAUC         float64  `json:"validate_auc_after"`  // the model trained at T1, at T2
+	FinalAUC          float64  `json:"final_auc_in_sample"` // the written model (refit at T2), at T2
 	Changes           []string `json:"changes"`
 }
 

@@ -10,12 +10,14 @@ import (
 )
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
-	const use = "usage: healthscore model check FILE | healthscore model show"
+	const use = "usage: healthscore model check FILE | healthscore model show | healthscore model diff OLD NEW --events FILE [--at RFC3339] [--top N]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, use)
 		return exitError(2)
 	}
 	switch args[0] {
+	case "diff":
+		return modelDiffCmd(args[1:], stdout, stderr)
 	case "show":
 		_, err := stdout.Write(scorer.DefaultModelYAML())
 		return err
