@@ -18,6 +18,8 @@ Usage:
   healthscore [run] [flags]             run the service (default; --demo for a self-contained demo)
   healthscore score [--model FILE] [--at RFC3339] [FILE...]
                                         score JSONL events offline, one JSON line per customer
+  healthscore convert csv --map FILE [--out FILE] [CSV...]
+                                        turn a CSV log into JSONL events (docs/backtesting.md)
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
   healthscore model diff OLD NEW --events FILE [--at RFC3339]
@@ -53,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runService(args, stderr)
 	case "score":
 		err = scoreCmd(args, stdin, stdout, stderr)
+	case "convert":
+		err = convertCmd(args, stdin, stdout, stderr)
 	case "model":
 		err = modelCmd(args, stdout, stderr)
 	case "dev-broker":
