@@ -23,7 +23,7 @@ func synthLog(seed uint64, customers, days int) [][]byte {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	var lines [][]byte
 	for c := range customers {
-		rate := math.Exp(rng.NormFloat64()-2) // purchases per day
+		rate := math.Exp(rng.NormFloat64() - 2) // purchases per day
 		start := rng.Float64() * float64(days) / 2
 		stop := float64(days) + 1
 		if rng.IntN(2) == 0 {
