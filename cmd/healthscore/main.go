@@ -20,6 +20,8 @@ Usage:
                                         score JSONL events offline, one JSON line per customer
   healthscore convert csv --map FILE [--out FILE] [CSV...]
                                         turn a CSV log into JSONL events (docs/backtesting.md)
+  healthscore simulate --out DIR [--customers N] [--days D] [--seed S]
+                                        write a synthetic event log with churn labels and the generator's risk
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
   healthscore model diff OLD NEW --events FILE [--at RFC3339]
@@ -57,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = scoreCmd(args, stdin, stdout, stderr)
 	case "convert":
 		err = convertCmd(args, stdin, stdout, stderr)
+	case "simulate":
+		err = simulateCmd(args, stdout, stderr)
 	case "model":
 		err = modelCmd(args, stdout, stderr)
 	case "dev-broker":
