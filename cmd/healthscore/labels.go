@@ -1,51 +1,68 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
+	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/healthscore/healthscore/fit"
 )
 
-// readLabels reads a labels file: one JSON object per line,
-// {"customer_id": "...", "churned": true, "churn_time": "RFC 3339"}.
-// TODO: use the backtest's labels reader once it exists.
+// readLabels reads a labels file as `healthscore simulate` writes it: CSV
+// with a header naming at least customer_id, churned (true/false) and
+// churn_time (RFC 3339, empty when not churned).
+// TODO: share the backtest's labels reader once it is committed.
 func readLabels(path string) (fit.ChurnTimes, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open labels: %w", err)
 	}
 	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read labels %s: %w", path, err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	for _, need := range []string{"customer_id", "churned", "churn_time"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("%s:1: the header has no %s column (want customer_id,churned,churn_time)", path, need)
+		}
+	}
 	out := fit.ChurnTimes{}
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		var l struct {
-			CustomerID string `json:"customer_id"`
-			Churned    bool   `json:"churned"`
-			ChurnTime  string `json:"churn_time"`
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.CustomerID == "" {
-			return nil, fmt.Errorf("%s:%d: want {\"customer_id\":..., \"churned\":..., \"churn_time\":...}", path, line)
-		}
-		if !l.Churned {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, l.ChurnTime)
+		line, _ := r.FieldPos(0)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: churn_time %q is not RFC 3339", path, line, l.ChurnTime)
+			return nil, fmt.Errorf("cannot read labels: %w", err)
 		}
-		out[l.CustomerID] = t.UnixNano()
+		get := func(c string) string {
+			if i := col[c]; i < len(rec) {
+				return rec[i]
+			}
+			return ""
+		}
+		switch get("churned") {
+		case "false":
+			continue
+		case "true":
+		default:
+			return nil, fmt.Errorf("%s:%d: churned %q is not true or false", path, line, get("churned"))
+		}
+		t, err := time.Parse(time.RFC3339Nano, get("churn_time"))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: churn_time %q is not RFC 3339", path, line, get("churn_time"))
+		}
+		out[get("customer_id")] = t.UnixNano()
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read labels: %w", err)
-	}
-	return out, nil
 }
