@@ -192,11 +192,10 @@ func (m *Map) parseRow(p *plan, rec []string) (row, error) {
 
 // group is one event being assembled from rows.
 type group struct {
-	row        // first row's fields; time is the earliest, value the aggregate
-	line   int // first row's line, for error messages
-	file   string
-	nrows  int
-	single bool // written already (no grouping)
+	row       // first row's fields; time is the earliest, value the aggregate
+	line  int // first row's line, for error messages
+	file  string
+	nrows int
 }
 
 // Convert reads every input as CSV with a header line and writes one JSON

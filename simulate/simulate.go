@@ -47,6 +47,9 @@ type Config struct {
 	OraclePaths int
 	// Progress, when set, is called after each simulated day.
 	Progress func(day, days int)
+	// IDPrefix starts every customer id (then a number of at least 3
+	// digits); default "sim-".
+	IDPrefix string
 }
 
 // Defaults.
@@ -73,6 +76,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Horizon == 0 {
 		c.Horizon = DefaultHorizon
+	}
+	if c.IDPrefix == "" {
+		c.IDPrefix = "sim-"
 	}
 	if c.OraclePaths == 0 {
 		c.OraclePaths = DefaultOraclePaths
@@ -185,18 +191,26 @@ type event struct {
 	value float64
 }
 
-// Run simulates and writes the events, sorted by time (then customer, then
-// sequence), as JSON lines to w.
-func Run(cfg Config, w io.Writer) (*Result, error) {
+// Event is one simulated event (the input event schema of docs/model.md).
+type Event struct {
+	ID, CustomerID, Type, Segment string
+	Time                          int64 // Unix ns, whole seconds
+	Value                         float64
+}
+
+// Generate simulates and calls emit with every event in time order (then
+// customer, then the customer's sequence). emit must not keep ev. An
+// error from emit stops the simulation and is returned.
+func Generate(cfg Config, emit func(ev *Event) error) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, fmt.Errorf("invalid simulation: %w", err)
 	}
 	res := &Result{Config: cfg}
-	width := len(strconv.Itoa(cfg.Customers))
+	width := max(3, len(strconv.Itoa(cfg.Customers)))
 	cs := make([]*customer, cfg.Customers)
 	for i := range cs {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
-		c := &customer{id: fmt.Sprintf("sim-%0*d", width, i+1), rng: rng}
+		c := &customer{id: fmt.Sprintf("%s%0*d", cfg.IDPrefix, width, i+1), rng: rng}
 		r := rng.Float64()
 		for k := range segments {
 			c.seg = &segments[k]
@@ -210,9 +224,8 @@ func Run(cfg Config, w io.Writer) (*Result, error) {
 	}
 	atDay := int(cfg.At.Sub(cfg.Start) / day)
 	horizon := int(cfg.Horizon / day)
-	bw := bufio.NewWriterSize(w, 256<<10)
-	var buf []byte
 	var evs []event
+	var out Event
 	for d := 0; d <= cfg.Days; d++ {
 		if d == atDay {
 			res.Oracle = oracle(cs, cfg, d, horizon)
@@ -230,23 +243,9 @@ func Run(cfg Config, w io.Writer) (*Result, error) {
 		})
 		for _, e := range evs {
 			c := cs[e.cust]
-			buf = append(buf[:0], `{"id":"`...)
-			buf = append(buf, c.id...)
-			buf = append(buf, '-')
-			buf = strconv.AppendInt(buf, int64(e.seq), 10)
-			buf = append(buf, `","customer_id":"`...)
-			buf = append(buf, c.id...)
-			buf = append(buf, `","type":"`...)
-			buf = append(buf, e.typ...)
-			buf = append(buf, `","time":"`...)
-			buf = time.Unix(0, e.t).UTC().AppendFormat(buf, time.RFC3339)
-			buf = append(buf, `","value":`...)
-			buf = strconv.AppendFloat(buf, e.value, 'g', -1, 64)
-			buf = append(buf, `,"segment":"`...)
-			buf = append(buf, c.seg.name...)
-			buf = append(buf, "\"}\n"...)
-			if _, err := bw.Write(buf); err != nil {
-				return nil, fmt.Errorf("cannot write events: %w", err)
+			out = Event{ID: c.id + "-" + strconv.Itoa(e.seq), CustomerID: c.id, Type: e.typ, Segment: c.seg.name, Time: e.t, Value: e.value}
+			if err := emit(&out); err != nil {
+				return nil, err
 			}
 		}
 		res.Events += len(evs)
@@ -254,15 +253,51 @@ func Run(cfg Config, w io.Writer) (*Result, error) {
 			cfg.Progress(d+1, cfg.Days)
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("cannot write events: %w", err)
-	}
 	for _, c := range cs {
 		l := Label{CustomerID: c.id, Segment: c.seg.name, Churned: c.cancelled}
 		if c.cancelled {
 			l.ChurnTime = c.churnTime
 		}
 		res.Labels = append(res.Labels, l)
+	}
+	return res, nil
+}
+
+// AppendJSON appends ev as one JSON line (with its newline). Ids, types
+// and segments of the simulator need no escaping.
+func (ev *Event) AppendJSON(buf []byte) []byte {
+	buf = append(buf, `{"id":"`...)
+	buf = append(buf, ev.ID...)
+	buf = append(buf, `","customer_id":"`...)
+	buf = append(buf, ev.CustomerID...)
+	buf = append(buf, `","type":"`...)
+	buf = append(buf, ev.Type...)
+	buf = append(buf, `","time":"`...)
+	buf = time.Unix(0, ev.Time).UTC().AppendFormat(buf, time.RFC3339)
+	buf = append(buf, `","value":`...)
+	buf = strconv.AppendFloat(buf, ev.Value, 'g', -1, 64)
+	buf = append(buf, `,"segment":"`...)
+	buf = append(buf, ev.Segment...)
+	return append(buf, "\"}\n"...)
+}
+
+// Run simulates and writes the events, sorted by time (then customer, then
+// sequence), as JSON lines to w.
+func Run(cfg Config, w io.Writer) (*Result, error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var buf []byte
+	res, err := Generate(cfg, func(ev *Event) error {
+		buf = ev.AppendJSON(buf[:0])
+		if _, err := bw.Write(buf); err != nil {
+			return fmt.Errorf("cannot write events: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("cannot write events: %w", err)
 	}
 	return res, nil
 }

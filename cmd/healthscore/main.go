@@ -22,6 +22,8 @@ Usage:
                                         turn a CSV log into JSONL events (docs/backtesting.md)
   healthscore simulate --out DIR [--customers N] [--days D] [--seed S]
                                         write a synthetic event log with churn labels and the generator's risk
+  healthscore backtest --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d]
+                                        measure how well a model's score predicts churn, against RFM
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
   healthscore model diff OLD NEW --events FILE [--at RFC3339]
@@ -61,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = convertCmd(args, stdin, stdout, stderr)
 	case "simulate":
 		err = simulateCmd(args, stdout, stderr)
+	case "backtest":
+		err = backtestCmd(args, stdin, stdout, stderr)
 	case "model":
 		err = modelCmd(args, stdout, stderr)
 	case "dev-broker":

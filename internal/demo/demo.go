@@ -1,20 +1,23 @@
 // Package demo owns the synthetic customers of `healthscore run --demo`: a
-// seeded simulation of a B2B SaaS customer base (healthy accounts, accounts
-// sliding into churn, small accounts) whose events are produced to the input
-// topic, sending the first 30 of 90 days at once and replaying the rest in
-// about a minute, then continuing in real time, plus a watcher that logs the alerts the pipeline publishes so that a
-// newcomer sees them in the log.
+// seeded simulation of a B2B SaaS customer base by package simulate
+// (customers whose hidden health drifts, some sliding into churn and going
+// quiet before they cancel) whose events are produced to the input topic,
+// sending the first 30 of 90 days at once and replaying the rest in about
+// a minute, then continuing in real time for a simulated year, plus a
+// watcher that logs the alerts the pipeline publishes so that a newcomer
+// sees them in the log.
 package demo
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/simulate"
 )
 
 // Config configures the generator.
@@ -29,30 +32,9 @@ type Config struct {
 	Now       func() time.Time
 }
 
-type persona int
-
-const (
-	healthy persona = iota
-	churning
-	small
-)
-
-type customer struct {
-	id         string
-	persona    persona
-	segment    string
-	churnStart time.Time // churning: when usage starts to fade
-}
-
-// event is the input event schema (see docs/events.md).
-type event struct {
-	ID         string  `json:"id"`
-	CustomerID string  `json:"customer_id"`
-	Type       string  `json:"type"`
-	Time       string  `json:"time"`
-	Value      float64 `json:"value"`
-	Segment    string  `json:"segment,omitempty"`
-}
+// future is how long the simulated customers live on after the replay
+// (the simulator's limit is 10 years in all).
+const future = 3000 * 24 * time.Hour
 
 // Run produces events until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
@@ -68,33 +50,45 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6865616c7468))
-	start := cfg.Now().Add(-cfg.History).Truncate(time.Hour)
-	customers := make([]customer, cfg.Customers)
-	for i := range customers {
-		c := customer{id: fmt.Sprintf("demo-%03d", i+1), segment: "enterprise"}
-		switch r := rng.Float64(); {
-		case r < 0.5:
-			c.persona = healthy
-		case r < 0.75:
-			c.persona = churning
-			c.churnStart = start.Add(time.Duration(20+rng.IntN(40)) * 24 * time.Hour)
-		default:
-			c.persona, c.segment = small, "smb"
+	const day = 24 * time.Hour
+	start := cfg.Now().Add(-cfg.History).UTC().Truncate(day) // the simulator starts at midnight UTC
+	history := cfg.Now().Sub(start)
+
+	// The simulator runs in its own goroutine and hands over events in
+	// time order, one at a time: memory stays flat however long the demo runs.
+	ctx, cancel := context.WithCancel(ctx)
+	events := make(chan simulate.Event, 1024)
+	simErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		_, err := simulate.Generate(simulate.Config{Customers: cfg.Customers, Days: int((history + future) / day), Seed: cfg.Seed,
+			Start: start, IDPrefix: "demo-", OraclePaths: 1}, func(ev *simulate.Event) error {
+			select {
+			case events <- *ev:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		simErr <- err
+	}()
+	defer func() {
+		cancel()
+		for range events { // let the simulator see the cancellation and end
 		}
-		customers[i] = c
-	}
+	}()
+
 	cfg.Logger.Info("demo: producing synthetic customers",
 		zap.Int("customers", cfg.Customers), zap.Duration("history", cfg.History), zap.Duration("replay", cfg.Replay))
 	const step = time.Hour
 	// The first third of the history is sent at once, so customers have a
 	// past before their first scores (one event alone scores low).
-	backfillEnd := start.Add(cfg.History / 3)
-	tick := time.Duration(float64(cfg.Replay) / (float64(cfg.History-cfg.History/3) / float64(step)))
+	backfillEnd := start.Add(history / 3)
+	tick := time.Duration(float64(cfg.Replay) / (float64(history-history/3) / float64(step)))
 	sim := start
-	seq := 0
 	replayed := false
-	var backfill []*kgo.Record
+	var pending *simulate.Event // the next event, read but not produced
+	var buf []byte
 	for {
 		now := cfg.Now()
 		if sim.After(now) {
@@ -108,27 +102,33 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-time.After(sim.Sub(now)):
 			}
 		}
+		end := sim.Add(step)
+		if sim.Before(backfillEnd) {
+			end = backfillEnd
+		}
 		var recs []*kgo.Record
-		for i := range customers {
-			for _, ev := range customers[i].hour(rng, sim, start) {
-				seq++
-				ev.ID = fmt.Sprintf("demo-evt-%d", seq)
-				v, err := json.Marshal(ev)
-				if err != nil {
-					return fmt.Errorf("cannot encode demo event: %w", err)
+		for {
+			if pending == nil {
+				ev, ok := <-events
+				if !ok {
+					if err := <-simErr; err != nil && ctx.Err() == nil {
+						return fmt.Errorf("cannot simulate the demo customers: %w", err)
+					}
+					cfg.Logger.Info("demo: the simulated years are over; no more events")
+					<-ctx.Done()
+					return nil
 				}
-				recs = append(recs, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.CustomerID), Value: v})
+				pending = &ev
 			}
+			if pending.Time >= end.UnixNano() {
+				break
+			}
+			buf = pending.AppendJSON(buf[:0])
+			recs = append(recs, &kgo.Record{Topic: cfg.Topic, Key: []byte(pending.CustomerID), Value: append([]byte(nil), buf[:len(buf)-1]...)})
+			pending = nil
 		}
 		if sim.Before(backfillEnd) {
-			backfill = append(backfill, recs...)
-			sim = sim.Add(step)
-			continue
-		}
-		if backfill != nil {
-			recs = append(backfill, recs...)
-			backfill = nil
-			cfg.Logger.Info("demo: sent the first 30 days at once; replaying the rest", zap.Int("events", len(recs)))
+			cfg.Logger.Info("demo: sending the first third of the history at once; replaying the rest", zap.Int("events", len(recs)))
 		}
 		if len(recs) > 0 {
 			if err := cfg.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return fmt.Errorf("cannot produce demo events: %w", err)
 			}
 		}
-		sim = sim.Add(step)
+		sim = end
 		if !replayed {
 			select {
 			case <-ctx.Done():
@@ -147,49 +147,6 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
-}
-
-// hour returns the events of one simulated hour.
-func (c *customer) hour(rng *rand.Rand, t, start time.Time) []event {
-	// Events per day by type, in a fixed order so a seed replays exactly.
-	login, feature, kb, tickets, escalations := 3.0, 12.0, 0.3, 0.03, 0.0
-	nps := 9.0
-	switch c.persona {
-	case small:
-		login, feature, nps = 1, 4, 8
-	case churning:
-		if t.After(c.churnStart) {
-			days := t.Sub(c.churnStart).Hours() / 24
-			fade := max(0.02, 1-days/14) // usage fades to almost nothing in two weeks
-			login, feature = login*fade, feature*fade
-			tickets, escalations, nps = 0.4, 0.1, 3
-		}
-	}
-	perDay := []struct {
-		typ  string
-		rate float64
-	}{{"login", login}, {"feature_used", feature}, {"kb_viewed", kb}, {"ticket_opened", tickets}, {"ticket_escalated", escalations}}
-	var out []event
-	emit := func(typ string, value float64) {
-		ts := t.Add(time.Duration(rng.Int64N(int64(time.Hour))))
-		out = append(out, event{CustomerID: c.id, Type: typ, Time: ts.UTC().Format(time.RFC3339), Value: value, Segment: c.segment})
-	}
-	for _, p := range perDay {
-		if rng.Float64() < p.rate/24 {
-			emit(p.typ, 1)
-		}
-	}
-	if rng.Float64() < 1.0/(24*30) { // about monthly
-		emit("nps_submitted", min(10, max(0, nps+rng.NormFloat64())))
-	}
-	if t.Sub(start) >= 0 && int(t.Sub(start).Hours())%(24*30) == 0 {
-		if c.persona == churning && t.After(c.churnStart.Add(10*24*time.Hour)) {
-			emit("payment_failed", 1)
-		} else {
-			emit("payment_succeeded", 1)
-		}
-	}
-	return out
 }
 
 // Watch logs every alert published on topic until ctx ends.
