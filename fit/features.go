@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/healthscore/healthscore/backtest"
 	"github.com/healthscore/healthscore/scorer"
 )
 
@@ -21,11 +22,14 @@ type candidate struct {
 
 func (c *candidate) describe() string {
 	s := fmt.Sprintf("%s of %s, half-life %s", c.sig.Kind, c.sig.Event, formatHalfLife(c.sig.HalfLife))
-	if c.sig.Kind == scorer.KindCount || c.sig.Kind == scorer.KindSum {
+	switch c.sig.Kind {
+	case scorer.KindCount, scorer.KindSum:
 		s += ", target " + formatNum(c.sig.Target)
 		if c.level > 0 {
 			s += fmt.Sprintf(" (the %g%% quantile)", 100*c.level)
 		}
+	case scorer.KindAverage:
+		s += fmt.Sprintf(", from %s to %s", formatNum(c.sig.Min), formatNum(c.sig.Max))
 	}
 	return s
 }
@@ -66,8 +70,14 @@ func newSnapshot(h *History, labels Labels, at, horizon int64, keys []aggKey) *s
 		}
 	}
 	n := len(s.ids)
+	type agg struct {
+		hl         float64
+		count, sum []float64
+	}
+	byType := map[string][]agg{}
 	for _, k := range keys {
 		s.count[k], s.sum[k] = make([]float64, n), make([]float64, n)
+		byType[k.event] = append(byType[k.event], agg{float64(k.hl), s.count[k], s.sum[k]})
 		if s.last[k.event] == nil {
 			l := make([]int64, n)
 			for i := range l {
@@ -81,21 +91,54 @@ func newSnapshot(h *History, labels Labels, at, horizon int64, keys []aggKey) *s
 			if l := s.last[ev.Type]; l != nil && ev.Time > l[i] {
 				l[i] = ev.Time
 			}
-		}
-		for _, k := range keys {
-			var c, v float64
-			for _, ev := range before(h.Events[id], at) {
-				if ev.Type != k.event {
-					continue
-				}
-				d := math.Exp2(-float64(at-ev.Time) / float64(k.hl))
-				c += d
-				v += ev.Value * d
+			for _, a := range byType[ev.Type] {
+				d := math.Exp2(-float64(at-ev.Time) / a.hl)
+				a.count[i] += d
+				a.sum[i] += ev.Value * d
 			}
-			s.count[k][i], s.sum[k][i] = c, v
 		}
 	}
 	return s
+}
+
+// data is the snapshot as a backtest.Data (its population, events before
+// its cut-off and labels), so that its AUCs are the backtest's.
+func (s *snapshot) data(h *History, horizon time.Duration) *backtest.Data {
+	d := &backtest.Data{At: s.at, Horizon: horizon, IDs: s.ids, Churned: s.churned}
+	for _, id := range s.ids {
+		d.Events = append(d.Events, before(h.Events[id], s.at))
+	}
+	return d
+}
+
+// sample is one or more snapshots stacked: their rows one after the
+// other, targets from the first (the latest).
+type sample []*snapshot
+
+func (ss sample) setTarget(c *candidate) bool { return ss[0].setTarget(c) }
+
+func (ss sample) feature(c *candidate) []float64 {
+	var x []float64
+	for _, s := range ss {
+		x = append(x, s.feature(c)...)
+	}
+	return x
+}
+
+func (ss sample) churned() []bool {
+	var out []bool
+	for _, s := range ss {
+		out = append(out, s.churned...)
+	}
+	return out
+}
+
+func (ss sample) counts() (rows, churned int) {
+	for _, s := range ss {
+		rows += len(s.ids)
+		churned += s.nChurn
+	}
+	return rows, churned
 }
 
 // setTarget sets a quantile candidate's target from this snapshot (rounded
@@ -127,10 +170,36 @@ func (s *snapshot) setTarget(c *candidate) bool {
 	return true
 }
 
-// feature is the candidate's sub-score per customer, direction not applied.
+// feature is the candidate's sub-score per customer, direction not
+// applied. An average without data (no event yet) gets the mean of those
+// with data: the scorer leaves its category out and renormalises, which no
+// constant reproduces exactly; the AUCs reported are the scorer's.
 func (s *snapshot) feature(c *candidate) []float64 {
 	k := aggKey{c.sig.Event, c.sig.HalfLife}
 	x := make([]float64, len(s.ids))
+	if c.sig.Kind == scorer.KindAverage {
+		var sum float64
+		n := 0
+		for i := range x {
+			if w := s.count[k][i]; w > 0 {
+				x[i] = clamp01((s.sum[k][i]/w - c.sig.Min) / (c.sig.Max - c.sig.Min))
+				sum += x[i]
+				n++
+			} else {
+				x[i] = math.NaN()
+			}
+		}
+		mean := 0.5
+		if n > 0 {
+			mean = sum / float64(n)
+		}
+		for i := range x {
+			if math.IsNaN(x[i]) {
+				x[i] = mean
+			}
+		}
+		return x
+	}
 	for i := range x {
 		switch c.sig.Kind {
 		case scorer.KindCount:

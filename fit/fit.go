@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"time"
 
+	"github.com/healthscore/healthscore/backtest"
 	"github.com/healthscore/healthscore/scorer"
 )
 
@@ -22,6 +23,9 @@ const (
 	DefaultMaxSignals = 8
 	// DefaultL2 is λ, the L2 penalty on standardised coefficients.
 	DefaultL2 = 1.0
+	// DefaultWindows label windows, DefaultStep apart, are stacked.
+	DefaultWindows = 6
+	DefaultStep    = 30 * day
 	// DefaultMinCustomers is how many training customers must have an event
 	// type before it is proposed as a signal.
 	DefaultMinCustomers = 10
@@ -51,6 +55,11 @@ type Config struct {
 	// an error).
 	MaxSignals int
 	L2         float64
+	// Windows is how many label windows are stacked for training (ending
+	// at T1, T1 − Step, …) and for the final refit (ending at T2, T2 −
+	// Step, …); default DefaultWindows, DefaultStep.
+	Windows int
+	Step    time.Duration
 	// NoPropose keeps the fit to the event types the start model reads;
 	// otherwise every event type with at least MinCustomers training
 	// customers (default DefaultMinCustomers) is a candidate.
@@ -70,6 +79,8 @@ func (c *Config) validate() error {
 		return errors.New("the gap must be >= 0")
 	case c.L2 < 0 || math.IsNaN(c.L2):
 		return errors.New("the L2 penalty must be >= 0")
+	case c.Windows < 0 || c.Step < 0:
+		return errors.New("the number of windows and their step must be > 0")
 	case c.MaxSignals < 0:
 		return errors.New("the maximum number of signals must be > 0")
 	}
@@ -95,6 +106,12 @@ func (c *Config) validate() error {
 	if c.MaxSignals == 0 {
 		c.MaxSignals = DefaultMaxSignals
 	}
+	if c.Windows == 0 {
+		c.Windows = DefaultWindows
+	}
+	if c.Step == 0 {
+		c.Step = DefaultStep
+	}
 	if c.MinCustomers == 0 {
 		c.MinCustomers = DefaultMinCustomers
 	}
@@ -117,6 +134,8 @@ type Report struct {
 	Labels            string   `json:"labels"`
 	TrainAt           string   `json:"train_at"`
 	ValidateAt        string   `json:"validate_at"`
+	TrainWindows      int      `json:"train_windows"`
+	FinalWindows      int      `json:"final_windows"`
 	TrainCustomers    int      `json:"train_customers"`
 	TrainChurned      int      `json:"train_churned"`
 	ValidateCustomers int      `json:"validate_customers"`
@@ -124,9 +143,10 @@ type Report struct {
 	Candidates        int      `json:"candidates"`
 	Path              []Step   `json:"path"`
 	Chosen            int      `json:"chosen_signals"`
-	StartAUC          float64  `json:"validate_auc_before"` // the start model at T2
-	FittedAUC         float64  `json:"validate_auc_after"`  // the model trained at T1, at T2
-	FinalAUC          float64  `json:"final_auc_in_sample"` // the written model (refit at T2), at T2
+	BaselineAUC       float64  `json:"validate_baseline_auc"` // the RFM rank-sum at T2
+	StartAUC          float64  `json:"validate_auc_before"`   // the start model at T2
+	FittedAUC         float64  `json:"validate_auc_after"`    // the model trained at T1, at T2
+	FinalAUC          float64  `json:"final_auc_in_sample"`   // the written model (refit at T2), at T2
 	Changes           []string `json:"changes"`
 }
 
@@ -142,7 +162,7 @@ func Fit(h *History, cfg Config) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cannot fit: %w", err)
 	}
-	if h.Until > cfg.At {
+	if h.Until > cfg.At || h.Until == 0 {
 		return nil, errors.New("cannot fit: the history reaches past the cut-off (read it with ReadHistory up to --at)")
 	}
 	T := cfg.At
@@ -152,19 +172,18 @@ func Fit(h *History, cfg Config) (*Result, error) {
 		TrainAt: scorer.FormatTime(T1), ValidateAt: scorer.FormatTime(T2)}
 
 	cands, keys, notes := candidates(h, &cfg, T1)
-	train := newSnapshot(h, cfg.Labels, T1, int64(cfg.Horizon), keys)
 	val := newSnapshot(h, cfg.Labels, T2, int64(cfg.Horizon), keys)
-	rep.TrainCustomers, rep.TrainChurned = len(train.ids), train.nChurn
-	rep.ValidateCustomers, rep.ValidateChurned = len(val.ids), val.nChurn
-	for _, s := range []struct {
-		name string
-		s    *snapshot
-	}{{"training", train}, {"validation", val}} {
-		if s.s.nChurn == 0 || s.s.nChurn == len(s.s.ids) {
-			return nil, fmt.Errorf("cannot fit: the %s window at %s has %d customers, %d churned: it needs both churned and retained customers (try a later --at or a smaller --gap)",
-				s.name, scorer.FormatTime(s.s.at), len(s.s.ids), s.s.nChurn)
-		}
+	if val.nChurn == 0 || val.nChurn == len(val.ids) {
+		return nil, fmt.Errorf("cannot fit: the validation window at %s has %d customers, %d churned: it needs both churned and retained customers (try a later --at)",
+			scorer.FormatTime(T2), len(val.ids), val.nChurn)
 	}
+	train := windows(h, &cfg, T1, keys)
+	if len(train) == 0 {
+		return nil, fmt.Errorf("cannot fit: the training window at %s needs both churned and retained customers (try a later --at or a smaller --gap)", scorer.FormatTime(T1))
+	}
+	rep.TrainWindows = len(train)
+	rep.TrainCustomers, rep.TrainChurned = train.counts()
+	rep.ValidateCustomers, rep.ValidateChurned = len(val.ids), val.nChurn
 	kept := cands[:0]
 	for _, c := range cands {
 		if train.setTarget(&c) {
@@ -178,14 +197,16 @@ func Fit(h *History, cfg Config) (*Result, error) {
 	}
 
 	// Forward selection on the training window, scored on the validation one.
-	y := stayed(train)
+	trainChurned := train.churned()
+	y := stayed(trainChurned)
 	xtr := make([][]float64, len(cands))
 	xval := make([][]float64, len(cands))
 	for i := range cands {
 		xtr[i], xval[i] = train.feature(&cands[i]), val.feature(&cands[i])
 	}
 	p := make([]float64, len(y))
-	base := float64(len(y)-train.nChurn) / float64(len(y))
+	_, nChurn := train.counts()
+	base := float64(len(y)-nChurn) / float64(len(y))
 	for i := range p {
 		p[i] = base
 	}
@@ -212,7 +233,7 @@ func Fit(h *History, cfg Config) (*Result, error) {
 		}
 		fits = append(fits, l)
 		rep.Path = append(rep.Path, Step{Signal: cands[best].name(), Description: cands[best].describe(),
-			TrainAUC: auc(eta, train.churned), ValidateAUC: auc(l.predict(pick(xval, sel)), val.churned)})
+			TrainAUC: backtest.AUC(eta, trainChurned), ValidateAUC: backtest.AUC(l.predict(pick(xval, sel)), val.churned)})
 	}
 	k, bestAUC := 0, math.Inf(-1)
 	for _, s := range rep.Path {
@@ -235,25 +256,30 @@ func Fit(h *History, cfg Config) (*Result, error) {
 
 	// The model trained at T1, scored at T2 through the scorer: the
 	// validation AUC after.
-	rep.StartAUC = scoresAUC(h.Scores(cfg.Start, T2), val)
+	vd := val.data(h, cfg.Horizon)
+	rep.StartAUC = modelAUC(vd, cfg.Start)
+	rep.BaselineAUC = backtest.AUC(vd.RFM(cfg.rfmType()), vd.Churned)
 	trained, err := buildModel(&cfg, chosen, fits[k-1].raw(), cfg.Start.Bands, nil)
 	if err != nil {
 		return nil, err
 	}
-	rep.FittedAUC = scoresAUC(h.Scores(trained.Model, T2), val)
+	rep.FittedAUC = modelAUC(vd, trained.Model)
 
-	// Refit on the latest labels before T: targets and weights at T2.
+	// Refit on the latest labels before T: targets at T2, weights from the
+	// windows ending at T2, T2 − step, …
+	last := windows(h, &cfg, T2, keys)
+	rep.FinalWindows = len(last)
 	final := make([]candidate, 0, k)
 	for _, c := range chosen {
-		if val.setTarget(&c) {
+		if last.setTarget(&c) {
 			final = append(final, c)
 		}
 	}
 	cols := make([][]float64, len(final))
 	for i := range final {
-		cols[i] = val.feature(&final[i])
+		cols[i] = last.feature(&final[i])
 	}
-	all := fitLogistic(cols, stayed(val), cfg.L2).raw()
+	all := fitLogistic(cols, stayed(last.churned()), cfg.L2).raw()
 	w := weights(all)
 	var coef []float64
 	used := final[:0]
@@ -267,10 +293,10 @@ func Fit(h *History, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	scores := h.Scores(res.Model, T2)
-	bands := quantileBands(scores, val)
+	scores, _, _ := vd.Scores(res.Model)
+	bands := quantileBands(scores, val.nChurn)
 	rep.Changes = changes(&cfg, final, notes)
-	rep.FinalAUC = scoresAUC(scores, val)
+	rep.FinalAUC = backtest.AUC(scores, vd.Churned)
 	res, err = buildModel(&cfg, final, coef, bands, &rep)
 	if err != nil {
 		return nil, err
@@ -279,9 +305,32 @@ func Fit(h *History, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-func stayed(s *snapshot) []float64 {
-	y := make([]float64, len(s.ids))
-	for i, c := range s.churned {
+// windows are the snapshots at from, from − Step, … (at most Windows),
+// stopping at the first without both churned and retained customers.
+func windows(h *History, cfg *Config, from int64, keys []aggKey) sample {
+	var out sample
+	for k := 0; k < cfg.Windows; k++ {
+		s := newSnapshot(h, cfg.Labels, from-int64(k)*int64(cfg.Step), int64(cfg.Horizon), keys)
+		if s.nChurn == 0 || s.nChurn == len(s.ids) {
+			break
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// rfmType is the event type the RFM baseline reads, as the backtest
+// chooses it: the --churn-if-no type, else every type.
+func (c *Config) rfmType() string {
+	if in, ok := c.Labels.(Inactivity); ok {
+		return in.Type
+	}
+	return ""
+}
+
+func stayed(churned []bool) []float64 {
+	y := make([]float64, len(churned))
+	for i, c := range churned {
 		if !c {
 			y[i] = 1
 		}
@@ -306,31 +355,19 @@ func pick(cols [][]float64, sel []int) [][]float64 {
 	return out
 }
 
-// scoresAUC is the AUC of scores over the snapshot's population; a
-// customer without a score (the model reads none of its events) ranks
-// below every score.
-func scoresAUC(scores map[string]float64, s *snapshot) float64 {
-	x := make([]float64, len(s.ids))
-	for i, id := range s.ids {
-		v, ok := scores[id]
-		if !ok {
-			v = -1
-		}
-		x[i] = v
-	}
-	return auc(x, s.churned)
+// modelAUC is the AUC of m's scores, as `healthscore backtest` computes it.
+func modelAUC(d *backtest.Data, m *scorer.Model) float64 {
+	scores, _, _ := d.Scores(m)
+	return backtest.AUC(scores, d.Churned)
 }
 
 // quantileBands puts the red boundary where as many customers of the
 // snapshot score below it as churned in its window, and the yellow one
 // where twice as many do (at most 95% of them).
-func quantileBands(scores map[string]float64, s *snapshot) scorer.Bands {
-	var xs []float64
-	for _, id := range s.ids {
-		xs = append(xs, scores[id])
-	}
-	sort.Float64s(xs)
-	rate := float64(s.nChurn) / float64(len(xs))
+func quantileBands(scores []float64, nChurn int) scorer.Bands {
+	xs := slices.Clone(scores)
+	slices.Sort(xs)
+	rate := float64(nChurn) / float64(len(xs))
 	q := func(f float64) float64 {
 		i := int(math.Ceil(f * float64(len(xs))))
 		i = max(0, min(len(xs)-1, i))

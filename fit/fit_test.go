@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthscore/healthscore/backtest"
 	"github.com/healthscore/healthscore/offline"
 	"github.com/healthscore/healthscore/scorer"
 )
@@ -98,16 +99,17 @@ func TestFitNeverReadsPastT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.Time <= cut {
+		if ev.Time < cut {
 			before = append(before, l)
 		}
 	}
 	if len(before) == len(lines) || len(before) == 0 {
 		t.Fatalf("the log must have events on both sides of the cut-off (%d of %d before)", len(before), len(lines))
 	}
-	// More events after the cut-off, from known and new customers.
+	// More events at and after the cut-off, from known and new customers.
 	extra := append([][]byte(nil), lines...)
-	extra = append(extra, []byte(fmt.Sprintf(`{"customer_id":"c001","type":"purchase","time":%q,"value":1e6}`, at.Add(time.Nanosecond).Format(time.RFC3339Nano))),
+	extra = append(extra, []byte(fmt.Sprintf(`{"customer_id":"c001","type":"purchase","time":%q,"value":1e6}`, at.Format(time.RFC3339Nano))),
+		[]byte(fmt.Sprintf(`{"customer_id":"c002","type":"return","time":%q,"value":1e6}`, at.Add(time.Nanosecond).Format(time.RFC3339Nano))),
 		[]byte(fmt.Sprintf(`{"customer_id":"new","type":"return","time":%q}`, at.Add(day).Format(time.RFC3339Nano))))
 
 	for _, labels := range []func(h *History) Labels{
@@ -119,14 +121,16 @@ func TestFitNeverReadsPastT(t *testing.T) {
 			ct := ChurnTimes{}
 			for _, id := range h.Customers {
 				evs := h.Events[id]
+				ct[id] = backtest.Label{}
 				if last := evs[len(evs)-1].Time; last < t0.Add(340*day).UnixNano() {
-					ct[id] = last + 1
+					ct[id] = backtest.Label{Churned: true, Time: last + 1}
 				}
 			}
 			return ct
 		},
 	} {
 		full := history(t, extra, math.MaxInt64)
+		full.Until = math.MaxInt64
 		lab := labels(full) // churn times known from the whole log
 		var outs [][]byte
 		for _, in := range [][][]byte{before, lines, extra} {
@@ -180,7 +184,7 @@ func TestFitModel(t *testing.T) {
 		t.Fatalf("fitted model invalid: %v\n%s", err, y)
 	}
 	for _, want := range []string{"# Fitted by `healthscore fit` from shop version 1 (start.yaml)", "Nothing after the cut-off was read",
-		"dropped nps: average signals are not fitted", "dropped the segments (big)", "version: \"1-fit.20261127\"", "Validation AUC: start model"} {
+		"dropped nps: no nps_submitted event before the training cut-off", "dropped the segments (big)", "version: \"1-fit.20261127\"", "Validation AUC: start model"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("model file lacks %q:\n%s", want, y)
 		}
@@ -195,38 +199,15 @@ func TestFitModel(t *testing.T) {
 	t.Logf("validation AUC before %.4f after %.4f, final %.4f, %d signals\n%s", r.StartAUC, r.FittedAUC, r.FinalAUC, res.Model.Signals(), y)
 	// Bands: about as many reds at T2 as churned there.
 	val := newSnapshot(h, Inactivity{Type: "purchase"}, at.Add(-60*day).UnixNano(), int64(60*day), nil)
-	scores := h.Scores(res.Model, val.at)
+	_, bands, _ := val.data(h, 60*day).Scores(res.Model)
 	red := 0
-	for _, id := range val.ids {
-		if res.Model.RawBand(scores[id], "") == scorer.BandRed {
+	for _, b := range bands {
+		if b == scorer.BandRed {
 			red++
 		}
 	}
 	if math.Abs(float64(red-val.nChurn)) > 0.05*float64(len(val.ids)) {
 		t.Errorf("%d red at the validation cut-off, %d churned: want about as many", red, val.nChurn)
-	}
-}
-
-func TestAUC(t *testing.T) {
-	for _, c := range []struct {
-		score   []float64
-		churned []bool
-		want    float64
-	}{
-		{[]float64{1, 2, 3, 4}, []bool{true, true, false, false}, 1},
-		{[]float64{1, 2, 3, 4}, []bool{false, false, true, true}, 0},
-		// pairs (churned, stayed): (1,2) ok, (1,4) ok, (3,2) bad, (3,4) ok → 3/4
-		{[]float64{1, 2, 3, 4}, []bool{true, false, true, false}, 0.75},
-		// a tie counts one half: (5,5) ½, (5,7) 1 → 3/4
-		{[]float64{5, 5, 7}, []bool{true, false, false}, 0.75},
-		{[]float64{5, 5}, []bool{true, false}, 0.5},
-	} {
-		if got := auc(c.score, c.churned); math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("auc(%v, %v) = %v, want %v", c.score, c.churned, got, c.want)
-		}
-	}
-	if got := auc([]float64{1, 2}, []bool{true, true}); !math.IsNaN(got) {
-		t.Errorf("auc with one class = %v, want NaN", got)
 	}
 }
 

@@ -13,19 +13,20 @@ import (
 	"github.com/healthscore/healthscore/scorer"
 )
 
-// History is an event log held in memory, per customer in time order, up
-// to a cut-off.
+// History is an event log held in memory, per customer in time order,
+// strictly before a cut-off.
 type History struct {
-	Until     int64                     // Unix ns: no event is later
+	Until     int64                     // Unix ns: every event is earlier
 	Customers []string                  // sorted
 	Events    map[string][]scorer.Event // per customer, by time (stable)
 	Lines     int                       // non-blank lines read
-	Late      int                       // valid events after Until, dropped unread
+	Late      int                       // valid events at or after Until, dropped unread
 	BadLines  int
 }
 
-// ReadHistory reads JSONL events and keeps those at or before until.
-// Later events are counted and dropped as soon as their time is decoded:
+// ReadHistory reads JSONL events and keeps those strictly before until (as
+// `healthscore backtest` scores at a cut-off). Later events are counted
+// and dropped as soon as their time is decoded:
 // nothing else of them is kept. Bad lines go to onError (may be nil) and
 // are counted; the error is for I/O failures only.
 func ReadHistory(inputs []offline.Input, until int64, onError func(*offline.LineError)) (*History, error) {
@@ -52,7 +53,7 @@ func ReadHistory(inputs []offline.Input, until int64, onError func(*offline.Line
 				}
 				continue
 			}
-			if ev.Time > until {
+			if ev.Time >= until {
 				h.Late++
 				continue
 			}
@@ -71,33 +72,8 @@ func ReadHistory(inputs []offline.Input, until int64, onError func(*offline.Line
 	return h, nil
 }
 
-// before returns the prefix of evs at or before t (evs sorted by time).
+// before returns the prefix of evs strictly before t (evs sorted by time).
 func before(evs []scorer.Event, t int64) []scorer.Event {
-	n := sort.Search(len(evs), func(i int) bool { return evs[i].Time > t })
+	n := sort.Search(len(evs), func(i int) bool { return evs[i].Time >= t })
 	return evs[:n]
-}
-
-// Scores scores every customer with at least one event at or before at,
-// with m, from those events only, through package scorer (Apply and
-// Evaluate, as `healthscore score` and the stream do). A customer whose
-// events m does not read has no score and is left out of the map.
-func (h *History) Scores(m *scorer.Model, at int64) map[string]float64 {
-	out := map[string]float64{}
-	for _, id := range h.Customers {
-		evs := before(h.Events[id], at)
-		if len(evs) == 0 {
-			continue
-		}
-		st := m.NewState()
-		for i := range evs {
-			m.Apply(st, &evs[i])
-		}
-		if st.Events == 0 {
-			continue
-		}
-		if ev := m.Evaluate(st, at); ev.HasScore {
-			out[id] = ev.Score
-		}
-	}
-	return out
 }

@@ -197,38 +197,3 @@ func solve(A [][]float64, b []float64) []float64 {
 	}
 	return x
 }
-
-// auc is the probability that a random churned customer scores lower than
-// a random one who stayed (ties count one half): the area under the ROC
-// curve of "a low score predicts churn". NaN without both classes.
-// TODO: use backtest.AUC once the backtest package exists.
-func auc(score []float64, churned []bool) float64 {
-	idx := make([]int, len(score))
-	for i := range idx {
-		idx[i] = i
-	}
-	sortByScore(idx, score)
-	var nc, ns float64
-	var rankSumChurned float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && score[idx[j]] == score[idx[i]] {
-			j++
-		}
-		mid := float64(i+j+1) / 2 // mean 1-based rank of the tie group
-		for k := i; k < j; k++ {
-			if churned[idx[k]] {
-				nc++
-				rankSumChurned += mid
-			} else {
-				ns++
-			}
-		}
-		i = j
-	}
-	if nc == 0 || ns == 0 {
-		return math.NaN()
-	}
-	// Mann–Whitney: P(churned scores higher) = (R − nc(nc+1)/2) / (nc·ns).
-	return 1 - (rankSumChurned-nc*(nc+1)/2)/(nc*ns)
-}

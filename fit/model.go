@@ -33,6 +33,7 @@ func candidates(h *History, cfg *Config, T1 int64) (cands []candidate, keys []ag
 	type info struct {
 		customers  int
 		minV, maxV float64
+		values     []float64
 	}
 	types := map[string]*info{}
 	for _, id := range h.Customers {
@@ -44,6 +45,7 @@ func candidates(h *History, cfg *Config, T1 int64) (cands []candidate, keys []ag
 				types[ev.Type] = in
 			}
 			in.minV, in.maxV = math.Min(in.minV, ev.Value), math.Max(in.maxV, ev.Value)
+			in.values = append(in.values, ev.Value)
 			if !seen[ev.Type] {
 				seen[ev.Type] = true
 				in.customers++
@@ -55,8 +57,6 @@ func candidates(h *History, cfg *Config, T1 int64) (cands []candidate, keys []ag
 	for _, c := range cfg.Start.Categories {
 		for _, s := range c.Signals {
 			switch {
-			case s.Kind == scorer.KindAverage:
-				notes = append(notes, fmt.Sprintf("dropped %s: average signals are not fitted (they have no data before a first answer, which would make the score non-linear in the sub-scores)", s.Name))
 			case types[s.Event] == nil:
 				notes = append(notes, fmt.Sprintf("dropped %s: no %s event before the training cut-off", s.Name, s.Event))
 			default:
@@ -91,14 +91,26 @@ func candidates(h *History, cfg *Config, T1 int64) (cands []candidate, keys []ag
 			for _, lv := range cfg.Levels {
 				cands = append(cands, candidate{sig: scorer.Signal{Event: t, Kind: scorer.KindCount, HalfLife: hl}, level: lv})
 			}
-			if types[t].minV != types[t].maxV {
+			if in := types[t]; in.minV != in.maxV {
 				for _, lv := range cfg.Levels {
 					cands = append(cands, candidate{sig: scorer.Signal{Event: t, Kind: scorer.KindSum, HalfLife: hl}, level: lv})
+				}
+				if lo, hi := valueRange(in.values); lo < hi {
+					cands = append(cands, candidate{sig: scorer.Signal{Event: t, Kind: scorer.KindAverage, HalfLife: hl, Min: lo, Max: hi}})
 				}
 			}
 		}
 	}
 	return cands, keys, notes
+}
+
+// valueRange is the 5% and 95% quantiles of an event type's values (4
+// significant digits): the min and max of a proposed average signal.
+func valueRange(vs []float64) (lo, hi float64) {
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	q := func(f float64) float64 { return roundSig(vs[int(f*float64(len(vs)-1))], 4) }
+	return q(0.05), q(0.95)
 }
 
 // weights maps coefficients to category weights summing to 100 (4
@@ -140,11 +152,11 @@ func buildModel(cfg *Config, cands []candidate, coef []float64, bands scorer.Ban
 		}
 		fmt.Fprintf(&b, "# Fitted by `healthscore fit` from %s.\n", from)
 		fmt.Fprintf(&b, "# Cut-off %s, horizon %s, churn: %s. Nothing after the cut-off was read.\n", rep.At, rep.Horizon, rep.Labels)
-		fmt.Fprintf(&b, "# Trained on %d customers at %s (%d churned), validated on %d at %s (%d churned).\n",
-			rep.TrainCustomers, rep.TrainAt, rep.TrainChurned, rep.ValidateCustomers, rep.ValidateAt, rep.ValidateChurned)
-		fmt.Fprintf(&b, "# Validation AUC: start model %.4f, fitted %.4f (%d of %d candidate signals chosen by forward selection).\n",
-			rep.StartAUC, rep.FittedAUC, rep.Chosen, rep.Candidates)
-		fmt.Fprintf(&b, "# Targets and weights were then refit on the validation window, the latest labels before the cut-off (AUC there, in sample, %.4f).\n", rep.FinalAUC)
+		fmt.Fprintf(&b, "# Trained on %d label windows ending at %s, %s apart (%d customer rows, %d churned); validated on %d customers at %s (%d churned).\n",
+			rep.TrainWindows, rep.TrainAt, formatHalfLife(cfg.Step), rep.TrainCustomers, rep.TrainChurned, rep.ValidateCustomers, rep.ValidateAt, rep.ValidateChurned)
+		fmt.Fprintf(&b, "# Validation AUC: start model %.4f, fitted %.4f, RFM rank-sum %.4f (%d of %d candidate signals chosen by forward selection).\n",
+			rep.StartAUC, rep.FittedAUC, rep.BaselineAUC, rep.Chosen, rep.Candidates)
+		fmt.Fprintf(&b, "# Targets and weights were then refit on the %d latest label windows, ending at %s, the validation cut-off (AUC there, in sample, %.4f).\n", rep.FinalWindows, rep.ValidateAt, rep.FinalAUC)
 		b.WriteString("# Each signal is its own category (a category averages its signals with equal weights);\n")
 		b.WriteString("# the weight is the signal's share of the regression, the direction its sign.\n")
 		b.WriteString("# Changes from the start model:\n")
@@ -188,8 +200,11 @@ func buildModel(cfg *Config, cands []candidate, coef []float64, bands scorer.Ban
 			fmt.Fprintf(&b, "      # %s: %s; %s\n", origin, c.describe(), way)
 		}
 		fmt.Fprintf(&b, "      - {name: %s, event: %s, kind: %s, half_life: %s", quote(name), quote(c.sig.Event), c.sig.Kind, formatHalfLife(c.sig.HalfLife))
-		if c.sig.Kind == scorer.KindCount || c.sig.Kind == scorer.KindSum {
+		switch c.sig.Kind {
+		case scorer.KindCount, scorer.KindSum:
 			fmt.Fprintf(&b, ", target: %s", formatNum(c.sig.Target))
+		case scorer.KindAverage:
+			fmt.Fprintf(&b, ", min: %s, max: %s", formatNum(c.sig.Min), formatNum(c.sig.Max))
 		}
 		if coef[i] < 0 {
 			b.WriteString(", direction: negative")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/healthscore/healthscore/backtest"
 	"github.com/healthscore/healthscore/fit"
 	"github.com/healthscore/healthscore/offline"
 	"github.com/healthscore/healthscore/scorer"
@@ -55,7 +56,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	modelPath := fs.String("model", "", "start `FILE` (default: the built-in model)")
 	var events stringsFlag
 	fs.Var(&events, "events", "JSONL event `FILE` (repeat for several)")
-	labelsPath := fs.String("labels", "", "labels `FILE` (customer, churned, churn time; see docs/backtesting.md)")
+	labelsPath := fs.String("labels", "", "labels `FILE` as `healthscore backtest` reads it; every churn needs its churn_time (docs/backtesting.md)")
 	churnIfNo := fs.String("churn-if-no", "", "a customer churned when it has no event of this `TYPE` in the horizon")
 	atFlag := fs.String("at", "", "the cut-off, RFC 3339: nothing after it is read")
 	horizonFlag := fs.String("horizon", "90d", "churn `window` (m, h or d)")
@@ -64,6 +65,8 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	report := fs.String("report", "", "write the report as JSON to `FILE`")
 	maxSignals := fs.Int("max-signals", fit.DefaultMaxSignals, "at most this many signals")
 	l2 := fs.Float64("l2", fit.DefaultL2, "L2 penalty on standardised coefficients")
+	windows := fs.Int("windows", fit.DefaultWindows, "stack this many label windows for training and for the final refit")
+	stepFlag := fs.String("step", "30d", "the windows are this `far` apart")
 	noPropose := fs.Bool("no-propose", false, "use only the event types the start model reads")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: healthscore fit --model FILE --events FILE (--labels FILE | --churn-if-no TYPE) --at RFC3339 [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the history before --at\n(time-split: trained at at−2·horizon, validated at at−horizon) and writes a model file.\n\n")
@@ -96,13 +99,26 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--gap: %w", err)
 		}
 	}
+	step, err := scorer.ParseHalfLife(*stepFlag)
+	if err != nil {
+		return fmt.Errorf("--step: %w", err)
+	}
 	start, err := loadModel(*modelPath)
 	if err != nil {
 		return err
 	}
 	if *labelsPath != "" {
-		if labels, err = readLabels(*labelsPath); err != nil {
+		f, err := os.Open(*labelsPath)
+		if err != nil {
+			return fmt.Errorf("cannot open labels: %w", err)
+		}
+		defer f.Close()
+		lab, err := backtest.ReadLabels(*labelsPath, f)
+		if err != nil {
 			return err
+		}
+		if labels, err = fit.NewChurnTimes(lab); err != nil {
+			return fmt.Errorf("%s: %w", *labelsPath, err)
 		}
 	}
 	h, err := readHistory(events, at, stderr)
@@ -114,7 +130,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 		startName = "the built-in model"
 	}
 	res, err := fit.Fit(h, fit.Config{Start: start, StartName: startName, At: at, Horizon: horizon, Gap: gap,
-		Labels: labels, MaxSignals: *maxSignals, L2: *l2, NoPropose: *noPropose})
+		Labels: labels, MaxSignals: *maxSignals, L2: *l2, NoPropose: *noPropose, Windows: *windows, Step: step})
 	if err != nil {
 		return err
 	}
@@ -129,9 +145,9 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	r := res.Report
 	fmt.Fprintf(stdout, "fitted %s: %d signals from %d candidates\n", *out, res.Model.Signals(), r.Candidates)
-	fmt.Fprintf(stdout, "training   at %s: %d customers, %d churned\n", r.TrainAt, r.TrainCustomers, r.TrainChurned)
+	fmt.Fprintf(stdout, "training   at %s: %d customers, %d churned (%d windows)\n", r.TrainAt, r.TrainCustomers, r.TrainChurned, r.TrainWindows)
 	fmt.Fprintf(stdout, "validation at %s: %d customers, %d churned\n", r.ValidateAt, r.ValidateCustomers, r.ValidateChurned)
-	fmt.Fprintf(stdout, "validation AUC: before %.4f, after %.4f (refit in sample %.4f)\n", r.StartAUC, r.FittedAUC, r.FinalAUC)
+	fmt.Fprintf(stdout, "validation AUC: before %.4f, after %.4f (refit in sample %.4f); RFM rank-sum %.4f\n", r.StartAUC, r.FittedAUC, r.FinalAUC, r.BaselineAUC)
 	if h.BadLines > 0 {
 		return exitError(1)
 	}
