@@ -16,23 +16,6 @@ import (
 	"github.com/healthscore/healthscore/scorer"
 )
 
-// stringsFlag is a flag that may be repeated.
-type stringsFlag []string
-
-func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
-func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
-
-func parseAt(flagName, v string) (int64, error) {
-	if v == "" {
-		return 0, fmt.Errorf("%s is required (RFC 3339, e.g. 2026-11-20T00:00:00Z)", flagName)
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return 0, fmt.Errorf("%s %q is not RFC 3339 (e.g. 2026-11-20T00:00:00Z)", flagName, v)
-	}
-	return t.UnixNano(), nil
-}
-
 // readHistory reads the event files up to until (Unix ns).
 func readHistory(files []string, until int64, stderr io.Writer) (*fit.History, error) {
 	if len(files) == 0 {
@@ -54,11 +37,11 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	modelPath := fs.String("model", "", "start `FILE` (default: the built-in model)")
-	var events stringsFlag
+	var events listFlag
 	fs.Var(&events, "events", "JSONL event `FILE` (repeat for several)")
 	labelsPath := fs.String("labels", "", "labels `FILE` as `healthscore backtest` reads it; every churn needs its churn_time (docs/backtesting.md)")
 	churnIfNo := fs.String("churn-if-no", "", "a customer churned when it has no event of this `TYPE` in the horizon")
-	atFlag := fs.String("at", "", "the cut-off, RFC 3339: nothing after it is read")
+	atFlag := fs.String("at", "", "the cut-off `T`, RFC 3339 or a day (midnight UTC): only events strictly before it are read")
 	horizonFlag := fs.String("horizon", "90d", "churn `window` (m, h or d)")
 	gapFlag := fs.String("gap", "", "training cut-off = cut-off − horizon − `gap` (default: the horizon)")
 	out := fs.String("out", "", "write the fitted model to `FILE` (required)")
@@ -67,9 +50,10 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	l2 := fs.Float64("l2", fit.DefaultL2, "L2 penalty on standardised coefficients")
 	windows := fs.Int("windows", fit.DefaultWindows, "stack this many label windows for training and for the final refit")
 	stepFlag := fs.String("step", "30d", "the windows are this `far` apart")
+	halfLives := fs.String("half-lives", "", "comma-separated half-life `grid` of the candidate signals (default 7d,14d,30d,60d,90d,180d,365d)")
 	noPropose := fs.Bool("no-propose", false, "use only the event types the start model reads")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: healthscore fit --model FILE --events FILE (--labels FILE | --churn-if-no TYPE) --at RFC3339 [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the history before --at\n(time-split: trained at at−2·horizon, validated at at−horizon) and writes a model file.\n\n")
+		fmt.Fprint(stderr, "Usage: healthscore fit --model FILE --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the events before --at\n(time split: trained at T − horizon − gap, validated at T − horizon) and writes a model file\n(docs/fitting.md).\n\n")
 		fs.PrintDefaults()
 	}
 	if _, err := parseInterspersed(fs, args); err != nil {
@@ -85,7 +69,10 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	case *churnIfNo != "":
 		labels = fit.Inactivity{Type: *churnIfNo}
 	}
-	at, err := parseAt("--at", *atFlag)
+	if *atFlag == "" {
+		return errors.New("--at is required: the cut-off, RFC 3339 or a day (2011-06-12)")
+	}
+	at, err := parseInstant("at", *atFlag)
 	if err != nil {
 		return err
 	}
@@ -102,6 +89,16 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	step, err := scorer.ParseHalfLife(*stepFlag)
 	if err != nil {
 		return fmt.Errorf("--step: %w", err)
+	}
+	var grid []time.Duration
+	if *halfLives != "" {
+		for _, v := range strings.Split(*halfLives, ",") {
+			hl, err := scorer.ParseHalfLife(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("--half-lives: %w", err)
+			}
+			grid = append(grid, hl)
+		}
 	}
 	start, err := loadModel(*modelPath)
 	if err != nil {
@@ -130,7 +127,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 		startName = "the built-in model"
 	}
 	res, err := fit.Fit(h, fit.Config{Start: start, StartName: startName, At: at, Horizon: horizon, Gap: gap,
-		Labels: labels, MaxSignals: *maxSignals, L2: *l2, NoPropose: *noPropose, Windows: *windows, Step: step})
+		Labels: labels, MaxSignals: *maxSignals, L2: *l2, NoPropose: *noPropose, Windows: *windows, Step: step, HalfLives: grid})
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func TestFitCommand(t *testing.T) {
 	}{
 		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-11-01T00:00:00Z"}, "--out FILE is required"},
 		{[]string{"fit", "--events", events, "--at", "2026-11-01T00:00:00Z", "--out", out}, "give exactly one of --labels FILE and --churn-if-no TYPE"},
-		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "yesterday", "--out", out}, `--at "yesterday" is not RFC 3339`},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "yesterday", "--out", out}, `--at "yesterday" is neither RFC 3339`},
 		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-03-01T00:00:00Z", "--out", out}, "needs both churned and retained customers"},
 	} {
 		stderr.Reset()

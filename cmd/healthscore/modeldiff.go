@@ -15,9 +15,9 @@ import (
 func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("model diff", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var events stringsFlag
+	var events listFlag
 	fs.Var(&events, "events", "JSONL event `FILE` (repeat for several)")
-	atFlag := fs.String("at", "", "compare as of this RFC 3339 `time`; later events are ignored (default: the latest event time)")
+	atFlag := fs.String("at", "", "compare as of this `time` (RFC 3339 or a day); later events are ignored (default: the latest event time)")
 	top := fs.Int("top", 10, "list the `N` largest score moves")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: healthscore model diff OLD NEW --events FILE [--at RFC3339] [--top N]\n\nScores the same customers with both models and prints how many change band and which way\n(a from→to matrix) and the largest score moves with the signals that drove them.\n\n")
@@ -42,7 +42,7 @@ func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	opt := offline.Options{}
 	if *atFlag != "" {
-		if opt.At, err = parseAt("--at", *atFlag); err != nil {
+		if opt.At, err = parseInstant("at", *atFlag); err != nil {
 			return err
 		}
 		opt.HasAt = true
