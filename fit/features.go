@@ -3,6 +3,7 @@ package fit
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -55,50 +56,94 @@ const noTime = math.MinInt64
 
 // newSnapshot labels the population at at and computes, for every event
 // type and half-life in keys, the decayed count and sum of each customer's
-// events at or before at, as package scorer folds them.
+// events before at, as package scorer folds them.
 func newSnapshot(h *History, labels Labels, at, horizon int64, keys []aggKey) *snapshot {
-	s := &snapshot{at: at, count: map[aggKey][]float64{}, sum: map[aggKey][]float64{}, last: map[string][]int64{}}
-	for _, id := range h.Customers {
-		churned, ok := labels.Label(h, id, at, horizon)
-		if !ok {
-			continue
-		}
-		s.ids = append(s.ids, id)
-		s.churned = append(s.churned, churned)
-		if churned {
-			s.nChurn++
-		}
-	}
-	n := len(s.ids)
-	type agg struct {
-		hl         float64
-		count, sum []float64
-	}
-	byType := map[string][]agg{}
-	for _, k := range keys {
-		s.count[k], s.sum[k] = make([]float64, n), make([]float64, n)
-		byType[k.event] = append(byType[k.event], agg{float64(k.hl), s.count[k], s.sum[k]})
-		if s.last[k.event] == nil {
-			l := make([]int64, n)
-			for i := range l {
-				l[i] = noTime
+	return newSnapshots(h, labels, []int64{at}, horizon, keys)[at]
+}
+
+// newSnapshots does newSnapshot for several cut-offs in one pass over
+// each customer's events: per event type and half-life the decayed sums
+// are folded forward in time (S ← S·2^(−Δt/h) + x, as the scorer folds
+// them) and read at each cut-off.
+func newSnapshots(h *History, labels Labels, cuts []int64, horizon int64, keys []aggKey) map[int64]*snapshot {
+	cuts = slices.Clone(cuts)
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	snaps := make([]*snapshot, len(cuts))
+	rows := make([][]int, len(cuts)) // per cut-off, per customer of h: its row, or −1
+	for k, at := range cuts {
+		s := &snapshot{at: at, count: map[aggKey][]float64{}, sum: map[aggKey][]float64{}, last: map[string][]int64{}}
+		rows[k] = make([]int, len(h.Customers))
+		for ci, id := range h.Customers {
+			rows[k][ci] = -1
+			churned, ok := labels.Label(h, id, at, horizon)
+			if !ok {
+				continue
 			}
-			s.last[k.event] = l
-		}
-	}
-	for i, id := range s.ids {
-		for _, ev := range before(h.Events[id], at) {
-			if l := s.last[ev.Type]; l != nil && ev.Time > l[i] {
-				l[i] = ev.Time
-			}
-			for _, a := range byType[ev.Type] {
-				d := math.Exp2(-float64(at-ev.Time) / a.hl)
-				a.count[i] += d
-				a.sum[i] += ev.Value * d
+			rows[k][ci] = len(s.ids)
+			s.ids = append(s.ids, id)
+			s.churned = append(s.churned, churned)
+			if churned {
+				s.nChurn++
 			}
 		}
+		n := len(s.ids)
+		for _, key := range keys {
+			s.count[key], s.sum[key] = make([]float64, n), make([]float64, n)
+			if s.last[key.event] == nil {
+				l := make([]int64, n)
+				for i := range l {
+					l[i] = noTime
+				}
+				s.last[key.event] = l
+			}
+		}
+		snaps[k] = s
 	}
-	return s
+	hls := map[string][]float64{}
+	for _, key := range keys {
+		hls[key.event] = append(hls[key.event], float64(key.hl))
+	}
+	byType := map[string][]scorer.Event{}
+	for ci, id := range h.Customers {
+		clear(byType)
+		for _, ev := range h.Events[id] {
+			if hls[ev.Type] != nil {
+				byType[ev.Type] = append(byType[ev.Type], ev)
+			}
+		}
+		for typ, evs := range byType {
+			for hi, hl := range hls[typ] {
+				key := aggKey{typ, time.Duration(hl)}
+				var c, v float64
+				var ref int64
+				j := 0
+				for k, at := range cuts {
+					for ; j < len(evs) && evs[j].Time < at; j++ {
+						d := 1.0
+						if j > 0 {
+							d = math.Exp2(-float64(evs[j].Time-ref) / hl)
+						}
+						c, v, ref = c*d+1, v*d+evs[j].Value, evs[j].Time
+					}
+					r := rows[k][ci]
+					if r < 0 || j == 0 {
+						continue
+					}
+					d := math.Exp2(-float64(at-ref) / hl)
+					snaps[k].count[key][r], snaps[k].sum[key][r] = c*d, v*d
+					if hi == 0 {
+						snaps[k].last[typ][r] = ref
+					}
+				}
+			}
+		}
+	}
+	out := make(map[int64]*snapshot, len(cuts))
+	for k, at := range cuts {
+		out[at] = snaps[k]
+	}
+	return out
 }
 
 // data is the snapshot as a backtest.Data (its population, events before

@@ -172,12 +172,20 @@ func Fit(h *History, cfg Config) (*Result, error) {
 		TrainAt: scorer.FormatTime(T1), ValidateAt: scorer.FormatTime(T2)}
 
 	cands, keys, notes := candidates(h, &cfg, T1)
-	val := newSnapshot(h, cfg.Labels, T2, int64(cfg.Horizon), keys)
+	// Every window's snapshot, computed in one pass: the validation
+	// cut-off T2, the training ones T1, T1 − step, … and the final refit's
+	// T2, T2 − step, … (they often coincide).
+	var cuts []int64
+	for k := 0; k < cfg.Windows; k++ {
+		cuts = append(cuts, T1-int64(k)*int64(cfg.Step), T2-int64(k)*int64(cfg.Step))
+	}
+	snaps := newSnapshots(h, cfg.Labels, cuts, int64(cfg.Horizon), keys)
+	val := snaps[T2]
 	if val.nChurn == 0 || val.nChurn == len(val.ids) {
 		return nil, fmt.Errorf("cannot fit: the validation window at %s has %d customers, %d churned: it needs both churned and retained customers (try a later --at)",
 			scorer.FormatTime(T2), len(val.ids), val.nChurn)
 	}
-	train := windows(h, &cfg, T1, keys)
+	train := windows(snaps, &cfg, T1)
 	if len(train) == 0 {
 		return nil, fmt.Errorf("cannot fit: the training window at %s needs both churned and retained customers (try a later --at or a smaller --gap)", scorer.FormatTime(T1))
 	}
@@ -267,7 +275,7 @@ func Fit(h *History, cfg Config) (*Result, error) {
 
 	// Refit on the latest labels before T: targets at T2, weights from the
 	// windows ending at T2, T2 − step, …
-	last := windows(h, &cfg, T2, keys)
+	last := windows(snaps, &cfg, T2)
 	rep.FinalWindows = len(last)
 	final := make([]candidate, 0, k)
 	for _, c := range chosen {
@@ -307,10 +315,10 @@ func Fit(h *History, cfg Config) (*Result, error) {
 
 // windows are the snapshots at from, from − Step, … (at most Windows),
 // stopping at the first without both churned and retained customers.
-func windows(h *History, cfg *Config, from int64, keys []aggKey) sample {
+func windows(snaps map[int64]*snapshot, cfg *Config, from int64) sample {
 	var out sample
 	for k := 0; k < cfg.Windows; k++ {
-		s := newSnapshot(h, cfg.Labels, from-int64(k)*int64(cfg.Step), int64(cfg.Horizon), keys)
+		s := snaps[from-int64(k)*int64(cfg.Step)]
 		if s.nChurn == 0 || s.nChurn == len(s.ids) {
 			break
 		}

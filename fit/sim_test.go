@@ -39,7 +39,7 @@ func TestFitOnSimulation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Fit(h, Config{Start: scorer.DefaultModel(), At: at, Horizon: sim.Config.Horizon, Gap: 30 * 24 * time.Hour, Labels: churnTimes})
+	res, err := Fit(h, Config{Start: scorer.DefaultModel(), At: at, Horizon: sim.Config.Horizon, Gap: 30 * 24 * time.Hour, Labels: churnTimes, HalfLives: []time.Duration{7 * day, 30 * day, 90 * day, 365 * day}})
 	if err != nil {
 		t.Fatal(err)
 	}
