@@ -229,3 +229,62 @@ func TestLogisticRecovers(t *testing.T) {
 		t.Errorf("coefficients %v, want about [3 -2]", raw)
 	}
 }
+
+// TestModelScoresAreTheRegression: for random coefficients on random
+// candidate signals, the model file buildModel writes scores every
+// customer exactly as the regression's features say, through package
+// scorer: 100·Σ w_j·sub_j / Σ w_j with w_j = |β_j| (rounded as written)
+// and sub_j = x_j, or 1 − x_j when β_j < 0. So the features are the
+// scorer's sub-scores and the score orders customers as the regression.
+func TestModelScoresAreTheRegression(t *testing.T) {
+	at := t0.Add(300 * day)
+	h := history(t, synthLog(4, 200, 400), at.UnixNano())
+	cfg := fitConfig(t, at)
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	cands, keys, _ := candidates(h, &cfg, at.UnixNano())
+	snap := newSnapshot(h, cfg.Labels, at.UnixNano()-int64(10*day), int64(cfg.Horizon), keys)
+	var usable []candidate
+	for _, c := range cands {
+		if c.sig.Kind != scorer.KindAverage && snap.setTarget(&c) {
+			usable = append(usable, c)
+		}
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for round := range 20 {
+		var chosen []candidate
+		var coef []float64
+		for _, i := range rng.Perm(len(usable))[:1+rng.IntN(6)] {
+			chosen = append(chosen, usable[i])
+			coef = append(coef, (rng.Float64()*2-1)*math.Pow(10, rng.Float64()*2))
+		}
+		w := weights(coef)
+		res, err := buildModel(&cfg, chosen, coef, scorer.Bands{Red: 40, Yellow: 70}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scores, _, unscored := snap.data(h, cfg.Horizon).Scores(res.Model)
+		if unscored > 0 {
+			t.Fatalf("round %d: %d customers unscored", round, unscored)
+		}
+		want := make([]float64, len(snap.ids))
+		var total float64
+		for j, c := range chosen {
+			x := snap.feature(&c)
+			total += w[j]
+			for i := range want {
+				if coef[j] < 0 {
+					want[i] += w[j] * (1 - x[i])
+				} else {
+					want[i] += w[j] * x[i]
+				}
+			}
+		}
+		for i := range want {
+			if want[i] = 100 * want[i] / total; math.Abs(scores[i]-want[i]) > 1e-9 {
+				t.Fatalf("round %d: customer %s scores %v, the regression's features say %v\n%s", round, snap.ids[i], scores[i], want[i], res.YAML)
+			}
+		}
+	}
+}
