@@ -157,13 +157,18 @@ type Result struct {
 	Report Report
 }
 
-// Fit learns a model from h (which must hold no event after cfg.At).
+// Fit learns a model from h, which must be read up to the cut-off
+// (ReadHistory(inputs, cfg.At, …)): it holds every event before cfg.At
+// and none at or after it.
 func Fit(h *History, cfg Config) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cannot fit: %w", err)
 	}
-	if h.Until > cfg.At || h.Until == 0 {
-		return nil, errors.New("cannot fit: the history reaches past the cut-off (read it with ReadHistory up to --at)")
+	switch {
+	case h.Until > cfg.At:
+		return nil, errors.New("cannot fit: the history reaches past the cut-off (read it with ReadHistory up to the cut-off)")
+	case h.Until < cfg.At:
+		return nil, errors.New("cannot fit: the history ends before the cut-off (read it with ReadHistory up to the cut-off)")
 	}
 	T := cfg.At
 	T2 := T - int64(cfg.Horizon)

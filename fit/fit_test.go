@@ -167,6 +167,10 @@ func TestFitRejectsHistoryPastT(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "past the cut-off") {
 		t.Fatalf("err = %v, want a history past the cut-off rejected", err)
 	}
+	_, err = Fit(history(t, synthLog(1, 50, 400), at.UnixNano()-1), fitConfig(t, at))
+	if err == nil || !strings.Contains(err.Error(), "ends before the cut-off") {
+		t.Fatalf("err = %v, want a history that ends early rejected", err)
+	}
 }
 
 // TestFitModel: the fitted model is valid, says what changed, beats the
