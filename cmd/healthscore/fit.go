@@ -53,7 +53,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	halfLives := fs.String("half-lives", "", "comma-separated half-life `grid` of the candidate signals (default 7d,14d,30d,60d,90d,180d,365d)")
 	noPropose := fs.Bool("no-propose", false, "use only the event types the start model reads")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: healthscore fit --model FILE --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the events before --at\n(time split: trained at T − horizon − gap, validated at T − horizon) and writes a model file\n(docs/fitting.md).\n\n")
+		fmt.Fprint(stderr, "Usage: healthscore fit [--model FILE] --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the events before --at\n(time split: trained at T − horizon − gap, validated at T − horizon) and writes a model file\n(docs/fitting.md).\n\n")
 		fs.PrintDefaults()
 	}
 	if _, err := parseInterspersed(fs, args); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
-	const use = "usage: healthscore model check FILE | healthscore model show | healthscore model diff OLD NEW --events FILE [--at RFC3339] [--top N]"
+	const use = "usage: healthscore model check FILE | healthscore model show | healthscore model diff OLD NEW --events FILE [--at T] [--top N]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, use)
 		return exitError(2)

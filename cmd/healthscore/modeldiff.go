@@ -20,7 +20,7 @@ func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 	atFlag := fs.String("at", "", "compare as of this `time` (RFC 3339 or a day); later events are ignored (default: the latest event time)")
 	top := fs.Int("top", 10, "list the `N` largest score moves")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: healthscore model diff OLD NEW --events FILE [--at RFC3339] [--top N]\n\nScores the same customers with both models and prints how many change band and which way\n(a from→to matrix) and the largest score moves with the signals that drove them.\n\n")
+		fmt.Fprint(stderr, "Usage: healthscore model diff OLD NEW --events FILE [--at T] [--top N]\n\nScores the same customers with both models and prints how many change band and which way\n(a from→to matrix) and the largest score moves with the signals that drove them.\n\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
