@@ -318,3 +318,25 @@ func TestChartAndTable(t *testing.T) {
 		t.Fatalf("chart without churn: %v", err)
 	}
 }
+
+// FuzzReadLabels: any labels text either reads or fails with an error
+// naming the file; labels read are never empty ids.
+func FuzzReadLabels(f *testing.F) {
+	f.Add("customer_id,segment,churned,churn_time\na,smb,true,2026-01-01T00:00:00Z\nb,smb,false,\n")
+	f.Add("{\"customer_id\":\"a\",\"churned\":true,\"churn_time\":\"2026-01-01T00:00:00Z\"}\n")
+	f.Add("\ufeffcustomer_id,churned\n\"a,b\",1\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		labels, err := ReadLabels("l", strings.NewReader(src))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "l") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		for id := range labels {
+			if id == "" {
+				t.Fatal("empty customer id accepted")
+			}
+		}
+	})
+}

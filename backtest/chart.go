@@ -15,10 +15,10 @@ import (
 // the model and of the baseline (with the model's band sizes).
 func (r *Report) WriteSVG(w io.Writer) error {
 	const (
-		width, height = 920, 460
-		rocX, rocY    = 70, 60 // top-left of the ROC plot
+		width, height = 920, 476
+		rocX, rocY    = 70, 76 // top-left of the ROC plot
 		rocS          = 320    // its side
-		barX, barY    = 540, 60
+		barX, barY    = 540, 76
 		barW, barH    = 340, 320
 	)
 	var b bytes.Buffer

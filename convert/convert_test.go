@@ -260,3 +260,35 @@ func FuzzParseMap(f *testing.F) {
 		_, _ = m.bind(header)
 	})
 }
+
+type failingIO struct{}
+
+func (failingIO) Read([]byte) (int, error)  { return 0, errors.New("disk on fire") }
+func (failingIO) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestMoreErrors(t *testing.T) {
+	// A type rule naming a column the header lacks.
+	m, err := ParseMap("m", []byte("customer: c\ntime: {column: t}\ntype: {when: [{column: kind, equals: a, type: x}], default: y}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := run(t, m, "c,t\n"); err == nil || !strings.HasPrefix(err.Error(), `in.csv:1: column "kind" named by the map is not in the header`) {
+		t.Errorf("rule column: %v", err)
+	}
+	// A group whose sum overflows leaves the row out and says so.
+	m2, err := ParseMap("m", []byte("customer: c\ntime: {column: t}\ngroup_by: g\nvalue: {expr: v}\ntype: {default: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, _, errs, err := run(t, m2, "c,t,g,v\na,2026-01-01T00:00:00Z,1,1e308\na,2026-01-01T00:00:00Z,1,1e308\n")
+	if err != nil || len(errs) != 1 || errs[0] != `in.csv:3: the sum of group "1" overflows; the row is left out` || len(evs) != 1 || evs[0].Value != 1e308 {
+		t.Errorf("overflow: %v %q %v", err, errs, evs)
+	}
+	// I/O failures stop the run with the cause.
+	if _, err := Convert([]offline.Input{{Name: "in.csv", R: strings.NewReader(retailHeader + "1,A,d,1,2010-12-01 08:26:00,2,17850,UK\n")}}, retailMap(t), failingIO{}, Options{}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("write failure: %v", err)
+	}
+	if _, err := Convert([]offline.Input{{Name: "in.csv", R: failingIO{}}}, retailMap(t), &bytes.Buffer{}, Options{}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("read failure: %v", err)
+	}
+}

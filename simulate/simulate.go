@@ -329,7 +329,7 @@ func (c *customer) day(i, d int, dayStart int64, evs []event) []event {
 	end := float64(d + 1)
 	if c.declining {
 		mid := float64(d) + 0.5
-		activity = max(1-0.95*(mid-c.start)/(c.cancelAt-c.start), 0.05)
+		activity = max(0.5-0.45*(mid-c.start)/(c.cancelAt-c.start), 0.05) // halves at once, then fades
 		if mid < c.start {
 			activity = 1
 		}
