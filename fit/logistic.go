@@ -1,6 +1,9 @@
 package fit
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // logistic is an L2-regularised logistic regression of y (1 = stayed,
 // 0 = churned) on standardised columns: P(stay) = σ(b0 + Σ β_j·(x_j − μ_j)/σ_j),
@@ -126,17 +129,52 @@ func fitLogistic(cols [][]float64, y []float64, lambda float64) *logistic {
 		if step == nil {
 			break
 		}
-		maxStep := 0.0
-		l.b0 += step[0]
-		for j := range l.beta {
-			l.beta[j] += step[j+1]
-			maxStep = math.Max(maxStep, math.Abs(step[j+1]))
+		// Damped Newton: halve the step until the penalised loss does
+		// not rise (a full step can overshoot on nearly collinear
+		// features).
+		cur := l.loss(z, y, lambda)
+		b0, beta := l.b0, slices.Clone(l.beta)
+		t := 1.0
+		for range 40 {
+			l.b0 = b0 + t*step[0]
+			for j := range l.beta {
+				l.beta[j] = beta[j] + t*step[j+1]
+			}
+			if next := l.loss(z, y, lambda); next <= cur {
+				break
+			}
+			t /= 2
 		}
-		if maxStep < 1e-8 && math.Abs(step[0]) < 1e-8 {
+		maxStep := math.Abs(t * step[0])
+		for j := range l.beta {
+			maxStep = math.Max(maxStep, math.Abs(t*step[j+1]))
+		}
+		if maxStep < 1e-8 {
 			break
 		}
 	}
 	return l
+}
+
+// loss is the penalised negative log-likelihood on standardised columns z.
+func (l *logistic) loss(z [][]float64, y []float64, lambda float64) float64 {
+	var sum float64
+	for i := range y {
+		eta := l.b0
+		for j := range z {
+			eta += l.beta[j] * z[j][i]
+		}
+		// log(1 + e^η) − y·η, computed without overflow.
+		sp := math.Log1p(math.Exp(-math.Abs(eta))) + math.Max(eta, 0)
+		sum += sp - y[i]*eta
+	}
+	for _, b := range l.beta {
+		sum += lambda / 2 * b * b
+	}
+	if math.IsNaN(sum) {
+		return math.Inf(1)
+	}
+	return sum
 }
 
 // scoreTest is the score statistic U²/I of adding column x (unstandardised)
