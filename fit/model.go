@@ -132,6 +132,13 @@ func weights(coef []float64) []float64 {
 	return w
 }
 
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -152,11 +159,11 @@ func buildModel(cfg *Config, cands []candidate, coef []float64, bands scorer.Ban
 		}
 		fmt.Fprintf(&b, "# Fitted by `healthscore fit` from %s.\n", from)
 		fmt.Fprintf(&b, "# Cut-off %s, horizon %s, churn: %s. Nothing after the cut-off was read.\n", rep.At, rep.Horizon, rep.Labels)
-		fmt.Fprintf(&b, "# Trained on %d label windows ending at %s, %s apart (%d customer rows, %d churned); validated on %d customers at %s (%d churned).\n",
-			rep.TrainWindows, rep.TrainAt, formatHalfLife(cfg.Step), rep.TrainCustomers, rep.TrainChurned, rep.ValidateCustomers, rep.ValidateAt, rep.ValidateChurned)
+		fmt.Fprintf(&b, "# Trained on %s ending at %s, %s apart (%d customer rows, %d churned); validated on %d customers at %s (%d churned).\n",
+			plural(rep.TrainWindows, "label window"), rep.TrainAt, formatHalfLife(cfg.Step), rep.TrainCustomers, rep.TrainChurned, rep.ValidateCustomers, rep.ValidateAt, rep.ValidateChurned)
 		fmt.Fprintf(&b, "# Validation AUC: start model %.4f, fitted %.4f, RFM rank-sum %.4f (%d of %d candidate signals chosen by forward selection).\n",
 			rep.StartAUC, rep.FittedAUC, rep.BaselineAUC, rep.Chosen, rep.Candidates)
-		fmt.Fprintf(&b, "# Targets and weights were then refit on the %d latest label windows, ending at %s, the validation cut-off (AUC there, in sample, %.4f).\n", rep.FinalWindows, rep.ValidateAt, rep.FinalAUC)
+		fmt.Fprintf(&b, "# Targets and weights were then refit on the latest %s, ending at %s, the validation cut-off (AUC there, in sample, %.4f).\n", plural(rep.FinalWindows, "label window"), rep.ValidateAt, rep.FinalAUC)
 		b.WriteString("# Each signal is its own category (a category averages its signals with equal weights);\n")
 		b.WriteString("# the weight is the signal's share of the regression, the direction its sign.\n")
 		b.WriteString("# Changes from the start model:\n")
