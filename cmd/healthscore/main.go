@@ -26,6 +26,10 @@ Usage:
                                         measure how well a model's score predicts churn, against RFM
   healthscore model check FILE          validate a model file
   healthscore model show                print the built-in default model
+  healthscore model diff OLD NEW --events FILE [--at T]
+                                        band moves (from→to) and the largest score moves between two models
+  healthscore fit [--model FILE] --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE
+                                        learn a model from the events before T, time-split validated (docs/fitting.md)
   healthscore dev-broker [--port P] [--partitions N]
                                         run an in-memory Kafka-compatible broker for development
   healthscore bench [--quick] [--json FILE]
@@ -70,6 +74,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = devBrokerCmd(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
+	case "fit":
+		err = fitCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

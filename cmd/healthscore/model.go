@@ -10,9 +10,9 @@ import (
 )
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
-	const use = "usage: healthscore model check FILE | healthscore model show"
+	const use = "usage: healthscore model check FILE | healthscore model show | healthscore model diff OLD NEW --events FILE [--at T] [--top N]"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(stdout, use+"\n\n  check FILE  validate a model file: every error with its line\n  show        print the built-in default model (YAML)")
+		fmt.Fprintln(stdout, use+"\n\n  check FILE  validate a model file: every error with its line\n  show        print the built-in default model (YAML)\n  diff        how many customers a model change moves between bands, and the largest score moves with their drivers")
 		return nil
 	}
 	if len(args) == 0 {
@@ -20,6 +20,8 @@ func modelCmd(args []string, stdout, stderr io.Writer) error {
 		return exitError(2)
 	}
 	switch args[0] {
+	case "diff":
+		return modelDiffCmd(args[1:], stdout, stderr)
 	case "show":
 		_, err := stdout.Write(scorer.DefaultModelYAML())
 		return err
