@@ -281,9 +281,10 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	group := "cluster-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
 		"--redis-cluster", strings.Join(addrs, ","), "--redis-user", "healthscore", "--redis-password", hsPassword)
-	if !strings.Contains(svc.logs.String(), `"topology":"cluster"`) {
-		t.Errorf("the service did not log a cluster topology")
-	}
+	// HTTP listens before Redis is connected: wait for the client's line.
+	waitFor(t, 30*time.Second, "the service logs a cluster topology", func() bool {
+		return strings.Contains(svc.logs.String(), `"topology":"cluster"`)
+	})
 	lines := eventLog(rand.New(rand.NewPCG(21, 2)), 60, 3000, time.Now())
 	half := len(lines) / 2
 	produceLines(t, brokers, lines[:half])

@@ -221,7 +221,7 @@ func TestStartupRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServiceEnv(t, withoutEnv("HEALTHSCORE_BROKERS"), "--broker-port", "0", "--redis", "unix://"+sock)
-	s.waitReadyz(t, http.StatusServiceUnavailable, `"redis":"waiting for Redis at `+sock)
+	s.waitReadyz(t, http.StatusServiceUnavailable, `"redis":"waiting for Redis at unix://`+sock)
 
 	if err := rs.Start(); err != nil {
 		t.Fatal(err)
