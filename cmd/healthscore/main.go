@@ -30,8 +30,9 @@ Usage:
                                         band moves (from→to) and the largest score moves between two models
   healthscore fit [--model FILE] --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE
                                         learn a model from the events before T, time-split validated (docs/fitting.md)
-  healthscore dev-broker [--port P] [--partitions N]
-                                        run an in-memory Kafka-compatible broker for development
+  healthscore dev-broker [--port P] [--partitions N] [--tls-generate DIR] [--sasl-user M:U:P] [--acl …]
+                                        run an in-memory Kafka-compatible broker for development,
+                                        optionally with TLS, SASL users and ACLs
   healthscore bench [--quick] [--json FILE]
                                         measure throughput, latency and memory against the bare-consume limit
   healthscore help                      show this help (also -h, --help)
