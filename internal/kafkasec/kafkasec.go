@@ -20,10 +20,8 @@ package kafkasec
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,6 +30,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/internal/credfiles"
 )
 
 // SASL mechanisms (the values of --kafka-sasl-mechanism).
@@ -233,32 +233,10 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.TLSServerName,         // franz-go sets each broker's host when empty
-		InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // explicit, documented, logged opt-in
-	}
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read --kafka-tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--kafka-tls-ca %s holds no PEM certificate", c.TLSCAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			// The error of LoadX509KeyPair names files and PEM blocks,
-			// never key material.
-			return nil, fmt.Errorf("cannot load --kafka-tls-cert %s and --kafka-tls-key %s: %w", c.TLSCertFile, c.TLSKeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return credfiles.TLS{
+		Flag: "--kafka-tls", CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify,
+	}.ClientConfig()
 }
 
 // mechanism returns the SASL mechanism. Secrets from files are read once
@@ -306,17 +284,6 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 // that editors and `echo` add. Its errors name the flag and the file, never
 // the content.
 func readSecretFile(path, flag string) (Secret, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is in the message already
-		}
-		return "", fmt.Errorf("cannot read %s %s: %w", flag, path, err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if strings.TrimSpace(s) == "" {
-		return "", fmt.Errorf("%s %s is empty", flag, path)
-	}
-	return Secret(s), nil
+	v, err := credfiles.ReadSecret(path, flag)
+	return Secret(v), err
 }

@@ -12,15 +12,15 @@ package redisconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/healthscore/healthscore/internal/credfiles"
 )
 
 // Topology names what a Config connects to.
@@ -242,27 +242,14 @@ func (c *Config) tlsConfig(on bool, log *zap.Logger) (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("--redis-tls-ca: cannot read the CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--redis-tls-ca: %s holds no PEM certificate", c.TLSCA)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--redis-tls-cert/--redis-tls-key: cannot load the client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := credfiles.TLS{
+		Flag: "--redis-tls", CAFile: c.TLSCA, CertFile: c.TLSCert, KeyFile: c.TLSKey,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify,
+	}.ClientConfig()
+	if err != nil {
+		return nil, err
 	}
 	if c.TLSInsecureSkipVerify {
-		tc.InsecureSkipVerify = true
 		log.Warn("--redis-tls-insecure-skip-verify: the Redis server's certificate is NOT verified; anyone on the network path can read and change customer states. Use it for testing only")
 	}
 	return tc, nil
@@ -274,15 +261,7 @@ func secret(value, file, flag string) (string, error) {
 	if file == "" {
 		return value, nil
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the password file: %w", flag, err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("%s: %s is empty", flag, file)
-	}
-	return s, nil
+	return credfiles.ReadSecret(file, flag)
 }
 
 // redactErr returns err with any password of rawURL replaced.
