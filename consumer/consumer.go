@@ -201,6 +201,7 @@ func New(cfg Config) (*Consumer, error) {
 			c.assigned.assign(p)
 			c.metrics.lagSeconds.assign(p)
 			_, n := c.Assignment()
+			c.metrics.rebalanced("assigned", p, n)
 			c.log.Info("partitions assigned", zap.Any("partitions", p), zap.Int("owned", n))
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, p map[string][]int32) {
@@ -208,11 +209,15 @@ func New(cfg Config) (*Consumer, error) {
 			c.commitPending(ctx, true, nil) // the next owner starts from here
 			c.assigned.revoke(p, false)
 			c.metrics.lagSeconds.revoke(p)
+			_, n := c.Assignment()
+			c.metrics.rebalanced("revoked", p, n)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Warn("partitions lost", zap.Any("partitions", p))
 			c.assigned.revoke(p, true)
 			c.metrics.lagSeconds.revoke(p)
+			_, n := c.Assignment()
+			c.metrics.rebalanced("lost", p, n)
 		}),
 	}, cfg.ClientOpts...)
 	c.client, err = kgo.NewClient(opts...)

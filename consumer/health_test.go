@@ -109,6 +109,13 @@ func TestHealthSignals(t *testing.T) {
 	if joined, n := c.Assignment(); !joined || n != int(testTopics["customer-events"]) {
 		t.Errorf("Assignment() = %v, %d; want joined with %d partitions", joined, n, testTopics["customer-events"])
 	}
+	nParts := float64(testTopics["customer-events"])
+	if got := testutil.ToFloat64(c.metrics.owned); got != nParts {
+		t.Errorf("healthscore_partitions_owned = %v, want %v", got, nParts)
+	}
+	if got := testutil.ToFloat64(c.metrics.moved.WithLabelValues("assigned")); got != nParts {
+		t.Errorf(`healthscore_rebalance_partitions_total{event="assigned"} = %v, want %v`, got, nParts)
+	}
 	if err := c.Ready(); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
@@ -138,6 +145,13 @@ func TestHealthSignals(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+	// Leaving the group at shutdown hands every partition over.
+	if got := testutil.ToFloat64(c.metrics.moved.WithLabelValues("revoked")); got != nParts {
+		t.Errorf(`healthscore_rebalance_partitions_total{event="revoked"} after shutdown = %v, want %v`, got, nParts)
+	}
+	if got := testutil.ToFloat64(c.metrics.owned); got != 0 {
+		t.Errorf("healthscore_partitions_owned after shutdown = %v, want 0", got)
 	}
 }
 

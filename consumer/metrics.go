@@ -52,6 +52,8 @@ type metrics struct {
 	lag            *prometheus.GaugeVec
 	lagSeconds     *lagAges
 	lastCommit     prometheus.Gauge
+	owned          prometheus.Gauge
+	moved          *prometheus.CounterVec
 	modelInfo      *prometheus.GaugeVec
 	rescored       *prometheus.CounterVec
 	timersDue      prometheus.Gauge
@@ -60,6 +62,17 @@ type metrics struct {
 	rescorePending prometheus.Gauge
 	overrides      prometheus.Gauge
 	rewinds        prometheus.Counter
+}
+
+// rebalanced counts the partitions a rebalance callback moved and sets the
+// owned-partition gauge.
+func (m *metrics) rebalanced(event string, ps map[string][]int32, owned int) {
+	n := 0
+	for _, parts := range ps {
+		n += len(parts)
+	}
+	m.moved.WithLabelValues(event).Add(float64(n))
+	m.owned.Set(float64(owned))
 }
 
 func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, error) {
@@ -145,18 +158,29 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 			Name: "healthscore_last_commit_timestamp_seconds",
 			Help: "Unix time of the last successful offset commit (0: none yet).",
 		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "healthscore_partitions_owned",
+			Help: "Input partitions this instance owns in its consumer group (0 is normal when the group has more members than partitions).",
+		}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_rebalance_partitions_total",
+			Help: "Input partitions that rebalances moved to or from this instance, by event: assigned, revoked (handed over after a commit), lost (taken without a commit: session expired).",
+		}, []string{"event"}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "healthscore_model_info",
 			Help: "The model in use: 1 for its name and version.",
 		}, []string{"name", "version"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.owned, m.moved, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range []string{ResultApplied, ResultDuplicate, ResultIgnored, ResultDeadLettered} {
 		m.events.WithLabelValues(r)
+	}
+	for _, e := range []string{"assigned", "revoked", "lost"} {
+		m.moved.WithLabelValues(e)
 	}
 	for _, r := range append(scorer.DecodeReasons(), ReasonTooLarge, ReasonTimeSkew) {
 		m.deadLetters.WithLabelValues(r)
