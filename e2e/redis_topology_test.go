@@ -90,7 +90,7 @@ func TestRedisTLSAndACLUser(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(hsPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	brokers := testenv.Kafka(t, topologyTopics)
+	_, brokers := testenv.KafkaCluster(t, topologyTopics) // in-process even with HEALTHSCORE_TEST_BROKERS: the tests use the default topic names
 	group := "acl-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "200",
 		"--redis", "rediss://127.0.0.1:"+strconv.Itoa(pPort), "--redis-user", "healthscore", "--redis-password-file", pwFile,
@@ -277,7 +277,7 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	for i, nd := range nodes {
 		addrs[i] = nd.addr()
 	}
-	brokers := testenv.Kafka(t, topologyTopics)
+	_, brokers := testenv.KafkaCluster(t, topologyTopics) // in-process even with HEALTHSCORE_TEST_BROKERS: the tests use the default topic names
 	group := "cluster-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
 		"--redis-cluster", strings.Join(addrs, ","), "--redis-user", "healthscore", "--redis-password", hsPassword)
@@ -366,7 +366,7 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 		"sentinel down-after-milliseconds hs 3000\nsentinel failover-timeout hs 10000\n", sPort, pPort), "+monitor master")
 	sentinel.waitLog("+slave", 0, 20*time.Second)
 
-	brokers := testenv.Kafka(t, topologyTopics)
+	_, brokers := testenv.KafkaCluster(t, topologyTopics) // in-process even with HEALTHSCORE_TEST_BROKERS: the tests use the default topic names
 	group := "sentinel-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
 		"--redis-sentinel", sentinel.addr(), "--redis-sentinel-master", "hs",
