@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 
@@ -17,14 +16,8 @@ type kafkaFlags struct {
 	tls, tlsInsecure                   bool
 	tlsCA, tlsCert, tlsKey, tlsServer  string
 	mechanism, user, passwordFile, tok string
-	password                           secretFlag
+	password                           string
 }
-
-// secretFlag is a flag value that never shows in -h output or errors.
-type secretFlag struct{ v kafkasec.Secret }
-
-func (s *secretFlag) String() string     { return "" } // no "(default …)" in -h, even when set from the environment
-func (s *secretFlag) Set(v string) error { s.v = kafkasec.Secret(v); return nil }
 
 // kafkaEnv maps each flag to its environment twin.
 var kafkaEnv = map[string]string{
@@ -53,11 +46,7 @@ func registerKafkaFlags(e *envFlags) *kafkaFlags {
 	e.bool(&k.tlsInsecure, "kafka-tls-insecure-skip-verify", kafkaEnv["kafka-tls-insecure-skip-verify"], "accept any broker certificate (tests only; logged at warn)")
 	e.str(&k.mechanism, "kafka-sasl-mechanism", kafkaEnv["kafka-sasl-mechanism"], "", "SASL mechanism: "+strings.Join(kafkasec.Mechanisms, ", ")+"; empty: no SASL")
 	e.str(&k.user, "kafka-sasl-user", kafkaEnv["kafka-sasl-user"], "", "SASL user (PLAIN, SCRAM)")
-	env := kafkaEnv["kafka-sasl-password"]
-	if v, ok := os.LookupEnv(env); ok {
-		k.password.v = kafkasec.Secret(v)
-	}
-	e.fs.Var(&k.password, "kafka-sasl-password", "SASL password (PLAIN, SCRAM); prefer --kafka-sasl-password-file or the environment, which other users of the machine cannot list (env "+env+")")
+	e.secret(&k.password, "kafka-sasl-password", kafkaEnv["kafka-sasl-password"], "SASL password (PLAIN, SCRAM); prefer --kafka-sasl-password-file or the environment, which other users of the machine cannot list")
 	e.str(&k.passwordFile, "kafka-sasl-password-file", kafkaEnv["kafka-sasl-password-file"], "", "`file` holding the SASL password, read again at each authentication (rotation without restart)")
 	e.str(&k.tok, "kafka-sasl-token-file", kafkaEnv["kafka-sasl-token-file"], "", "`file` holding the OAUTHBEARER token, read again at each authentication (keep it fresh, e.g. with a sidecar)")
 	return k
@@ -69,7 +58,7 @@ func (k *kafkaFlags) config() kafkasec.Config {
 		TLS: k.tls, TLSCAFile: k.tlsCA, TLSCertFile: k.tlsCert, TLSKeyFile: k.tlsKey, TLSServerName: k.tlsServer,
 		TLSInsecureSkipVerify: k.tlsInsecure,
 		SASLMechanism:         strings.ToUpper(strings.TrimSpace(k.mechanism)),
-		SASLUser:              k.user, SASLPassword: k.password.v, SASLPasswordFile: k.passwordFile, SASLTokenFile: k.tok,
+		SASLUser:              k.user, SASLPassword: kafkasec.Secret(k.password), SASLPasswordFile: k.passwordFile, SASLTokenFile: k.tok,
 	}
 }
 

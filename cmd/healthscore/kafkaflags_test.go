@@ -69,7 +69,7 @@ func TestKafkaClientOpts(t *testing.T) {
 	if opts, err := k.clientOpts(true, zap.NewNop()); err != nil || opts != nil {
 		t.Errorf("no security: %v, %v; want no options", opts, err)
 	}
-	k = &kafkaFlags{mechanism: "plain", user: "u", password: secretFlag{testSecret}}
+	k = &kafkaFlags{mechanism: "plain", user: "u", password: testSecret}
 	if _, err := k.clientOpts(true, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "need --brokers") {
 		t.Errorf("security with the embedded broker: %v, want an error asking for --brokers", err)
 	}

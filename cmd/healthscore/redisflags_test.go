@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"slices"
 	"strings"
@@ -47,5 +48,42 @@ func TestRedisFlagsAndEnvTwins(t *testing.T) {
 		if _, err := f.redis.replicas(); err == nil || !strings.Contains(err.Error(), "--redis-wait-replicas") {
 			t.Errorf("--redis-wait-replicas %s: error %v", bad, err)
 		}
+	}
+}
+
+// TestSecretsNeverInUsage: passwords (and a Redis URL, which may hold one)
+// given by the environment, as a Kubernetes Secret gives them, never show in
+// -h or in the usage printed after a mistyped flag; they still take effect.
+func TestSecretsNeverInUsage(t *testing.T) {
+	secrets := map[string]string{
+		"HEALTHSCORE_REDIS_URL":               "redis://hs:url-Secret-1@redis:6379/0",
+		"HEALTHSCORE_REDIS_PASSWORD":          "redis-Secret-2",
+		"HEALTHSCORE_REDIS_SENTINEL_PASSWORD": "sentinel-Secret-3",
+		"HEALTHSCORE_KAFKA_SASL_PASSWORD":     "kafka-Secret-4",
+	}
+	for env, v := range secrets {
+		t.Setenv(env, v)
+	}
+	for _, args := range [][]string{{"-h"}, {"--no-such-flag"}} {
+		var out bytes.Buffer
+		if _, err := parseServiceFlags(args, &out); err == nil {
+			t.Fatalf("%v: no error", args)
+		}
+		if !strings.Contains(out.String(), "-redis-password") {
+			t.Fatalf("%v printed no usage:\n%s", args, out.String())
+		}
+		for env, v := range secrets {
+			if strings.Contains(out.String(), v) {
+				t.Errorf("%v shows the value of %s:\n%s", args, env, out.String())
+			}
+		}
+	}
+	f, err := parseServiceFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.redisURL != secrets["HEALTHSCORE_REDIS_URL"] || f.redis.conn.Password != secrets["HEALTHSCORE_REDIS_PASSWORD"] ||
+		f.redis.conn.SentinelPassword != secrets["HEALTHSCORE_REDIS_SENTINEL_PASSWORD"] || f.kafka.password != secrets["HEALTHSCORE_KAFKA_SASL_PASSWORD"] {
+		t.Errorf("the secrets from the environment were not taken: %+v", f)
 	}
 }

@@ -121,6 +121,22 @@ func (e *envFlags) str(p *string, name, env, def, usage string) {
 	e.fs.StringVar(p, name, def, usage+" (env "+env+")")
 }
 
+// secret registers a string flag whose value never shows in -h output or
+// in the usage printed after a mistyped flag ("(default …)"), even when it
+// came from the environment: passwords, and URLs that may hold one.
+func (e *envFlags) secret(p *string, name, env, usage string) {
+	if v, ok := e.note(name, env); ok {
+		*p = v
+	}
+	e.fs.Var(secretValue{p}, name, usage+" (env "+env+")")
+}
+
+// secretValue is a flag.Value that prints as empty.
+type secretValue struct{ p *string }
+
+func (s secretValue) String() string     { return "" }
+func (s secretValue) Set(v string) error { *s.p = v; return nil }
+
 func (e *envFlags) int(p *int, name, env string, def int, usage string) {
 	if v, ok := e.note(name, env); ok {
 		n, err := strconv.Atoi(v)
@@ -177,7 +193,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.int(&f.brokerPort, "broker-port", "HEALTHSCORE_BROKER_PORT", 9092, "port of the embedded broker on 127.0.0.1")
 	e.int(&f.partitions, "partitions", "HEALTHSCORE_PARTITIONS", 8, "partitions per topic created by the embedded broker or --create-topics")
 	e.bool(&f.createTopics, "create-topics", "HEALTHSCORE_CREATE_TOPICS", "create missing topics on external brokers")
-	e.str(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); unset (this, --redis-cluster and --redis-sentinel, flag and env) starts an embedded in-memory Redis, set but empty is an error")
+	e.secret(&f.redisURL, "redis", "HEALTHSCORE_REDIS_URL", "Redis URL (redis://host:6379/0, rediss://…, unix:///path); unset (this, --redis-cluster and --redis-sentinel, flag and env) starts an embedded in-memory Redis, set but empty is an error")
 	registerRedisFlags(e, &f.redis)
 	e.str(&f.redisPrefix, "redis-prefix", "HEALTHSCORE_REDIS_PREFIX", "hs:", "prefix of every Redis key")
 	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
@@ -234,6 +250,19 @@ func (f *serviceFlags) validate() error {
 		if err := e.notEmpty(r.name, r.value, r.what); err != nil {
 			return err
 		}
+	}
+	// What needs no connection is checked now, not after waiting for Kafka.
+	if e.isSet(redisTopologyFlags...) {
+		rcfg := f.redis.config(f.redisURL)
+		if err := rcfg.Validate(); err != nil {
+			return err
+		}
+	}
+	if _, err := f.redis.replicas(); err != nil {
+		return err
+	}
+	if _, _, err := parseCommitDelay(f.commitDelay); err != nil {
+		return err
 	}
 	if f.demo && e.isSet("brokers") && !f.demoAllowExternal {
 		return fmt.Errorf("--demo would produce synthetic customer events to the input topic on %s (from %s): pass --demo-allow-external to confirm, or leave --brokers unset for the embedded broker", f.brokers, e.source("brokers"))
@@ -648,6 +677,22 @@ func (c *bandCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// parseCommitDelay parses --commit-delay: auto, or a duration (0 or
+// negative: at once, which the consumer spells -1).
+func parseCommitDelay(flagValue string) (d time.Duration, auto bool, err error) {
+	if flagValue == "auto" {
+		return 0, true, nil
+	}
+	d, err = time.ParseDuration(flagValue)
+	if err != nil {
+		return 0, false, fmt.Errorf("--commit-delay %q: want auto or a duration such as 2s (negative: commit at once)", flagValue)
+	}
+	if d == 0 {
+		d = -1 // 0 means "the default" to the consumer; the flag means at once
+	}
+	return d, false, nil
+}
+
 // resolveCommitDelay turns --commit-delay into the consumer's CommitDelay.
 // "auto" waits only where waiting makes a write durable: with AOF and
 // appendfsync everysec (or no, left to the OS) it is 2 s; with appendfsync
@@ -657,15 +702,8 @@ func (c *bandCollector) Collect(ch chan<- prometheus.Metric) {
 // 2 s. The settings are read once, at start.
 func resolveCommitDelay(ctx context.Context, flagValue string, store *state.Redis, log *zap.Logger) (time.Duration, error) {
 	const safe = 2 * time.Second
-	if flagValue != "auto" {
-		d, err := time.ParseDuration(flagValue)
-		if err != nil {
-			return 0, fmt.Errorf("--commit-delay %q: want auto or a duration such as 2s (negative: commit at once)", flagValue)
-		}
-		if d == 0 {
-			d = -1 // 0 means "the default" to the consumer; the flag means at once
-		}
-		return d, nil
+	if d, auto, err := parseCommitDelay(flagValue); err != nil || !auto {
+		return d, err
 	}
 	p, err := store.Persistence(ctx)
 	if err != nil {

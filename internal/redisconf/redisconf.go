@@ -88,6 +88,10 @@ func (c *Config) Topology() Topology {
 // IsSet reports whether any topology is given.
 func (c *Config) IsSet() bool { return c.Topology() != "" }
 
+// Validate checks the settings without reading any file or connecting, so
+// that a bad combination is reported at start, before anything waits.
+func (c *Config) Validate() error { return c.validate() }
+
 func (c *Config) validate() error {
 	n := 0
 	for _, set := range []bool{c.URL != "", len(c.ClusterAddrs) > 0, len(c.SentinelAddrs) > 0} {
