@@ -26,10 +26,14 @@ func (f *fakeClock) Add(d time.Duration) { f.ns.Add(int64(d)) }
 
 // startSweeping runs a consumer with the schedule and the fake clock until
 // the test ends.
+// testLease is the sweepers' claim lease in these tests: while a sweeper
+// evaluates a customer, its due time is the claim's expiry, now + testLease.
+const testLease = 30 * time.Second
+
 func (h *harness) startSweeping(group string, clock *fakeClock) {
 	h.t.Helper()
 	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond,
+		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease,
 		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		h.t.Fatal(err)
@@ -162,7 +166,10 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 		}
 		clock.SetMs(due)
 		deadline := time.Now().Add(10 * time.Second)
-		for h.due("silent") == due && time.Now().Before(deadline) {
+		// Wait for the rescheduling, not the claim: a claimed customer is
+		// due at the lease's expiry until its evaluation is saved.
+		claimed := due + testLease.Milliseconds()
+		for d := h.due("silent"); (d == due || d == claimed) && time.Now().Before(deadline); d = h.due("silent") {
 			time.Sleep(5 * time.Millisecond)
 		}
 		rec, err := h.store.Get(context.Background(), "silent")
