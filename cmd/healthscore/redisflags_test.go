@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -30,6 +31,9 @@ func TestRedisFlagsAndEnvTwins(t *testing.T) {
 		t.Errorf("replicas %d, %v, timeout %s", n, err, f.redis.waitTimeout)
 	}
 
+	for _, env := range []string{"HEALTHSCORE_REDIS_SENTINEL", "HEALTHSCORE_REDIS_SENTINEL_MASTER"} {
+		os.Unsetenv(env) //nolint:errcheck // restored by t.Setenv's cleanup
+	}
 	f, err = parseServiceFlags([]string{"--redis-cluster", "a:1,b:2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -40,12 +44,8 @@ func TestRedisFlagsAndEnvTwins(t *testing.T) {
 	if c := f.redis.config(""); !slices.Equal(c.ClusterAddrs, []string{"a:1", "b:2"}) {
 		t.Errorf("cluster addrs %v", c.ClusterAddrs)
 	}
-	for _, bad := range []string{"-1", "many"} {
-		f, err = parseServiceFlags([]string{"--redis-wait-replicas", bad}, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.redis.replicas(); err == nil || !strings.Contains(err.Error(), "--redis-wait-replicas") {
+	for _, bad := range []string{"-1", "many"} { // refused at start, before anything waits
+		if _, err := parseServiceFlags([]string{"--redis-wait-replicas", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "--redis-wait-replicas") {
 			t.Errorf("--redis-wait-replicas %s: error %v", bad, err)
 		}
 	}
@@ -78,12 +78,22 @@ func TestSecretsNeverInUsage(t *testing.T) {
 			}
 		}
 	}
-	f, err := parseServiceFlags(nil, &bytes.Buffer{})
+	// They take effect (a URL and a Sentinel exclude each other: one each).
+	f, err := parseServiceFlags([]string{"--redis-sentinel-password", ""}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.redisURL != secrets["HEALTHSCORE_REDIS_URL"] || f.redis.conn.Password != secrets["HEALTHSCORE_REDIS_PASSWORD"] ||
-		f.redis.conn.SentinelPassword != secrets["HEALTHSCORE_REDIS_SENTINEL_PASSWORD"] || f.kafka.password != secrets["HEALTHSCORE_KAFKA_SASL_PASSWORD"] {
+		f.kafka.password != secrets["HEALTHSCORE_KAFKA_SASL_PASSWORD"] {
 		t.Errorf("the secrets from the environment were not taken: %+v", f)
+	}
+	os.Unsetenv("HEALTHSCORE_REDIS_URL") //nolint:errcheck // restored by t.Setenv's cleanup
+	t.Setenv("HEALTHSCORE_REDIS_SENTINEL", "s:26379")
+	t.Setenv("HEALTHSCORE_REDIS_SENTINEL_MASTER", "hs")
+	if f, err = parseServiceFlags(nil, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.redis.conn.SentinelPassword != secrets["HEALTHSCORE_REDIS_SENTINEL_PASSWORD"] {
+		t.Errorf("the Sentinel password from the environment was not taken")
 	}
 }
