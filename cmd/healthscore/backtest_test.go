@@ -72,16 +72,45 @@ func TestConvertSimulateBacktest(t *testing.T) {
 		t.Fatalf("backtest of the simulation: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 
-	for _, args := range [][]string{
-		{"backtest", "--events", events, "--at", "2011-03-01"},
-		{"backtest", "--events", events, "--churn-if-no", "purchase"},
-		{"backtest", "--churn-if-no", "purchase", "--at", "2011-03-01"},
-		{"simulate"},
-		{"convert", "csv", in},
-		{"convert"},
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"backtest", "--events", events, "--at", "2011-03-01"}, 2, "healthscore backtest: give exactly one of --labels FILE and --churn-if-no TYPE\n"},
+		{[]string{"backtest", "--events", events, "--labels", "l.csv", "--churn-if-no", "purchase", "--at", "2011-03-01"}, 2, "healthscore backtest: give exactly one of --labels FILE and --churn-if-no TYPE\n"},
+		{[]string{"backtest", "--events", events, "--churn-if-no", "purchase"}, 2, "healthscore backtest: --at T is required: the cut-off, RFC 3339"},
+		{[]string{"backtest", "--churn-if-no", "purchase", "--at", "2011-03-01"}, 2, "healthscore backtest: --events FILE is required\n"},
+		{[]string{"backtest", "--events", events, "--churn-if-no", "purchase", "--at", "2011-03-01", "--horizon", "0d"}, 1, `healthscore backtest: --horizon: "0d" is not a positive number of days`},
+		{[]string{"backtest", "--events", events, "--labels", filepath.Join(dir, "none.csv"), "--at", "2011-03-01"}, 1, "healthscore backtest: cannot open labels: "},
+		{[]string{"backtest", "--events", filepath.Join(dir, "none.jsonl"), "--churn-if-no", "purchase", "--at", "2011-03-01"}, 1, "healthscore backtest: cannot open events: "},
+		{[]string{"simulate"}, 2, "--out DIR is required"},
+		{[]string{"convert", "csv", in}, 2, "healthscore convert csv: --map FILE is required\n"},
+		{[]string{"convert"}, 2, "Usage: healthscore convert csv"},
 	} {
-		if code := run(args, nil, &stdout, &stderr); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		stderr.Reset()
+		if code := run(c.args, nil, &stdout, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.want)
 		}
+	}
+}
+
+// TestBacktestReadsStdin: "-" among the --events files is stdin, read in
+// order with the named files; a bad line on stdin is reported as stdin:LINE.
+func TestBacktestReadsStdin(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.jsonl")
+	ev := func(id, day string) string {
+		return `{"customer_id":"` + id + `","type":"purchase","time":"2026-` + day + `T00:00:00Z","value":10}` + "\n"
+	}
+	if err := os.WriteFile(file, []byte(ev("a", "01-05")+ev("a", "03-05")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdin := strings.NewReader(ev("b", "01-07") + "not json\n")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"backtest", "--events", file, "-", "--churn-if-no", "purchase", "--at", "2026-02-01", "--horizon", "60d"}, stdin, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stdout.String(), "customers 2 (with events before the cut-off), churned 1 (50.0%)") ||
+		!strings.Contains(stderr.String(), "stdin:2: ") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 }

@@ -34,8 +34,7 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return exitError(2)
 	}
 	if *mapPath == "" {
-		fmt.Fprintln(stderr, "healthscore convert csv: --map FILE is required")
-		return exitError(2)
+		return usageError(stderr, "convert csv", "--map FILE is required")
 	}
 	data, err := os.ReadFile(*mapPath)
 	if err != nil {
@@ -45,22 +44,11 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var inputs []offline.Input
-	if len(files) == 0 {
-		files = []string{"-"}
+	in, err := openArgs(files, stdin)
+	if err != nil {
+		return err
 	}
-	for _, name := range files {
-		if name == "-" {
-			inputs = append(inputs, offline.Input{Name: "stdin", R: stdin})
-			continue
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("cannot open input: %w", err)
-		}
-		defer f.Close()
-		inputs = append(inputs, offline.Input{Name: name, R: f})
-	}
+	defer in.close()
 	out := stdout
 	var outFile *os.File
 	if *outPath != "" {
@@ -78,7 +66,7 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stderr, "\r%d rows read (%.0f/s)", rows, float64(rows)/time.Since(start).Seconds())
 		}
 	}
-	st, err := convert.Convert(inputs, m, out, opt)
+	st, err := convert.Convert(in.list, m, out, opt)
 	if opt.Progress != nil && st.Rows >= opt.ProgressEvery {
 		fmt.Fprintln(stderr)
 	}

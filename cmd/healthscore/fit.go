@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,39 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/healthscore/healthscore/backtest"
 	"github.com/healthscore/healthscore/fit"
 	"github.com/healthscore/healthscore/offline"
 	"github.com/healthscore/healthscore/scorer"
 )
 
-// readHistory reads the event files up to until (Unix ns).
-func readHistory(files []string, until int64, stderr io.Writer) (*fit.History, error) {
-	if len(files) == 0 {
-		return nil, errors.New("--events FILE is required")
-	}
-	var inputs []offline.Input
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("cannot open events: %w", err)
-		}
-		defer f.Close()
-		inputs = append(inputs, offline.Input{Name: name, R: f})
-	}
-	return fit.ReadHistory(inputs, until, func(e *offline.LineError) { fmt.Fprintln(stderr, e) })
-}
-
 func fitCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	modelPath := fs.String("model", "", "start `FILE` (default: the built-in model)")
-	var events listFlag
-	fs.Var(&events, "events", "JSONL event `FILE` (repeat for several)")
-	labelsPath := fs.String("labels", "", "labels `FILE` as `healthscore backtest` reads it; every churn needs its churn_time (docs/backtesting.md)")
-	churnIfNo := fs.String("churn-if-no", "", "a customer churned when it has no event of this `TYPE` in the horizon")
-	atFlag := fs.String("at", "", "the cut-off `T`, RFC 3339 or a day (midnight UTC): only events strictly before it are read")
-	horizonFlag := fs.String("horizon", "90d", "churn `window` (m, h or d)")
+	var cf cutoffFlags
+	cf.register(fs, "JSONL event `FILE` (repeat for several)", "every churn needs its churn_time")
 	gapFlag := fs.String("gap", "", "training cut-off = cut-off − horizon − `gap` (default: the horizon)")
 	out := fs.String("out", "", "write the fitted model to `FILE` (required)")
 	report := fs.String("report", "", "write the report as JSON to `FILE`")
@@ -56,29 +33,18 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, "Usage: healthscore fit [--model FILE] --events FILE (--labels FILE | --churn-if-no TYPE) --at T [--horizon 90d] --out FILE [--report FILE]\n\nLearns signals, half-lives, targets, weights and bands from the events before --at\n(time split: trained at T − horizon − gap, validated at T − horizon) and writes a model file\n(docs/fitting.md).\n\n")
 		fs.PrintDefaults()
 	}
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return exitError(2)
-	}
-	if *out == "" {
-		return errors.New("--out FILE is required")
-	}
-	var labels fit.Labels
+	rest, err := parseInterspersed(fs, args)
 	switch {
-	case (*labelsPath == "") == (*churnIfNo == ""):
-		return errors.New("give exactly one of --labels FILE and --churn-if-no TYPE")
-	case *churnIfNo != "":
-		labels = fit.Inactivity{Type: *churnIfNo}
+	case err != nil:
+		return exitError(2)
+	case len(rest) > 0:
+		return usageError(stderr, "fit", fmt.Sprintf("unexpected argument %q: give event files with --events", rest[0]))
+	case *out == "":
+		return usageError(stderr, "fit", "--out FILE is required")
 	}
-	if *atFlag == "" {
-		return errors.New("--at is required: the cut-off, RFC 3339 or a day (2011-06-12)")
-	}
-	at, err := parseInstant("at", *atFlag)
+	c, err := cf.parse("fit", stderr)
 	if err != nil {
 		return err
-	}
-	horizon, err := scorer.ParseHalfLife(*horizonFlag)
-	if err != nil {
-		return fmt.Errorf("--horizon: %w", err)
 	}
 	var gap time.Duration
 	if *gapFlag != "" {
@@ -104,21 +70,22 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *labelsPath != "" {
-		f, err := os.Open(*labelsPath)
-		if err != nil {
-			return fmt.Errorf("cannot open labels: %w", err)
-		}
-		defer f.Close()
-		lab, err := backtest.ReadLabels(*labelsPath, f)
+	var labels fit.Labels = fit.Inactivity{Type: c.churnIfNo}
+	if c.labels != "" {
+		lab, err := c.readLabels()
 		if err != nil {
 			return err
 		}
 		if labels, err = fit.NewChurnTimes(lab); err != nil {
-			return fmt.Errorf("%s: %w", *labelsPath, err)
+			return fmt.Errorf("%s: %w", c.labels, err)
 		}
 	}
-	h, err := readHistory(events, at, stderr)
+	in, err := openInputs("events", c.events, nil)
+	if err != nil {
+		return err
+	}
+	defer in.close()
+	h, err := fit.ReadHistory(in.list, c.at, func(e *offline.LineError) { fmt.Fprintln(stderr, e) })
 	if err != nil {
 		return err
 	}
@@ -126,7 +93,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	if startName == "" {
 		startName = "the built-in model"
 	}
-	res, err := fit.Fit(h, fit.Config{Start: start, StartName: startName, At: at, Horizon: horizon, Gap: gap,
+	res, err := fit.Fit(h, fit.Config{Start: start, StartName: startName, At: c.at, Horizon: c.horizon, Gap: gap,
 		Labels: labels, MaxSignals: *maxSignals, L2: *l2, NoPropose: *noPropose, Windows: *windows, Step: step, HalfLives: grid})
 	if err != nil {
 		return err

@@ -76,16 +76,24 @@ func TestFitCommand(t *testing.T) {
 
 	for _, c := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-11-01T00:00:00Z"}, "--out FILE is required"},
-		{[]string{"fit", "--events", events, "--at", "2026-11-01T00:00:00Z", "--out", out}, "give exactly one of --labels FILE and --churn-if-no TYPE"},
-		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "yesterday", "--out", out}, `--at "yesterday" is neither RFC 3339`},
-		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-03-01T00:00:00Z", "--out", out}, "needs both churned and retained customers"},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-11-01T00:00:00Z"}, 2, "healthscore fit: --out FILE is required\n"},
+		{[]string{"fit", "--events", events, "--at", "2026-11-01T00:00:00Z", "--out", out}, 2, "healthscore fit: give exactly one of --labels FILE and --churn-if-no TYPE\n"},
+		{[]string{"fit", "--churn-if-no", "purchase", "--at", "2026-11-01T00:00:00Z", "--out", out}, 2, "healthscore fit: --events FILE is required\n"},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--out", out}, 2, "healthscore fit: --at T is required: the cut-off, RFC 3339"},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-11-01", "--out", out, events}, 2, `healthscore fit: unexpected argument "` + events + `": give event files with --events`},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "yesterday", "--out", out}, 1, `--at "yesterday" is neither RFC 3339`},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-11-01", "--horizon", "90", "--out", out}, 1, `healthscore fit: --horizon: "90" needs a unit: m, h or d`},
+		{[]string{"fit", "--events", "-", "--churn-if-no", "purchase", "--at", "2026-11-01", "--out", out}, 1, "healthscore fit: cannot read events from stdin here: give a FILE instead of -"},
+		{[]string{"fit", "--events", events, "--churn-if-no", "purchase", "--at", "2026-03-01T00:00:00Z", "--out", out}, 1, "needs both churned and retained customers"},
+		{[]string{"model", "diff", start, out}, 2, "healthscore model diff: --events FILE is required\n"},
+		{[]string{"model", "diff", start, out, "--events", "-"}, 1, "healthscore model: cannot read events from stdin here: give a FILE instead of -"},
 	} {
 		stderr.Reset()
-		if code := run(c.args, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), c.want) {
-			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", c.args, code, stderr.String(), c.want)
+		if code := run(c.args, nil, &stdout, &stderr); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, stderr.String(), c.code, c.want)
 		}
 	}
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/healthscore/healthscore/modeldiff"
 	"github.com/healthscore/healthscore/offline"
@@ -32,7 +30,7 @@ func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 		return exitError(2)
 	}
 	if len(events) == 0 {
-		return errors.New("--events FILE is required")
+		return usageError(stderr, "model diff", "--events FILE is required")
 	}
 	var models [2]*scorer.Model
 	for i, p := range pos {
@@ -50,21 +48,18 @@ func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 	var res [2]*offline.Result
 	bad := 0
 	for i, m := range models {
-		var inputs []offline.Input
-		for _, name := range events {
-			f, err := os.Open(name)
-			if err != nil {
-				return fmt.Errorf("cannot open events: %w", err)
-			}
-			defer f.Close()
-			inputs = append(inputs, offline.Input{Name: name, R: f})
+		in, err := openInputs("events", events, nil) // read once per model: not stdin
+		if err != nil {
+			return err
 		}
 		o := opt
 		o.Model = m
 		if i == 0 {
 			o.OnError = func(e *offline.LineError) { fmt.Fprintln(stderr, e) }
 		}
-		if res[i], err = offline.Fold(inputs, o); err != nil {
+		res[i], err = offline.Fold(in.list, o)
+		in.close()
+		if err != nil {
 			return err
 		}
 		bad = res[i].BadLines

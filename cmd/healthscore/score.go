@@ -61,23 +61,12 @@ func scoreCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "\r%d lines read (%.0f/s)", lines, float64(lines)/time.Since(start).Seconds())
 		}
 	}
-	var inputs []offline.Input
-	if len(files) == 0 {
-		files = []string{"-"}
+	in, err := openArgs(files, stdin)
+	if err != nil {
+		return err
 	}
-	for _, name := range files {
-		if name == "-" {
-			inputs = append(inputs, offline.Input{Name: "stdin", R: stdin})
-			continue
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("cannot open input: %w", err)
-		}
-		defer f.Close()
-		inputs = append(inputs, offline.Input{Name: name, R: f})
-	}
-	res, err := offline.Fold(inputs, opt)
+	defer in.close()
+	res, err := offline.Fold(in.list, opt)
 	if err != nil {
 		return err
 	}
