@@ -33,7 +33,7 @@ func backtestCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	}
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitError(2)
+		return flagError(err)
 	}
 	cf.events = append(cf.events, rest...)
 	c, err := cf.parse("backtest", stderr)

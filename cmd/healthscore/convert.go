@@ -16,6 +16,10 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		"Turns CSV logs (stdin when no CSV, or CSV is -) into JSONL input events, as the map FILE says\n" +
 		"(see docs/backtesting.md and examples/online-retail/map.yaml). Bad rows are reported as\n" +
 		"FILE:LINE: reason; the exit status is then 1.\n\n"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, use)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "csv" {
 		fmt.Fprint(stderr, use)
 		return exitError(2)
@@ -31,7 +35,7 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	files, err := parseInterspersed(fs, args[1:])
 	if err != nil {
-		return exitError(2)
+		return flagError(err)
 	}
 	if *mapPath == "" {
 		return usageError(stderr, "convert csv", "--map FILE is required")

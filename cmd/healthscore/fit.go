@@ -36,7 +36,7 @@ func fitCmd(args []string, stdout, stderr io.Writer) error {
 	rest, err := parseInterspersed(fs, args)
 	switch {
 	case err != nil:
-		return exitError(2)
+		return flagError(err)
 	case len(rest) > 0:
 		return usageError(stderr, "fit", fmt.Sprintf("unexpected argument %q: give event files with --events", rest[0]))
 	case *out == "":

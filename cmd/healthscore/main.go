@@ -119,6 +119,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // flagError is the result of a failed flag parse: -h is a success (the
 // flag package printed the usage), anything else is a usage error (exit 2,
 // the flag package printed why).

@@ -11,7 +11,7 @@ import (
 
 func modelCmd(args []string, stdout, stderr io.Writer) error {
 	const use = "usage: healthscore model check FILE | healthscore model show | healthscore model diff OLD NEW --events FILE [--at T] [--top N]"
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprintln(stdout, use+"\n\n  check FILE  validate a model file: every error with its line\n  show        print the built-in default model (YAML)\n  diff        how many customers a model change moves between bands, and the largest score moves with their drivers")
 		return nil
 	}
@@ -26,6 +26,10 @@ func modelCmd(args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(scorer.DefaultModelYAML())
 		return err
 	case "check":
+		if len(args) == 2 && isHelp(args[1]) {
+			fmt.Fprintln(stdout, "usage: healthscore model check FILE\n\nValidates a model file; every error names the file, the line and the field.")
+			return nil
+		}
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, use)
 			return exitError(2)

@@ -23,7 +23,7 @@ func modelDiffCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitError(2)
+		return flagError(err)
 	}
 	if len(pos) != 2 {
 		fs.Usage()

@@ -158,9 +158,12 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	for cmd, want := range map[string]string{"run": "Usage: healthscore [run]", "score": "Usage: healthscore score", "model": "healthscore model show",
-		"dev-broker": "Usage: healthscore dev-broker", "bench": "Usage: healthscore bench"} {
+		"model check": "healthscore model check FILE", "model diff": "healthscore model diff",
+		"dev-broker": "Usage: healthscore dev-broker", "bench": "Usage: healthscore bench",
+		"backtest": "Usage: healthscore backtest", "fit": "healthscore fit", "convert": "Usage: healthscore convert csv",
+		"convert csv": "Usage: healthscore convert csv", "simulate": "Usage: healthscore simulate"} {
 		var out, errb strings.Builder
-		code := run([]string{cmd, "-h"}, strings.NewReader(""), &out, &errb)
+		code := run(append(strings.Fields(cmd), "-h"), strings.NewReader(""), &out, &errb)
 		if code != 0 || !strings.Contains(out.String()+errb.String(), want) {
 			t.Errorf("%s -h: exit %d, %q %q", cmd, code, out.String(), errb.String())
 		}

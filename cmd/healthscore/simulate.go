@@ -31,7 +31,7 @@ func simulateCmd(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	if rest, err := parseInterspersed(fs, args); err != nil {
-		return exitError(2)
+		return flagError(err)
 	} else if len(rest) > 0 {
 		fmt.Fprintf(stderr, "healthscore simulate: unexpected argument %q\n", rest[0])
 		return exitError(2)
