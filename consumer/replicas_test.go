@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/healthscore/healthscore/internal/testenv"
 	"github.com/healthscore/healthscore/state"
 )
 
@@ -71,7 +71,7 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 	// fails: three failed waits are three held commits.
 	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w0","type":"page_viewed","time":"2026-11-20T10:00:00Z"}`)})
 	waitCalls(3)
-	if n := committedRecords(t, h.brokers, "wait"); n != 0 {
+	if n := testenv.Committed(t, h.brokers, "wait"); n != 0 {
 		t.Fatalf("%d offsets committed although the writes never reached the replicas", n)
 	}
 	if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "replicas") {
@@ -127,21 +127,4 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
-}
-
-// committedRecords is the sum of the group's committed offsets on the input.
-func committedRecords(t *testing.T, brokers []string, group string) int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int64(0)
-	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
-	return n
 }

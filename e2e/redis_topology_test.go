@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/healthscore/healthscore/internal/testenv"
 	"github.com/healthscore/healthscore/state"
@@ -381,7 +379,7 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 	if v := svc.metric(t, "healthscore_redis_wait_seconds_count"); v < 1 {
 		t.Errorf("healthscore_redis_wait_seconds_count = %v: no WAIT", v)
 	}
-	committedBefore := committedTotal(t, brokers, group)
+	committedBefore := testenv.Committed(t, brokers, group)
 
 	// The replica stalls and its link drops: what the primary takes now
 	// reaches no replica.
@@ -396,12 +394,12 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 	}
 	produceLines(t, brokers, lines[third:2*third])
 	waitFor(t, 30*time.Second, "the stalled writes", func() bool {
-		return svc.metric(t, `healthscore_batch_retries_total{step="replicas"}`) > 2 || committedTotal(t, brokers, group) > committedBefore
+		return svc.metric(t, `healthscore_batch_retries_total{step="replicas"}`) > 2 || testenv.Committed(t, brokers, group) > committedBefore
 	})
 	// (/readyz is not checked here: other steps that succeed meanwhile,
 	// such as the sweeper's, set readiness again; that is the runtime
 	// part's to settle.)
-	if n := committedTotal(t, brokers, group); n != committedBefore {
+	if n := testenv.Committed(t, brokers, group); n != committedBefore {
 		t.Errorf("%d offsets committed while no replica had their writes", n-committedBefore)
 	}
 
@@ -439,23 +437,6 @@ func TestSentinelFailoverLosesNothing(t *testing.T) {
 	if v := svc.metric(t, "healthscore_redis_restart_rewinds_total"); v < 1 {
 		t.Errorf("healthscore_redis_restart_rewinds_total = %v: the failover went unnoticed", v)
 	}
-}
-
-// committedTotal is the sum of the group's committed input offsets.
-func committedTotal(t *testing.T, brokers []string, group string) int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int64(0)
-	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
-	return n
 }
 
 // TestClusterServerIDCoversEveryPrimary: on Redis Cluster, INFO answers for

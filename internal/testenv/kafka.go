@@ -94,3 +94,23 @@ func createTopics(tb testing.TB, brokers []string, topics map[string]int32) {
 		}
 	}
 }
+
+// Committed returns the sum of the offsets group has committed, over every
+// topic and partition (0 when it has committed nothing).
+func Committed(tb testing.TB, brokers []string, group string) int64 {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := int64(0)
+	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
+	return n
+}
