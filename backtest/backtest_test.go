@@ -70,14 +70,15 @@ func TestChurnIfNo(t *testing.T) {
 		ev("d", "purchase", 10, 1),                         //                              first event exactly at T: not in the population
 		ev("e", "login", 4, 1), ev("e", "purchase", 15, 1), //      a login before T; a purchase at T+horizon exactly counts
 		ev("f", "login", 5, 1), ev("f", "login", 11, 1), //         no purchase in the window (logins do not count): churned
+		ev("h", "purchase", 6, 1), ev("h", "purchase", 10, 1), //   a purchase at T exactly: neither history nor window, churned
 		`{"customer_id":"g","type":"purchase"}`,
 		`not json`,
 	}
 	d, errs := load(t, lines, LoadOptions{At: dayNs(10), Horizon: 5 * 24 * time.Hour, ChurnIfNo: "purchase"})
-	if !slices.Equal(d.IDs, []string{"a", "b", "c", "e", "f"}) || fmt.Sprint(d.Churned) != "[false true true false true]" {
+	if !slices.Equal(d.IDs, []string{"a", "b", "c", "e", "f", "h"}) || fmt.Sprint(d.Churned) != "[false true true false true true]" {
 		t.Fatalf("ids %v churned %v", d.IDs, d.Churned)
 	}
-	if d.EventsBefore != 5 || d.BadLines != 2 || len(errs) != 2 || !strings.HasPrefix(errs[0], "ev.jsonl:11: missing_time") || !strings.HasPrefix(errs[1], "ev.jsonl:12: invalid_json") {
+	if d.EventsBefore != 6 || d.BadLines != 2 || len(errs) != 2 || !strings.HasPrefix(errs[0], "ev.jsonl:13: missing_time") || !strings.HasPrefix(errs[1], "ev.jsonl:14: invalid_json") {
 		t.Fatalf("events before %d, bad %d, errors %q", d.EventsBefore, d.BadLines, errs)
 	}
 }

@@ -107,7 +107,7 @@ func Load(inputs []offline.Input, opt LoadOptions) (*Data, error) {
 				continue
 			}
 			d.EventsAfterSeen++
-			if ev.Time <= end && ev.Type == opt.ChurnIfNo {
+			if ev.Time > opt.At && ev.Time <= end && ev.Type == opt.ChurnIfNo { // (At, end]: an event at At itself is in neither the history nor the window
 				active[ev.CustomerID] = true
 			}
 		}

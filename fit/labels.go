@@ -37,7 +37,7 @@ func (l Inactivity) Label(h *History, id string, at, horizon int64) (churned, el
 		return false, false
 	}
 	evs := h.Events[id]
-	for i := sort.Search(len(evs), func(i int) bool { return evs[i].Time >= at }); i < len(evs) && evs[i].Time <= at+horizon; i++ {
+	for i := sort.Search(len(evs), func(i int) bool { return evs[i].Time > at }); i < len(evs) && evs[i].Time <= at+horizon; i++ {
 		if evs[i].Type == l.Type {
 			return false, true
 		}
