@@ -190,6 +190,10 @@ func (a *api) customer(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("at=%q is not RFC 3339 (e.g. 2026-11-20T10:00:00Z)", q))
 			return
 		}
+		if t.Year() < scorer.MinYear || t.Year() > scorer.MaxYear {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("at=%s is out of range: scores can be evaluated for the years %d to %d", q, scorer.MinYear, scorer.MaxYear))
+			return
+		}
 		if at = t.UnixNano(); at < st.LastEvent {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("at=%s is before the last applied event (%s); scores cannot be evaluated in the past", q, scorer.FormatTime(st.LastEvent)))
 			return

@@ -138,6 +138,8 @@ func TestCustomer(t *testing.T) {
 
 	do(e.h.API, "GET", "/v1/customers/"+strings.Repeat("x", scorer.MaxCustomerIDLen+1)).check(t, "GET /v1 too long id", 400, "customer id must be 1 to")
 	do(e.h.API, "GET", "/v1/customers/c1?at=tomorrow").check(t, "GET /v1 bad at", 400, "is not RFC 3339")
+	do(e.h.API, "GET", "/v1/customers/c1?at=9999-12-31T23:59:59Z").check(t, "GET /v1 at beyond int64 nanoseconds", 400, "out of range: scores can be evaluated for the years 1678 to 2261")
+	do(e.h.API, "GET", "/v1/customers/c1?at=1000-01-01T00:00:00Z").check(t, "GET /v1 at before int64 nanoseconds", 400, "out of range")
 	do(e.h.API, "GET", "/v1/customers/c1?at=2026-11-20T10:00:00Z").check(t, "GET /v1 at before the last event", 400, "before the last applied event")
 	do(e.h.API, "GET", "/v1/customers/nobody").check(t, "GET /v1 unknown customer", 404, "has no applied events")
 	do(e.h.API, "GET", "/v1/customers/bad").check(t, "GET /v1 undecodable state", 500, "cannot decode customer state")

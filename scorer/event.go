@@ -233,13 +233,21 @@ func (ev *Event) overrideFields(hasValue bool, rawReason, rawExpires, rawBy []by
 	return nil
 }
 
+// MinYear and MaxYear bound the instants the scorer represents: Unix
+// nanoseconds in an int64 reach from 1677-09-21 to 2262-04-11, so only whole
+// years inside that range are accepted.
+const (
+	MinYear = 1678
+	MaxYear = 2261
+)
+
 // parseTime parses an RFC 3339 field within the range of int64 nanoseconds.
 func parseTime(field, s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return 0, badField(ReasonInvalidTime, field, "want RFC 3339 like 2026-11-20T10:00:00Z, got %q", s)
 	}
-	if t.Year() < 1678 || t.Year() > 2261 { // outside int64 nanoseconds
+	if t.Year() < MinYear || t.Year() > MaxYear { // outside int64 nanoseconds
 		return 0, badField(ReasonInvalidTime, field, "year %d is out of range", t.Year())
 	}
 	return t.UnixNano(), nil
