@@ -45,8 +45,8 @@ type Expect struct {
 	cust      map[string]*custExpect
 	Produced  int            // records acknowledged
 	Good      int            // good records acknowledged (duplicates included)
-	Applied   int            // good records of signal-read types
-	Ignored   int            // good records of types no signal reads
+	Applied   int            // good records the model folds (signal-read types, or naming a segment)
+	Ignored   int            // good records of types no signal reads that name no segment
 	SentTwice int            // events sent as two records
 	Bad       map[string]int // bad records acknowledged, by expected reason
 	BadKinds  map[string]int // bad records acknowledged, by kind
@@ -63,7 +63,7 @@ func (e *Expect) ackGood(ev *scorer.Event, partition int32, offset int64) {
 	defer e.mu.Unlock()
 	e.Produced++
 	e.Good++
-	if len(e.model.SignalsFor(ev.Type)) == 0 {
+	if !e.model.Folds(ev) {
 		e.Ignored++
 		return
 	}

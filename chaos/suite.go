@@ -472,8 +472,8 @@ func (s *Summary) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "healthscore fault suite: %d instances, %d partitions, redis appendfsync %s, seed %d\n", c.Instances, c.Partitions, c.Fsync, c.Seed)
 	row("records produced", e.Produced, fmt.Sprintf("%d generated events, %d of them sent twice, unkeyed round-robin", c.Events, e.SentTwice))
-	row("good records", e.Good, fmt.Sprintf("%d customers; %d of types no signal reads", r.Customers, e.Ignored))
-	row("expected applied", e.Applied, "offline fold of the good records of signal-read types")
+	row("good records", e.Good, fmt.Sprintf("%d customers; %d of types no signal reads, naming no segment", r.Customers, e.Ignored))
+	row("expected applied", e.Applied, "offline fold of the good records the model folds")
 	row("applied (in states)", r.Applied, "Σ event counts of the states decoded from Redis")
 	row("applied (metrics, ≥)", int64(s.MetricApp), "incl. re-applications after a lost Redis write; killed instances count up to their last scrape")
 	row("duplicates skipped (≥)", int64(s.Duplicates), "redeliveries found already applied, from the instances' metrics")

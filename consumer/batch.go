@@ -503,7 +503,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	var cause *inEvent
 	for i := range cb.events {
 		e := cb.events[i]
-		if !m.Reads(e.ev.Type) {
+		if !m.Folds(&e.ev) {
 			res.ignored++ // first, so a redelivery counts it the same way
 			continue
 		}

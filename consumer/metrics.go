@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_events_total",
-			Help: "Input records processed, by result: applied, duplicate (already applied: a redelivery), ignored (no signal reads the type), dead_lettered.",
+			Help: "Input records processed, by result: applied, duplicate (already applied: a redelivery), ignored (no signal reads the type and it names no segment), dead_lettered.",
 		}, []string{"result"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_dead_letters_total",

@@ -47,7 +47,7 @@ type Result struct {
 	States    map[string]*scorer.State
 	Lines     int // non-blank lines read
 	Applied   int // events folded
-	Ignored   int // valid events of a type the model does not read (see scorer.Model.Reads)
+	Ignored   int // valid events the model does not fold: of a type no signal reads, naming no segment (see scorer.Model.Folds)
 	Late      int // valid events after At (ignored)
 	BadLines  int
 	HasEvents bool
@@ -161,7 +161,7 @@ func (res *Result) line(line []byte, opt *Options, bad func(error)) {
 		res.Late++
 		return
 	}
-	if !opt.Model.Reads(ev.Type) {
+	if !opt.Model.Folds(&ev) {
 		res.Ignored++
 		return
 	}

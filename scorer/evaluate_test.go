@@ -496,6 +496,39 @@ func TestSegmentLatestWins(t *testing.T) {
 	f("b", segEv("login", 3, "a"), segEv("login", 3, "b")) // tie: larger name
 	f("b", segEv("login", 3, "b"), segEv("login", 3, "a"))
 	f("a", segEv("login", 1, "a"), ev("login", 5, 1)) // events without a segment keep it
-	f("a", segEv("login", 1, "a"), segEv("unread", 5, "b"))
+	// An event of a type no signal reads still names the segment (issue 16:
+	// an account_updated event announcing the plan).
+	f("b", segEv("login", 1, "a"), segEv("unread", 5, "b"))
+	f("a", segEv("unread", 1, "b"), segEv("login", 5, "a"))
+	f("b", segEv("unread", 1, "b"))
 	f("z", segEv("login", -5, "z"), segEv("ticket", -9, "a"), segEv("nps", -7, "m"))
+}
+
+// TestFolds: what Apply changes is what Folds says, so the stream and the
+// offline scorer can drop the rest before loading a state.
+func TestFolds(t *testing.T) {
+	m := mustModel(t, evalModel)
+	for _, tc := range []struct {
+		ev   Event
+		want bool
+	}{
+		{ev("login", 0, 1), true},
+		{segEv("login", 0, "big"), true},
+		{ev("unread", 0, 1), false},
+		{segEv("unread", 0, "big"), true},
+		{Event{CustomerID: "c", Type: TypeOverride, Time: t0, HasTime: true, Value: 50}, true},
+	} {
+		st := m.NewState()
+		if got := m.Folds(&tc.ev); got != tc.want {
+			t.Errorf("Folds(%s %q) = %v, want %v", tc.ev.Type, tc.ev.Segment, got, tc.want)
+		}
+		if got := m.Apply(st, &tc.ev); got != tc.want || (st.Events == 1) != tc.want {
+			t.Errorf("Apply(%s %q) = %v with %d events, want %v", tc.ev.Type, tc.ev.Segment, got, st.Events, tc.want)
+		}
+	}
+	// The segment an unread event names switches the segment's overrides on.
+	st := fold(m, []Event{ev("login", 0, 1), segEv("account_updated", 1, "big")})
+	if e := m.Evaluate(st, t0+1); e.Segment != "big" {
+		t.Errorf("evaluated with segment %q, want big", e.Segment)
+	}
 }

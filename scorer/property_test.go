@@ -40,7 +40,7 @@ func naiveSignal(s Signal, evs []Event, T int64) (S, W, abs float64, last int64,
 func naiveSegment(m *Model, evs []Event) string {
 	seg, at := "", int64(0)
 	for _, e := range evs {
-		if e.Segment == "" || len(m.SignalsFor(e.Type)) == 0 {
+		if e.Segment == "" { // any type names the segment, overrides too
 			continue
 		}
 		if seg == "" || e.Time > at || (e.Time == at && e.Segment > seg) {

@@ -86,20 +86,28 @@ func (m *Model) NewState() *State {
 	return &State{Signals: make([]SignalState, len(m.signals))}
 }
 
-// Reads reports whether Apply folds events of type t: some signal reads it,
-// or it is TypeOverride.
+// Reads reports whether some signal reads events of type t, or it is
+// TypeOverride.
 func (m *Model) Reads(t string) bool { return t == TypeOverride || len(m.byEvent[t]) > 0 }
 
-// Apply folds one event into st and reports whether it was read (see
-// Reads). Events of other types leave st unchanged. The event's Time must be
-// set. A TypeOverride event replaces st.Override when it is newer (see
+// Folds reports whether Apply changes a state with ev: its type is read
+// (Reads), or it names a segment. A customer's segment comes from its latest
+// event that names one, whatever its type (an "account_updated" event that
+// announces the plan counts); an event of an unread type without a segment
+// changes nothing and can be dropped.
+func (m *Model) Folds(ev *Event) bool { return m.Reads(ev.Type) || ev.Segment != "" }
+
+// Apply folds one event into st and reports whether it changed it (see
+// Folds). An event of an unread type that names a segment sets the segment
+// (and counts as applied, with its time as a last event); other events of
+// unread types leave st unchanged. The event's Time must be set. A TypeOverride event replaces st.Override when it is newer (see
 // Override). Cost: O(signals reading the event's type).
 func (m *Model) Apply(st *State, ev *Event) bool {
 	if ev.Type == TypeOverride {
 		return m.applyOverride(st, ev)
 	}
 	idx := m.byEvent[ev.Type]
-	if len(idx) == 0 {
+	if len(idx) == 0 && ev.Segment == "" {
 		return false
 	}
 	t := ev.Time
@@ -136,10 +144,16 @@ func (m *Model) Apply(st *State, ev *Event) bool {
 		st.PublishedAt = 0 // kept only while it is later than the last event
 	}
 	st.Events++
+	st.noteSegment(ev)
+	return true
+}
+
+// noteSegment keeps the segment of the latest event that names one (on
+// equal times, the larger name), whatever the event's type.
+func (st *State) noteSegment(ev *Event) {
 	if ev.Segment != "" && (ev.Time > st.SegmentTime || st.Segment == "" || (ev.Time == st.SegmentTime && ev.Segment > st.Segment)) {
 		st.Segment, st.SegmentTime = ev.Segment, ev.Time
 	}
-	return true
 }
 
 func (m *Model) applyOverride(st *State, ev *Event) bool {
@@ -157,6 +171,7 @@ func (m *Model) applyOverride(st *State, ev *Event) bool {
 		st.LastEvent = ev.Time
 	}
 	st.Events++
+	st.noteSegment(ev)
 	return true
 }
 
