@@ -508,21 +508,10 @@ func TestCommitWaitsForDurability(t *testing.T) {
 	}
 }
 
-// committed sums the group's committed offsets on customer-events.
+// committed sums the group's committed offsets.
 func (h *harness) committed(group string) int64 {
 	h.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
-	return n
+	return testenv.Committed(h.t, h.brokers, group)
 }
 
 // TestEmbeddedMiniredis: with the embedded miniredis (what `healthscore run`

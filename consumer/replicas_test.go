@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/healthscore/healthscore/internal/testenv"
 	"github.com/healthscore/healthscore/state"
 )
 
@@ -71,13 +71,13 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 	// fails: three failed waits are three held commits.
 	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w0","type":"page_viewed","time":"2026-11-20T10:00:00Z"}`)})
 	waitCalls(3)
-	if n := testenv.Committed(t, h.brokers, "wait"); n != 0 {
+	if n := h.committed("wait"); n != 0 {
 		t.Fatalf("%d offsets committed although the writes never reached the replicas", n)
 	}
 	if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Errorf("Ready() = %v; want the failed wait", err)
 	}
-	if got := gauge(t, reg, "healthscore_redis_replicas"); got != 1 {
+	if got := gathered(t, reg, "healthscore_redis_replicas").GetGauge().GetValue(); got != 1 {
 		t.Errorf("healthscore_redis_replicas = %v, want 1", got)
 	}
 
@@ -94,12 +94,13 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 	if n := h.count("customer-health"); n == 0 {
 		t.Error("no output published after the wait succeeded")
 	}
-	if n := histogramCount(t, reg, "healthscore_redis_wait_seconds"); n < 5 {
+	if n := gathered(t, reg, "healthscore_redis_wait_seconds").GetHistogram().GetSampleCount(); n < 5 {
 		t.Errorf("healthscore_redis_wait_seconds counts %d waits; want every attempt (≥ 5)", n)
 	}
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// gathered returns the one series of the unlabelled metric name in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -107,24 +108,9 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			return mf.GetMetric()[0]
 		}
 	}
 	t.Fatalf("no metric %s", name)
-	return 0
-}
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return nil
 }

@@ -96,7 +96,8 @@ func createTopics(tb testing.TB, brokers []string, topics map[string]int32) {
 }
 
 // Committed returns the sum of the offsets group has committed, over every
-// topic and partition (0 when it has committed nothing).
+// topic and partition (0 when it has committed nothing, or the group does
+// not exist yet).
 func Committed(tb testing.TB, brokers []string, group string) int64 {
 	tb.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -107,6 +108,9 @@ func Committed(tb testing.TB, brokers []string, group string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return 0
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
