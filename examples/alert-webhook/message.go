@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The alert types healthscore publishes on its alert topic (docs/events.md).
@@ -102,7 +103,7 @@ type slackMessage struct {
 //	Segment: base · model b2b-saas 2026.11.1
 //	Top drivers:
 //	• support / tickets: +10
-//	health.low · 2026-11-20T10:15:30Z · cause: customer-events/0@1202 · id 85a4b795ef984a4ec4adc8512f9b6ea5
+//	health.low · 2026-11-20 10:15:30 UTC · cause: customer-events/0@1202 · id 85a4b795ef984a4ec4adc8512f9b6ea5
 func render(a *Alert) []byte {
 	d := &a.Data
 	var b strings.Builder
@@ -141,7 +142,7 @@ func render(a *Alert) []byte {
 			fmt.Fprintf(&b, " (%s)", esc(o.Reason))
 		}
 		if o.ExpiresAt != nil {
-			fmt.Fprintf(&b, " until %s", esc(*o.ExpiresAt))
+			fmt.Fprintf(&b, " until %s", when(*o.ExpiresAt))
 		}
 	}
 	if len(d.Drivers) > 0 {
@@ -154,7 +155,7 @@ func render(a *Alert) []byte {
 			fmt.Fprintf(&b, "\n• %s / %s: %s%s", esc(dr.Category), esc(dr.Signal), sign, num(dr.Points))
 		}
 	}
-	fmt.Fprintf(&b, "\n%s · %s · cause: %s · id %s", a.Type, esc(d.EventTime), cause(d), esc(a.ID))
+	fmt.Fprintf(&b, "\n%s · %s · cause: %s · id %s", a.Type, when(d.EventTime), cause(d), esc(a.ID))
 	body, _ := json.Marshal(slackMessage{Text: b.String()}) // one string: cannot fail
 	return body
 }
@@ -170,16 +171,25 @@ func was(d *AlertData) string {
 func cause(d *AlertData) string {
 	c := &d.Cause
 	switch {
-	case c.Decay:
-		return "no new events (decay), at " + esc(c.At)
+	case c.Decay: // at the event time
+		return "no new events (the score decayed)"
 	case c.ModelReload:
-		return "model reload, at " + esc(c.At)
+		return "a model reload"
 	}
 	s := esc(c.Topic) + "/" + strconv.Itoa(int(c.Partition)) + "@" + strconv.FormatInt(c.Offset, 10)
 	if c.EventID != "" {
 		s = "event " + esc(c.EventID) + " (" + s + ")"
 	}
 	return s
+}
+
+// when formats an RFC 3339 instant for people, to the second in UTC.
+func when(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return esc(s)
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // num formats a published number (already rounded to 2 decimals).

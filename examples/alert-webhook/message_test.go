@@ -56,7 +56,7 @@ func TestRenderEveryAlertType(t *testing.T) {
 	want := ":red_circle: *globex* entered red: score *10* (first score)\n" +
 		"Segment: base · model b2b-saas 2026.11.1\n" +
 		"Top drivers:\n• support / tickets: -13.64\n• engagement / logins: +2.5\n" +
-		"health.low · 2026-11-20T10:15:30Z · cause: event evt-1 (customer-events/3@48368) · id " + id
+		"health.low · 2026-11-20 10:15:30 UTC · cause: event evt-1 (customer-events/3@48368) · id " + id
 	if got := text(t, low[alerts.TypeLow]); got != want {
 		t.Errorf("health.low:\n%s\nwant\n%s", got, want)
 	}
@@ -71,7 +71,7 @@ func TestRenderEveryAlertType(t *testing.T) {
 	id = alerts.EventID(alerts.TypeRecovered, "globex", alerts.Cause{Reload: true, At: t0})
 	want = ":large_green_circle: *globex* recovered: score *83.29*, band green (was 10, red)\n" +
 		"Segment: enterprise · model b2b-saas 2026.11.1\n" +
-		"health.recovered · 2026-11-20T10:15:30Z · cause: model reload, at 2026-11-20T10:15:30Z · id " + id
+		"health.recovered · 2026-11-20 10:15:30 UTC · cause: a model reload · id " + id
 	if got := text(t, rec[alerts.TypeRecovered]); got != want {
 		t.Errorf("health.recovered:\n%s\nwant\n%s", got, want)
 	}
@@ -90,8 +90,8 @@ func TestRenderEveryAlertType(t *testing.T) {
 		got := text(t, v)
 		for _, s := range []string{
 			"*a&lt;b&gt;&amp;c*", "score *35*", "(was 61.1, yellow)",
-			"\n:warning: manual override in force: 35 by ana@example.com (churn risk &lt;confirmed&gt;) until 2026-11-22T10:15:30Z",
-			"\n• support / tickets: -13.64", "cause: no new events (decay), at 2026-11-20T10:15:30Z",
+			"\n:warning: manual override in force: 35 by ana@example.com (churn risk &lt;confirmed&gt;) until 2026-11-22 10:15:30 UTC",
+			"\n• support / tickets: -13.64", "cause: no new events (the score decayed)",
 			typ + " · ", "id " + alerts.EventID(typ, "a<b>&c", alerts.Cause{Decay: true, At: t0}),
 		} {
 			if !strings.Contains(got, s) {

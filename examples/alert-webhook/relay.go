@@ -69,7 +69,7 @@ func (c *Config) validate() error {
 	case len(c.Brokers) == 0:
 		return errors.New("no brokers: set --brokers (host:9092,…)")
 	case c.Logger == nil:
-		return errors.New("Logger is nil")
+		return errors.New("no logger: Config.Logger is nil")
 	case c.WebhookTimeout < 0 || c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff || c.MaxRetryAfter < 0:
 		return errors.New("timeouts and backoffs must be positive, and the maximum backoff at least the minimum")
 	case c.DedupIDs < 0:

@@ -97,6 +97,7 @@ func TestDeliverBacksOffAndHonoursRetryAfter(t *testing.T) {
 func TestDeliverStopsWithTheContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		rt := &scripted{}
 		for i := range 100 {
 			rt.script = append(rt.script, func() (*http.Response, error) {
