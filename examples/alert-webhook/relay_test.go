@@ -286,3 +286,43 @@ func TestRestartResumesAfterLastCommit(t *testing.T) {
 		t.Fatalf("posted %v, want %v", got, want)
 	}
 }
+
+// TestStopDuringPostCommitsIt: stopped while the webhook is taking an
+// alert, the relay lets the post finish, commits it and then stops, so the
+// alert is not posted again by the next run; the next alert is left alone.
+func TestStopDuringPostCommitsIt(t *testing.T) {
+	brokers := testenv.Kafka(t, map[string]int32{topic: 1})
+	arrived, release := make(chan struct{}), make(chan struct{})
+	h := newHook(t, func(n int, _ string) (int, string) {
+		if n == 0 {
+			close(arrived)
+			<-release
+		}
+		return http.StatusOK, ""
+	}, nil)
+	first := alertRecord(t, "customer-0", 0)
+	produce(t, brokers, first, alertRecord(t, "customer-1", 1))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: brokers, Group: "g", FromStart: true, WebhookURL: h.URL, Logger: zaptest.NewLogger(t)})
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no post within 30 s")
+	}
+	cancel()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := testenv.Committed(t, brokers, "g"); got != 1 {
+		t.Errorf("%d offsets committed, want 1 (the alert being posted at the stop)", got)
+	}
+	if got := h.posted(); !slices.Equal(got, []string{idOfRecord(t, first)}) {
+		t.Errorf("posted %v", got)
+	}
+}
