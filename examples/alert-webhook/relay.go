@@ -110,6 +110,8 @@ func Run(ctx context.Context, cfg Config) error {
 		GroupID:     cfg.Group,
 		StartOffset: start,
 		// CommitInterval 0 (the default): CommitMessages is synchronous.
+		// Close waits for a fetch in flight: a short long-poll keeps a
+		// shutdown short (the default, 10 s, makes it last that long).
 		MaxWait: time.Second,
 	})
 	defer r.Close() // leaves the group, so another member takes over at once
