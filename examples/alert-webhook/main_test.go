@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
-
-	"github.com/healthscore/healthscore/internal/testenv"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -75,7 +73,7 @@ func TestExampleBinary(t *testing.T) {
 		t.Errorf("bad URL: %v\n%s", err, out)
 	}
 
-	brokers := testenv.Kafka(t, map[string]int32{topic: 1})
+	b := newBroker(t, 1)
 	h := newHook(t, func(n int, _ string) (int, string) {
 		if n == 0 {
 			return 500, ""
@@ -86,10 +84,10 @@ func TestExampleBinary(t *testing.T) {
 	if err := os.WriteFile(urlFile, []byte(h.URL+"/services/T0001/B0001/SECRETxyz\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	produce(t, brokers, alertRecord(t, "customer-0", 0), alertRecord(t, "customer-1", 1))
+	b.produce(t, alertRecord(t, "customer-0", 0), alertRecord(t, "customer-1", 1))
 
 	var stderr bytes.Buffer
-	cmd = exec.Command(bin, "--brokers", strings.Join(brokers, ","), "--group", "bin", "--from-start",
+	cmd = exec.Command(bin, "--brokers", strings.Join(b.addrs, ","), "--topic", b.topic, "--group", b.group, "--from-start",
 		"--webhook-url-file", urlFile, "--min-backoff", "10ms")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -103,7 +101,7 @@ func TestExampleBinary(t *testing.T) {
 			<-done
 		}
 	})
-	waitFor(t, "both offsets committed", func() bool { return testenv.Committed(t, brokers, "bin") == 2 })
+	waitFor(t, "both offsets committed", func() bool { return b.committed(t) == 2 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,44 @@ import (
 	"github.com/healthscore/healthscore/scorer"
 )
 
-const topic = alerts.DefaultAlertTopic
+// broker is a Kafka cluster with a topic and a group of one test's own:
+// in-process kfake, or the brokers in HEALTHSCORE_TEST_BROKERS (hence the
+// unique names).
+type broker struct {
+	addrs        []string
+	topic, group string
+}
+
+func newBroker(t *testing.T, partitions int32) *broker {
+	t.Helper()
+	name := fmt.Sprintf("alert-webhook-%s-%d", t.Name(), time.Now().UnixNano())
+	return &broker{addrs: testenv.Kafka(t, map[string]int32{name: partitions}), topic: name, group: name}
+}
+
+// config is a relay's configuration for this broker and a webhook.
+func (b *broker) config(webhookURL string) Config {
+	return Config{Brokers: b.addrs, Topic: b.topic, Group: b.group, WebhookURL: webhookURL}
+}
+
+func (b *broker) committed(t *testing.T) int64 { return testenv.Committed(t, b.addrs, b.group) }
+
+// produce writes recs to the topic.
+func (b *broker) produce(t *testing.T, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addrs...), kgo.DefaultProduceTopic(b.topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range recs {
+		r.Topic = ""
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // hook is a webhook under test: answer decides each request's status and
 // headers; the requests are recorded.
@@ -149,7 +186,7 @@ func alertRecord(t *testing.T, customer string, offset int64) *kgo.Record {
 		Outcome: scorer.Outcome{Eval: scorer.Evaluation{HasScore: true, Score: 12.5, Band: scorer.BandRed},
 			Alert: scorer.AlertLow, Drivers: []scorer.Driver{{Category: "support", Signal: "tickets", Points: -20}}}}
 	recs := enc.AppendRecords(nil, c)
-	if len(recs) != 1 || recs[0].Topic != topic {
+	if len(recs) != 1 || recs[0].Topic != alerts.DefaultAlertTopic {
 		t.Fatalf("encoder made %d records", len(recs))
 	}
 	return recs[0]
@@ -164,25 +201,11 @@ func idOfRecord(t *testing.T, r *kgo.Record) string {
 	return a.ID
 }
 
-func produce(t *testing.T, brokers []string, recs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestEveryAlertPostedOnce: over two partitions, every alert is posted
 // once, an alert republished under the same id is posted once, records that
 // are not alerts are skipped, and every offset ends up committed.
 func TestEveryAlertPostedOnce(t *testing.T) {
-	brokers := testenv.Kafka(t, map[string]int32{topic: 2})
+	b := newBroker(t, 2)
 	h := newHook(t, nil, nil)
 	var recs []*kgo.Record
 	var want []string
@@ -198,12 +221,12 @@ func TestEveryAlertPostedOnce(t *testing.T) {
 	}
 	// Not alerts: a score change on a shared topic, and garbage.
 	recs = append(recs,
-		&kgo.Record{Topic: topic, Key: []byte("customer-00"), Value: []byte(`{"specversion":"1.0","type":"health.score_changed","source":"healthscore","id":"x","data":{"customer_id":"customer-00"}}`)},
-		&kgo.Record{Topic: topic, Key: []byte("customer-01"), Value: []byte(`not json`)})
-	produce(t, brokers, recs...)
+		&kgo.Record{Key: []byte("customer-00"), Value: []byte(`{"specversion":"1.0","type":"health.score_changed","source":"healthscore","id":"x","data":{"customer_id":"customer-00"}}`)},
+		&kgo.Record{Key: []byte("customer-01"), Value: []byte(`not json`)})
+	b.produce(t, recs...)
 
-	startRelay(t, Config{Brokers: brokers, Group: "g", WebhookURL: h.URL})
-	waitFor(t, "every offset committed", func() bool { return testenv.Committed(t, brokers, "g") == int64(len(recs)) })
+	startRelay(t, b.config(h.URL))
+	waitFor(t, "every offset committed", func() bool { return b.committed(t) == int64(len(recs)) })
 	got := h.posted()
 	slices.Sort(got)
 	slices.Sort(want)
@@ -218,7 +241,7 @@ func TestEveryAlertPostedOnce(t *testing.T) {
 // committed only after its post succeeded: when a post arrives, exactly the
 // alerts before it are committed.
 func TestFailingWebhookLosesNothing(t *testing.T) {
-	brokers := testenv.Kafka(t, map[string]int32{topic: 1})
+	b := newBroker(t, 1)
 	answers := []struct {
 		status     int
 		retryAfter string
@@ -228,7 +251,7 @@ func TestFailingWebhookLosesNothing(t *testing.T) {
 			return answers[n].status, answers[n].retryAfter
 		}
 		return http.StatusOK, ""
-	}, func() int64 { return testenv.Committed(t, brokers, "g") })
+	}, func() int64 { return b.committed(t) })
 	var want []string
 	var recs []*kgo.Record
 	for i := range 3 {
@@ -236,10 +259,10 @@ func TestFailingWebhookLosesNothing(t *testing.T) {
 		recs = append(recs, r)
 		want = append(want, idOfRecord(t, r))
 	}
-	produce(t, brokers, recs...)
+	b.produce(t, recs...)
 
-	startRelay(t, Config{Brokers: brokers, Group: "g", WebhookURL: h.URL})
-	waitFor(t, "every offset committed", func() bool { return testenv.Committed(t, brokers, "g") == 3 })
+	startRelay(t, b.config(h.URL))
+	waitFor(t, "every offset committed", func() bool { return b.committed(t) == 3 })
 	if got := h.posted(); !slices.Equal(got, want) {
 		t.Fatalf("posted %v, want %v in order", got, want)
 	}
@@ -265,7 +288,7 @@ func TestFailingWebhookLosesNothing(t *testing.T) {
 // new one (a new Reader in the same group); it posts only the alerts after
 // the last committed one.
 func TestRestartResumesAfterLastCommit(t *testing.T) {
-	brokers := testenv.Kafka(t, map[string]int32{topic: 1})
+	b := newBroker(t, 1)
 	h := newHook(t, nil, nil)
 	var want []string
 	var recs []*kgo.Record
@@ -274,14 +297,14 @@ func TestRestartResumesAfterLastCommit(t *testing.T) {
 		recs = append(recs, r)
 		want = append(want, idOfRecord(t, r))
 	}
-	produce(t, brokers, recs[:3]...)
-	stop := startRelay(t, Config{Brokers: brokers, Group: "g", WebhookURL: h.URL})
-	waitFor(t, "3 offsets committed", func() bool { return testenv.Committed(t, brokers, "g") == 3 })
+	b.produce(t, recs[:3]...)
+	stop := startRelay(t, b.config(h.URL))
+	waitFor(t, "3 offsets committed", func() bool { return b.committed(t) == 3 })
 	stop()
 
-	produce(t, brokers, recs[3:]...)
-	startRelay(t, Config{Brokers: brokers, Group: "g", WebhookURL: h.URL})
-	waitFor(t, "5 offsets committed", func() bool { return testenv.Committed(t, brokers, "g") == 5 })
+	b.produce(t, recs[3:]...)
+	startRelay(t, b.config(h.URL))
+	waitFor(t, "5 offsets committed", func() bool { return b.committed(t) == 5 })
 	if got := h.posted(); !slices.Equal(got, want) {
 		t.Fatalf("posted %v, want %v", got, want)
 	}
@@ -291,7 +314,7 @@ func TestRestartResumesAfterLastCommit(t *testing.T) {
 // alert, the relay lets the post finish, commits it and then stops, so the
 // alert is not posted again by the next run; the next alert is left alone.
 func TestStopDuringPostCommitsIt(t *testing.T) {
-	brokers := testenv.Kafka(t, map[string]int32{topic: 1})
+	b := newBroker(t, 1)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	h := newHook(t, func(n int, _ string) (int, string) {
 		if n == 0 {
@@ -301,13 +324,15 @@ func TestStopDuringPostCommitsIt(t *testing.T) {
 		return http.StatusOK, ""
 	}, nil)
 	first := alertRecord(t, "customer-0", 0)
-	produce(t, brokers, first, alertRecord(t, "customer-1", 1))
+	b.produce(t, first, alertRecord(t, "customer-1", 1))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Brokers: brokers, Group: "g", FromStart: true, WebhookURL: h.URL, Logger: zaptest.NewLogger(t)})
+		cfg := b.config(h.URL)
+		cfg.FromStart, cfg.Logger = true, zaptest.NewLogger(t)
+		done <- Run(ctx, cfg)
 	}()
 	select {
 	case <-arrived:
@@ -319,7 +344,7 @@ func TestStopDuringPostCommitsIt(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if got := testenv.Committed(t, brokers, "g"); got != 1 {
+	if got := b.committed(t); got != 1 {
 		t.Errorf("%d offsets committed, want 1 (the alert being posted at the stop)", got)
 	}
 	if got := h.posted(); !slices.Equal(got, []string{idOfRecord(t, first)}) {
