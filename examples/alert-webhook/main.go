@@ -70,22 +70,40 @@ func main() {
 // ALERT_WEBHOOK_URL: it is a secret, so there is no flag that would show it
 // in the process list.
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	var bad []error // environment values that do not parse
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
 		}
 		return def
 	}
+	envInt := func(name string, def int) int {
+		n, err := strconv.Atoi(env(name, strconv.Itoa(def)))
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s=%q: want an integer", name, getenv(name)))
+		}
+		return n
+	}
+	envBool := func(name string) bool {
+		b, err := strconv.ParseBool(env(name, "false"))
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s=%q: want true or false", name, getenv(name)))
+		}
+		return b
+	}
 	fs := flag.NewFlagSet("alert-webhook", flag.ContinueOnError)
 	brokers := fs.String("brokers", env("ALERT_WEBHOOK_BROKERS", "localhost:9092"), "Kafka brokers, comma separated (ALERT_WEBHOOK_BROKERS)")
 	topic := fs.String("topic", env("ALERT_WEBHOOK_TOPIC", DefaultTopic), "healthscore's alert topic (ALERT_WEBHOOK_TOPIC)")
 	group := fs.String("group", env("ALERT_WEBHOOK_GROUP", DefaultGroup), "consumer group (ALERT_WEBHOOK_GROUP)")
-	fromStart := fs.Bool("from-start", envBool(getenv, "ALERT_WEBHOOK_FROM_START"),
+	fromStart := fs.Bool("from-start", envBool("ALERT_WEBHOOK_FROM_START"),
 		"a new group starts at the oldest alert instead of the newest (ALERT_WEBHOOK_FROM_START=true)")
 	urlFile := fs.String("webhook-url-file", env("ALERT_WEBHOOK_URL_FILE", ""), "file holding the webhook URL (ALERT_WEBHOOK_URL_FILE); else ALERT_WEBHOOK_URL is used")
-	dedup := fs.Int("dedup-ids", envInt(getenv, "ALERT_WEBHOOK_DEDUP_IDS", DefaultDedupIDs), "alert ids remembered to drop repeats (ALERT_WEBHOOK_DEDUP_IDS)")
+	dedup := fs.Int("dedup-ids", envInt("ALERT_WEBHOOK_DEDUP_IDS", DefaultDedupIDs), "alert ids remembered to drop repeats (ALERT_WEBHOOK_DEDUP_IDS)")
 	minBackoff := fs.Duration("min-backoff", DefaultMinBackoff, "first wait after a failed post; doubles per failure")
 	maxBackoff := fs.Duration("max-backoff", DefaultMaxBackoff, "longest wait between posts (a Retry-After may ask for longer)")
+	if len(bad) > 0 {
+		return Config{}, errors.Join(bad...)
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -108,18 +126,4 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.WebhookURL = strings.TrimSpace(string(b))
 	}
 	return cfg, nil
-}
-
-// envInt returns the integer in the environment variable name, or def when
-// it is unset or not an integer (validate rejects negative values).
-func envInt(getenv func(string) string, name string, def int) int {
-	if n, err := strconv.Atoi(getenv(name)); err == nil {
-		return n
-	}
-	return def
-}
-
-func envBool(getenv func(string) string, name string) bool {
-	b, _ := strconv.ParseBool(getenv(name))
-	return b
 }

@@ -45,6 +45,11 @@ func TestParseConfig(t *testing.T) {
 	if _, err := parseConfig([]string{"extra"}, func(string) string { return "" }); err == nil {
 		t.Error("an argument was accepted")
 	}
+	env = map[string]string{"ALERT_WEBHOOK_DEDUP_IDS": "lots", "ALERT_WEBHOOK_FROM_START": "yes please"}
+	if _, err := parseConfig(nil, func(k string) string { return env[k] }); err == nil ||
+		!strings.Contains(err.Error(), `ALERT_WEBHOOK_DEDUP_IDS="lots": want an integer`) || !strings.Contains(err.Error(), "ALERT_WEBHOOK_FROM_START") {
+		t.Errorf("bad environment: %v", err)
+	}
 	cfg, err = parseConfig(nil, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
