@@ -100,6 +100,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
+	log := cfg.Logger
+	log.Info("relaying alerts", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.Topic),
+		zap.String("group", cfg.Group), zap.Int("dedup_ids", cfg.DedupIDs))
 	start := kafka.LastOffset
 	if cfg.FromStart {
 		start = kafka.FirstOffset
@@ -113,14 +116,16 @@ func Run(ctx context.Context, cfg Config) error {
 		// Close waits for a fetch in flight: a short long-poll keeps a
 		// shutdown short (the default, 10 s, makes it last that long).
 		MaxWait: time.Second,
+		// Without it, unreachable brokers or a missing topic go unnoticed:
+		// kafka-go retries quietly.
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
+		}),
 	})
 	defer r.Close() // leaves the group, so another member takes over at once
 
-	log := cfg.Logger
 	hook := newWebhook(&cfg, log)
 	seen := newSeenIDs(cfg.DedupIDs)
-	log.Info("relaying alerts", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.Topic),
-		zap.String("group", cfg.Group), zap.Int("dedup_ids", cfg.DedupIDs))
 	for {
 		m, err := r.FetchMessage(ctx)
 		if ctx.Err() != nil {
