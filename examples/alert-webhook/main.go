@@ -36,7 +36,7 @@ import (
 )
 
 func main() {
-	log, err := zap.NewProduction() // JSON on stderr
+	log, err := zap.NewProduction(zap.AddStacktrace(zap.DPanicLevel)) // JSON on stderr; no stack traces on errors
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "alert-webhook:", err)
 		os.Exit(1)

@@ -103,6 +103,12 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	log.Info("relaying alerts", zap.Strings("brokers", cfg.Brokers), zap.String("topic", cfg.Topic),
 		zap.String("group", cfg.Group), zap.Int("dedup_ids", cfg.DedupIDs))
+	if err := checkTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	start := kafka.LastOffset
 	if cfg.FromStart {
 		start = kafka.FirstOffset
@@ -116,8 +122,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// Close waits for a fetch in flight: a short long-poll keeps a
 		// shutdown short (the default, 10 s, makes it last that long).
 		MaxWait: time.Second,
-		// Without it, unreachable brokers or a missing topic go unnoticed:
-		// kafka-go retries quietly.
+		// Without it, brokers that become unreachable go unnoticed: kafka-go
+		// retries quietly.
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
 		}),
@@ -141,6 +147,28 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil // likewise
 		}
 	}
+}
+
+// checkTopic fails when the topic does not exist: a group reader would wait
+// for it in silence, and a misspelt topic would never post anything. The
+// metadata request does not allow auto-creation: the check creates nothing.
+func checkTopic(ctx context.Context, brokers []string, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("cannot read the metadata of topic %q from %v: %w", topic, brokers, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic && t.Error == nil {
+			return nil
+		}
+		if t.Name == topic && !errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("cannot use topic %q: %w", topic, t.Error)
+		}
+	}
+	return fmt.Errorf("topic %q does not exist: check --topic (healthscore's --alert-topic)", topic)
 }
 
 // relay delivers the alert in m unless it was seen; it fails only when ctx

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -349,5 +350,17 @@ func TestStopDuringPostCommitsIt(t *testing.T) {
 	}
 	if got := h.posted(); !slices.Equal(got, []string{idOfRecord(t, first)}) {
 		t.Errorf("posted %v", got)
+	}
+}
+
+// TestMissingTopicIsAnError: a misspelt topic stops the relay with an error
+// that says what to fix, instead of a group waiting for it in silence.
+func TestMissingTopicIsAnError(t *testing.T) {
+	b := newBroker(t, 1)
+	cfg := b.config("http://127.0.0.1:9/unused")
+	cfg.Topic, cfg.Logger = b.topic+"-misspelt", zaptest.NewLogger(t)
+	err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "--topic") {
+		t.Fatalf("Run: %v", err)
 	}
 }
