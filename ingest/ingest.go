@@ -166,13 +166,15 @@ func isJSON(mt string) bool {
 // mode) or the ce_ headers (binary mode), data from the envelope's data (or
 // data_base64) or the record value.
 type ceSource struct {
-	kind     string
-	envelope object   // structured mode
-	headers  []Header // binary mode
-	dataRaw  []byte   // the data's bytes, JSON when dataJSON
-	hasData  bool
-	dataType string // media type of the data
-	dataJSON bool
+	kind       string
+	envelope   object   // structured mode
+	headers    []Header // binary mode
+	dataRaw    []byte   // the data's bytes, JSON when dataJSON
+	hasData    bool
+	dataType   string // media type of the data
+	dataJSON   bool
+	data       tree // dataRaw parsed, once dataParsed
+	dataParsed bool
 }
 
 func (s *ceSource) get(r ref) (field, bool, error) {
@@ -196,7 +198,15 @@ func (s *ceSource) get(r ref) (field, bool, error) {
 	if !s.dataJSON {
 		return field{}, false, failure(ReasonInvalidCloudEvent, r.text, s.kind, "its data is %s, not JSON, so %s cannot be read", s.dataType, r.text)
 	}
-	v, ok := lookup(s.dataRaw, r.keys)
+	if len(r.keys) == 0 {
+		v, ok := lookup(s.dataRaw, nil)
+		return field{raw: v}, ok, nil
+	}
+	if !s.dataParsed {
+		s.data.root, _, _ = parseObject(s.dataRaw) // not an object: every data.<field> is absent
+		s.dataParsed = true
+	}
+	v, ok := s.data.get(r.keys)
 	return field{raw: v}, ok, nil
 }
 
@@ -295,10 +305,10 @@ func checkSpecVersion(f field, kind string) error {
 var segmentCalls = map[string]bool{"track": true, "identify": true, "group": true, "page": true, "screen": true, "alias": true}
 
 // segSource reads a Segment call.
-type segSource struct{ call object }
+type segSource struct{ call *tree }
 
 func (s segSource) get(r ref) (field, bool, error) {
-	v, ok := lookupIn(s.call, r.keys)
+	v, ok := s.call.get(r.keys)
 	return field{raw: v}, ok, nil
 }
 
@@ -333,7 +343,7 @@ func (t *topicDecoder) segmentCall(value []byte, kind string) (scorer.Event, err
 	if strings.HasPrefix(kind, "read as") {
 		kind = "read as a Segment " + typ + " call (the topic's format)"
 	}
-	return m.event(segSource{call}, kind)
+	return m.event(segSource{&tree{root: call}}, kind)
 }
 
 // Reason codes of the formats read here, in the same list as scorer's

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -57,18 +58,16 @@ var jsonNull = []byte("null")
 // parseObject parses a JSON object; ok is false when data is valid JSON of
 // another kind, err set when it is not JSON.
 func parseObject(data []byte) (object, bool, error) {
-	var v json.RawMessage
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, false, err
-	}
-	if len(v) == 0 || v[0] != '{' {
-		return nil, false, nil
-	}
 	var o object
-	if err := json.Unmarshal(v, &o); err != nil {
+	err := json.Unmarshal(data, &o)
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		return nil, false, nil
+	case err != nil:
 		return nil, false, err
 	}
-	return o, true, nil
+	return o, o != nil, nil
 }
 
 // lookup follows keys from raw (a JSON value); a missing key, a null, or a
@@ -106,6 +105,32 @@ func lookupIn(o object, keys []string) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return lookup(v, keys[1:])
+}
+
+// tree is a parsed JSON object that keeps the objects of its first level
+// once parsed, since several paths usually start alike (context.groupId,
+// context.traits.segment; data.value, data.segment).
+type tree struct {
+	root object
+	subs map[string]object
+}
+
+func (t *tree) get(keys []string) (json.RawMessage, bool) {
+	if len(keys) < 2 {
+		return lookupIn(t.root, keys)
+	}
+	sub, ok := t.subs[keys[0]]
+	if !ok {
+		raw, present := t.root[keys[0]]
+		if present {
+			sub, _, _ = parseObject(raw) // not an object: nil, every path under it absent
+		}
+		if t.subs == nil {
+			t.subs = make(map[string]object, 2)
+		}
+		t.subs[keys[0]] = sub
+	}
+	return lookupIn(sub, keys[1:])
 }
 
 // failure builds the DecodeError of a record that looked like kind.
