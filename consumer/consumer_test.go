@@ -371,7 +371,10 @@ func TestDeadLetters(t *testing.T) {
 	big := `{"customer_id":"c00","type":"login","pad":"` + string(pad) + `"}`
 	bad := map[string]string{`{`: "invalid_json", `{"type":"login"}`: "missing_customer_id", `{"customer_id":"c00"}`: "missing_type",
 		`{"customer_id":"c00","type":"login","time":"soon"}`: "invalid_time", `{"customer_id":"c00","type":"login","value":"1"}`: "invalid_value",
-		`{"customer_id":"c00","type":"login","time":"2099-01-01T00:00:00Z"}`: "time_skew", big: "too_large"}
+		`{"customer_id":"c00","type":"login","time":"2099-01-01T00:00:00Z"}`: "time_skew", big: "too_large",
+		// Other input formats (package ingest), detected per record.
+		`{"specversion":"0.3","subject":"c00","type":"login"}`: "invalid_cloudevent", `{"type":"page","userId":"c00"}`: "unsupported_segment_call",
+		`{"type":"track","event":"login","anonymousId":"a"}`: "missing_customer_id"}
 	recs, evs := randomEvents(5, 3, 50)
 	for b := range bad {
 		recs = append(recs, &kgo.Record{Value: []byte(b)})
