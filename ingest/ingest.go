@@ -90,10 +90,10 @@ func (d *Decoder) Decode(r Record) (scorer.Event, Format, error) {
 			ev, err := t.binaryCloudEvent(r, "read as a CloudEvent in binary mode (the topic's format)")
 			return ev, FormatCloudEvents, err
 		}
-		ev, err := t.structuredCloudEvent(r, "read as a CloudEvent in structured mode (the topic's format)")
+		ev, err := t.structuredCloudEvent(r, nil, "read as a CloudEvent in structured mode (the topic's format)")
 		return ev, FormatCloudEvents, err
 	case FormatSegment:
-		ev, err := t.segmentCall(r.Value, "read as a Segment call (the topic's format)")
+		ev, err := t.segmentCall(r.Value, nil, "read as a Segment call (the topic's format)")
 		return ev, FormatSegment, err
 	}
 	// Auto: the headers first, then the native decoder; a second look only
@@ -103,7 +103,7 @@ func (d *Decoder) Decode(r Record) (scorer.Event, Format, error) {
 		return ev, FormatCloudEvents, err
 	}
 	if ct, ok := header(r.Headers, headerContentType); ok && strings.HasPrefix(mediaType(string(ct)), mediaCloudEvents) {
-		ev, err := t.structuredCloudEvent(r, "looks like a CloudEvent in structured mode (content-type "+mediaType(string(ct))+")")
+		ev, err := t.structuredCloudEvent(r, nil, "looks like a CloudEvent in structured mode (content-type "+mediaType(string(ct))+")")
 		return ev, FormatCloudEvents, err
 	}
 	ev, err := scorer.DecodeEvent(r.Value)
@@ -114,27 +114,21 @@ func (d *Decoder) Decode(r Record) (scorer.Event, Format, error) {
 	if !ok || de.Reason == scorer.ReasonInvalidJSON || de.Reason == scorer.ReasonInvalidUTF8 {
 		return ev, FormatNative, err
 	}
-	var probe struct {
-		CustomerID  json.RawMessage `json:"customer_id"`
-		SpecVersion json.RawMessage `json:"specversion"`
-		Type        json.RawMessage `json:"type"`
-	}
-	if json.Unmarshal(r.Value, &probe) != nil || present(probe.CustomerID) {
+	obj, isObject, _ := parseObject(r.Value)
+	if _, ok := lookupIn(obj, []string{"customer_id"}); !isObject || ok {
 		return scorer.Event{}, FormatNative, err // a native event with a bad field
 	}
-	if present(probe.SpecVersion) {
-		ev, err := t.structuredCloudEvent(r, "looks like a CloudEvent in structured mode (a specversion field)")
+	if _, ok := lookupIn(obj, []string{"specversion"}); ok {
+		ev, err := t.structuredCloudEvent(r, obj, "looks like a CloudEvent in structured mode (a specversion field)")
 		return ev, FormatCloudEvents, err
 	}
 	var typ string
-	if json.Unmarshal(probe.Type, &typ) == nil && segmentCalls[typ] {
-		ev, err := t.segmentCall(r.Value, "looks like a Segment "+typ+" call")
+	if v, ok := lookupIn(obj, []string{"type"}); ok && json.Unmarshal(v, &typ) == nil && segmentCalls[typ] {
+		ev, err := t.segmentCall(r.Value, obj, "looks like a Segment "+typ+" call")
 		return ev, FormatSegment, err
 	}
 	return scorer.Event{}, FormatNative, err
 }
-
-func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // header returns the value of the first header named key (content-type in
 // any case; the ce_ headers are lower case by the binding).
@@ -210,7 +204,9 @@ func (s *ceSource) get(r ref) (field, bool, error) {
 	return field{raw: v}, ok, nil
 }
 
-func (t *topicDecoder) structuredCloudEvent(r Record, kind string) (scorer.Event, error) {
+// structuredCloudEvent reads a structured-mode CloudEvent; env, when not
+// nil, is the record value already parsed.
+func (t *topicDecoder) structuredCloudEvent(r Record, env object, kind string) (scorer.Event, error) {
 	if ct, ok := header(r.Headers, headerContentType); ok {
 		switch mt := mediaType(string(ct)); {
 		case mt == "application/cloudevents-batch+json":
@@ -219,15 +215,11 @@ func (t *topicDecoder) structuredCloudEvent(r Record, kind string) (scorer.Event
 			return scorer.Event{}, failure(ReasonInvalidCloudEvent, "", kind, "its event format %s is not read: only %s is", mt, mediaCloudEventsJSON)
 		}
 	}
-	if !utf8.Valid(r.Value) {
-		return scorer.Event{}, failure(scorer.ReasonInvalidUTF8, "", kind, "the record is not valid UTF-8")
-	}
-	env, ok, err := parseObject(r.Value)
-	if err != nil {
-		return scorer.Event{}, failure(scorer.ReasonInvalidJSON, "", kind, "is not valid JSON: %v", err)
-	}
-	if !ok {
-		return scorer.Event{}, failure(ReasonInvalidCloudEvent, "", kind, "is not a JSON object")
+	if env == nil {
+		var err error
+		if env, err = parseRecord(r.Value, kind, ReasonInvalidCloudEvent); err != nil {
+			return scorer.Event{}, err
+		}
 	}
 	s := &ceSource{kind: kind, envelope: env}
 	sv, ok := lookupIn(env, []string{"specversion"})
@@ -298,6 +290,22 @@ func checkSpecVersion(f field, kind string) error {
 	return nil
 }
 
+// parseRecord parses a record value that must be a JSON object; notObject
+// is the reason when it is other JSON.
+func parseRecord(value []byte, kind, notObject string) (object, error) {
+	if !utf8.Valid(value) {
+		return nil, failure(scorer.ReasonInvalidUTF8, "", kind, "the record is not valid UTF-8")
+	}
+	o, ok, err := parseObject(value)
+	if err != nil {
+		return nil, failure(scorer.ReasonInvalidJSON, "", kind, "is not valid JSON: %v", err)
+	}
+	if !ok {
+		return nil, failure(notObject, "", kind, "is not a JSON object")
+	}
+	return o, nil
+}
+
 // ---- Segment
 
 // segmentCalls are the types of the Segment spec's calls: detection knows
@@ -312,16 +320,14 @@ func (s segSource) get(r ref) (field, bool, error) {
 	return field{raw: v}, ok, nil
 }
 
-func (t *topicDecoder) segmentCall(value []byte, kind string) (scorer.Event, error) {
-	if !utf8.Valid(value) {
-		return scorer.Event{}, failure(scorer.ReasonInvalidUTF8, "", kind, "the record is not valid UTF-8")
-	}
-	call, ok, err := parseObject(value)
-	if err != nil {
-		return scorer.Event{}, failure(scorer.ReasonInvalidJSON, "", kind, "is not valid JSON: %v", err)
-	}
-	if !ok {
-		return scorer.Event{}, failure(ReasonInvalidSegmentCall, "", kind, "is not a JSON object")
+// segmentCall reads a Segment call; call, when not nil, is the record value
+// already parsed.
+func (t *topicDecoder) segmentCall(value []byte, call object, kind string) (scorer.Event, error) {
+	if call == nil {
+		var err error
+		if call, err = parseRecord(value, kind, ReasonInvalidSegmentCall); err != nil {
+			return scorer.Event{}, err
+		}
 	}
 	var typ string
 	if v, ok := lookupIn(call, []string{"type"}); ok {
