@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -245,6 +246,25 @@ func TestRedeliveryIsNoop(t *testing.T) {
 }
 
 // metricEvents reads healthscore_events_total{result} from reg.
+// countersByLabel returns the values of a counter vector with one label,
+// by label value.
+func countersByLabel(t testing.TB, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
 func metricEvents(t testing.TB, reg *prometheus.Registry, result string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -383,6 +403,12 @@ func TestDeadLetters(t *testing.T) {
 	reg := h.run("dlq")
 	if got := metricEvents(t, reg, ResultDeadLettered); got != float64(len(bad)) {
 		t.Errorf("dead-lettered %v, want %d", got, len(bad))
+	}
+	// Every record is counted in the format it was read in, except the one
+	// too large to decode.
+	wantFormats := map[string]float64{"native": float64(len(recs) - 4), "cloudevents": 1, "segment": 2}
+	if got := countersByLabel(t, reg, "healthscore_input_records_total"); !maps.Equal(got, wantFormats) {
+		t.Errorf("healthscore_input_records_total: %v, want %v", got, wantFormats)
 	}
 	h.checkStates(expected(h.model, evs))
 
