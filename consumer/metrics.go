@@ -191,7 +191,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 	for _, r := range append(scorer.DecodeReasons(), ReasonTooLarge, ReasonTimeSkew) {
 		m.deadLetters.WithLabelValues(r)
 	}
-	for _, f := range ingest.Formats {
+	for _, f := range ingest.Formats() {
 		if f != ingest.FormatAuto { // a record is read in one format
 			m.inputFormats.WithLabelValues(string(f))
 		}

@@ -22,10 +22,10 @@ const (
 	FormatSegment     Format = "segment"
 )
 
-// Formats lists the valid Format values, for usage texts and errors.
-var Formats = []Format{FormatAuto, FormatNative, FormatCloudEvents, FormatSegment}
+// Formats returns the valid Format values.
+func Formats() []Format { return []Format{FormatAuto, FormatNative, FormatCloudEvents, FormatSegment} }
 
-func (f Format) valid() bool { return slices.Contains(Formats, f) }
+func (f Format) valid() bool { return slices.Contains(Formats(), f) }
 
 // Paths are field paths, dotted ("context.groupId"); the first one present
 // in a record wins. In YAML, a single path may be written as a string.
@@ -80,16 +80,16 @@ type SegmentMapping struct {
 	Types map[string]string
 }
 
-// Defaults of the mappings.
-var (
-	DefaultCloudEvents = CloudEventsMapping{
-		Customer: Paths{"subject"}, Type: "type", Value: "data.value", Segment: "data.segment", ID: "id", Time: "time",
-	}
-	DefaultSegment = SegmentMapping{
-		Customer: Paths{"groupId", "context.groupId", "userId"}, Type: "event", Value: "properties.value",
-		Segment: "traits.segment", ID: "messageId", Time: "timestamp",
-	}
-)
+// DefaultCloudEvents returns the default mapping of CloudEvents.
+func DefaultCloudEvents() CloudEventsMapping {
+	return CloudEventsMapping{Customer: Paths{"subject"}, Type: "type", Value: "data.value", Segment: "data.segment", ID: "id", Time: "time"}
+}
+
+// DefaultSegment returns the default mapping of Segment calls.
+func DefaultSegment() SegmentMapping {
+	return SegmentMapping{Customer: Paths{"groupId", "context.groupId", "userId"}, Type: "event", Value: "properties.value",
+		Segment: "traits.segment", ID: "messageId", Time: "timestamp"}
+}
 
 // Event types of the Segment calls that carry no event name: identify and
 // group calls fold as events of these types (renamed by SegmentMapping.Types
@@ -122,10 +122,10 @@ func (t TopicConfig) withDefaults() TopicConfig {
 		t.Format = FormatAuto
 	}
 	if t.CloudEvents.Customer == nil && t.CloudEvents.Type == "" {
-		t.CloudEvents = DefaultCloudEvents
+		t.CloudEvents = DefaultCloudEvents()
 	}
 	if t.Segment.Customer == nil && t.Segment.Type == "" {
-		t.Segment = DefaultSegment
+		t.Segment = DefaultSegment()
 	}
 	return t
 }
@@ -318,8 +318,8 @@ func (c *Config) CheckTopics(inputs []string) error {
 }
 
 func formatList() string {
-	s := make([]string, len(Formats))
-	for i, f := range Formats {
+	s := make([]string, len(Formats()))
+	for i, f := range Formats() {
 		s[i] = string(f)
 	}
 	return strings.Join(s, ", ")

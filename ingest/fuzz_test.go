@@ -119,7 +119,7 @@ func checkError(t *testing.T, err error) {
 
 func fuzzDecoders(t testing.TB) map[Format]*Decoder {
 	out := map[Format]*Decoder{}
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		out[f] = mustDecoder(t, Config{Default: TopicConfig{Format: f}})
 	}
 	return out

@@ -239,7 +239,7 @@ func TestConfigInherits(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Topics["t"].Segment
-	want := DefaultSegment
+	want := DefaultSegment()
 	want.ID, want.Time = "", "sentAt"
 	if got.ID != want.ID || got.Time != want.Time || got.Type != "event" || len(got.Customer) != 3 || cfg.Default.Segment.Time != "originalTimestamp" {
 		t.Errorf("topic t: %+v\ndefault: %+v", got, cfg.Default.Segment)
