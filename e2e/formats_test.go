@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -153,6 +155,19 @@ func TestInputFormats(t *testing.T) {
 		w, _ := json.Marshal(want)
 		if !bytes.Equal(g, w) {
 			t.Errorf("%s folds differently from its native twin:\n got %s\nwant %s", customer, g, w)
+		}
+	}
+
+	// Each record counted in the format it was read in.
+	resp, err := http.Get(svc.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for format, n := range map[string]int{"native": len(twins), "cloudevents": len(structured) + 4, "segment": len(calls)} {
+		if line := fmt.Sprintf("healthscore_input_records_total{format=%q} %d\n", format, n); !bytes.Contains(metrics, []byte(line)) {
+			t.Errorf("/metrics has no %q", strings.TrimSpace(line))
 		}
 	}
 
