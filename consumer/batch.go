@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/healthscore/healthscore/alerts"
+	"github.com/healthscore/healthscore/ingest"
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -54,12 +55,20 @@ func (c *Consumer) decode(recs []*kgo.Record) *batch {
 	owner := make([]int32, 0, len(recs)) // index in custs of each event's customer
 	counts := make([]int32, 0, len(recs))
 	maxTime := c.cfg.Now().Add(c.cfg.MaxSkew).UnixNano()
+	var hs []ingest.Header // each record's headers, for the input decoder
+	var formats formatCounts
+	defer c.metrics.countFormats(&formats)
 	for _, r := range recs {
 		if len(r.Value) > c.cfg.MaxRecordBytes {
 			c.deadLetter(b, r, ReasonTooLarge, fmt.Sprintf("record value is %d bytes; at most %d are accepted", len(r.Value), c.cfg.MaxRecordBytes))
 			continue
 		}
-		ev, err := scorer.DecodeEvent(r.Value)
+		hs = hs[:0]
+		for _, h := range r.Headers {
+			hs = append(hs, ingest.Header{Key: h.Key, Value: h.Value})
+		}
+		ev, format, err := c.cfg.Input.Decode(ingest.Record{Topic: r.Topic, Value: r.Value, Headers: hs})
+		formats.add(format)
 		if err != nil {
 			reason := scorer.ReasonInvalidJSON
 			if de, ok := scorer.AsDecodeError(err); ok {

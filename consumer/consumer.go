@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/healthscore/healthscore/alerts"
+	"github.com/healthscore/healthscore/ingest"
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -46,7 +47,10 @@ type Config struct {
 	Topics  []string // default: customer-events
 	Group   string   // default: healthscore
 
-	Model   *scorer.Model
+	Model *scorer.Model
+	// Input decodes the input records (ingest: native, CloudEvents,
+	// Segment); default: every format detected per record, default mappings.
+	Input   *ingest.Decoder
 	Store   Store
 	Encoder *alerts.Encoder
 	// Schedule, when set, enables decay-driven rescoring: every evaluation
@@ -104,6 +108,13 @@ func (c *Config) validate() error {
 	}
 	if len(c.Topics) == 0 {
 		c.Topics = []string{"customer-events"}
+	}
+	if c.Input == nil {
+		in, err := ingest.New(ingest.Config{})
+		if err != nil {
+			return err
+		}
+		c.Input = in
 	}
 	if c.Group == "" {
 		c.Group = "healthscore"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -245,6 +246,25 @@ func TestRedeliveryIsNoop(t *testing.T) {
 }
 
 // metricEvents reads healthscore_events_total{result} from reg.
+// countersByLabel returns the values of a counter vector with one label,
+// by label value.
+func countersByLabel(t testing.TB, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
 func metricEvents(t testing.TB, reg *prometheus.Registry, result string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -371,7 +391,10 @@ func TestDeadLetters(t *testing.T) {
 	big := `{"customer_id":"c00","type":"login","pad":"` + string(pad) + `"}`
 	bad := map[string]string{`{`: "invalid_json", `{"type":"login"}`: "missing_customer_id", `{"customer_id":"c00"}`: "missing_type",
 		`{"customer_id":"c00","type":"login","time":"soon"}`: "invalid_time", `{"customer_id":"c00","type":"login","value":"1"}`: "invalid_value",
-		`{"customer_id":"c00","type":"login","time":"2099-01-01T00:00:00Z"}`: "time_skew", big: "too_large"}
+		`{"customer_id":"c00","type":"login","time":"2099-01-01T00:00:00Z"}`: "time_skew", big: "too_large",
+		// Other input formats (package ingest), detected per record.
+		`{"specversion":"0.3","subject":"c00","type":"login"}`: "invalid_cloudevent", `{"type":"page","userId":"c00"}`: "unsupported_segment_call",
+		`{"type":"track","event":"login","anonymousId":"a"}`: "missing_customer_id"}
 	recs, evs := randomEvents(5, 3, 50)
 	for b := range bad {
 		recs = append(recs, &kgo.Record{Value: []byte(b)})
@@ -380,6 +403,12 @@ func TestDeadLetters(t *testing.T) {
 	reg := h.run("dlq")
 	if got := metricEvents(t, reg, ResultDeadLettered); got != float64(len(bad)) {
 		t.Errorf("dead-lettered %v, want %d", got, len(bad))
+	}
+	// Every record is counted in the format it was read in, except the one
+	// too large to decode.
+	wantFormats := map[string]float64{"native": float64(len(recs) - 4), "cloudevents": 1, "segment": 2}
+	if got := countersByLabel(t, reg, "healthscore_input_records_total"); !maps.Equal(got, wantFormats) {
+		t.Errorf("healthscore_input_records_total: %v, want %v", got, wantFormats)
 	}
 	h.checkStates(expected(h.model, evs))
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/healthscore/healthscore/ingest"
 	"github.com/healthscore/healthscore/scorer"
 )
 
@@ -41,6 +42,7 @@ func (m *metrics) since(stage string, start time.Time) time.Time {
 type metrics struct {
 	events         *prometheus.CounterVec
 	deadLetters    *prometheus.CounterVec
+	inputFormats   *prometheus.CounterVec
 	outputs        *prometheus.CounterVec
 	batchDuration  prometheus.Histogram
 	stages         *prometheus.HistogramVec
@@ -85,6 +87,10 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 			Name: "healthscore_dead_letters_total",
 			Help: "Input records sent to the dead-letter topic, by reason.",
 		}, []string{"reason"}),
+		inputFormats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "healthscore_input_records_total",
+			Help: "Input records decoded, by the format they were read in (configured for their topic or detected): native, cloudevents, segment. Dead letters included; records too large to decode are not.",
+		}, []string{"format"}),
 		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_outputs_total",
 			Help: "Output events acknowledged by the broker, by CloudEvents type.",
@@ -171,7 +177,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 			Help: "The model in use: 1 for its name and version.",
 		}, []string{"name", "version"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.owned, m.moved, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.inputFormats, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.owned, m.moved, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -185,6 +191,11 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 	for _, r := range append(scorer.DecodeReasons(), ReasonTooLarge, ReasonTimeSkew) {
 		m.deadLetters.WithLabelValues(r)
 	}
+	for _, f := range ingest.Formats() {
+		if f != ingest.FormatAuto { // a record is read in one format
+			m.inputFormats.WithLabelValues(string(f))
+		}
+	}
 	for _, c := range []string{"event", "decay", "reload"} {
 		m.rescored.WithLabelValues(c)
 	}
@@ -195,6 +206,32 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 		m.stages.WithLabelValues(s)
 	}
 	return m, nil
+}
+
+// formatCounts counts a batch's records by the input format they were read
+// in, so that the counter is touched once per format and batch.
+type formatCounts struct{ native, cloudEvents, segment int }
+
+func (f *formatCounts) add(format ingest.Format) {
+	switch format {
+	case ingest.FormatNative:
+		f.native++
+	case ingest.FormatCloudEvents:
+		f.cloudEvents++
+	case ingest.FormatSegment:
+		f.segment++
+	}
+}
+
+func (m *metrics) countFormats(f *formatCounts) {
+	for _, c := range []struct {
+		format ingest.Format
+		n      int
+	}{{ingest.FormatNative, f.native}, {ingest.FormatCloudEvents, f.cloudEvents}, {ingest.FormatSegment, f.segment}} {
+		if c.n > 0 {
+			m.inputFormats.WithLabelValues(string(c.format)).Add(float64(c.n))
+		}
+	}
 }
 
 // setModel makes m the one series of healthscore_model_info.

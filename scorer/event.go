@@ -49,13 +49,21 @@ const (
 	ReasonMissingTime       = "missing_time"
 	ReasonInvalidTime       = "invalid_time"
 	ReasonInvalidValue      = "invalid_value"
+
+	// Reasons of the other input formats (package ingest): a record that
+	// looks like a CloudEvent or a Segment call but is not a usable one.
+	// Their mapped fields use the reasons above.
+	ReasonInvalidCloudEvent      = "invalid_cloudevent"
+	ReasonInvalidSegmentCall     = "invalid_segment_call"
+	ReasonUnsupportedSegmentCall = "unsupported_segment_call"
 )
 
 // DecodeReasons returns every Reason* code of DecodeError, so that metrics
 // can show each one at 0 before it first happens.
 func DecodeReasons() []string {
 	return []string{ReasonInvalidJSON, ReasonInvalidUTF8, ReasonMissingCustomerID, ReasonInvalidCustomerID,
-		ReasonMissingType, ReasonInvalidField, ReasonMissingTime, ReasonInvalidTime, ReasonInvalidValue}
+		ReasonMissingType, ReasonInvalidField, ReasonMissingTime, ReasonInvalidTime, ReasonInvalidValue,
+		ReasonInvalidCloudEvent, ReasonInvalidSegmentCall, ReasonUnsupportedSegmentCall}
 }
 
 // DecodeError says what is wrong with an input event: which field and why.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/healthscore/healthscore/alerts"
 	"github.com/healthscore/healthscore/consumer"
+	"github.com/healthscore/healthscore/ingest"
 	"github.com/healthscore/healthscore/internal/demo"
 	"github.com/healthscore/healthscore/internal/devbroker"
 	"github.com/healthscore/healthscore/internal/modelwatch"
@@ -51,6 +52,8 @@ type serviceFlags struct {
 	demo, createTopics, pprof, demoAllowExternal         bool
 	kafka                                                *kafkaFlags
 	redis                                                redisFlags
+	input                                                inputFlags
+	inputDecoder                                         *ingest.Decoder // from input, once validated
 
 	env *envFlags // which flags were set, and how
 }
@@ -221,6 +224,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.bool(&f.demoAllowExternal, "demo-allow-external", "HEALTHSCORE_DEMO_ALLOW_EXTERNAL", "allow --demo to produce its synthetic events to external brokers (--brokers)")
 	e.int(&f.demoCusts, "demo-customers", "HEALTHSCORE_DEMO_CUSTOMERS", 60, "customers simulated by --demo")
 	f.kafka = registerKafkaFlags(e)
+	f.input.register(e)
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -276,6 +280,11 @@ func (f *serviceFlags) validate() error {
 	if len(splitList(f.topics)) == 0 {
 		return errors.New("--topics: at least one input topic is required")
 	}
+	in, err := f.input.decoder(splitList(f.topics))
+	if err != nil {
+		return err
+	}
+	f.inputDecoder = in
 	return nil
 }
 
@@ -511,7 +520,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	return consumer.New(consumer.Config{
 		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group,
-		Model: model, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
+		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
