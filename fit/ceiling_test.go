@@ -9,12 +9,14 @@
 // figures and skip without their input:
 //
 //	HEALTHSCORE_RETAIL=/tmp/retail.jsonl go test -tags ceiling -run TestCeilingRetail -v ./fit/
-//	HEALTHSCORE_SIM_TRAIN=sim3@2027-10-03 HEALTHSCORE_SIM_TEST=sim1@2026-10-03,sim2@2027-10-03 \
+//	HEALTHSCORE_SIM_TRAIN=$PWD/sim3@2027-10-03 HEALTHSCORE_SIM_TEST=$PWD/sim@2026-10-03,$PWD/sim1@2027-10-03 \
 //	  go test -tags ceiling -run TestCeilingSim -v -timeout 60m ./fit/
 //
-// The retail log is examples/online-retail/map.yaml's conversion; a
-// simulated log is a `healthscore simulate` directory, at@ its oracle's
-// instant.
+// Paths must be absolute (go test runs in ./fit). The retail log is
+// examples/online-retail/map.yaml's conversion; a simulated log is a
+// `healthscore simulate` directory, @ a day, usually its oracle's instant.
+// The simulated learners train on three label windows of the training
+// log, at its day and 90 and 180 days before.
 package fit
 
 import (
