@@ -16,7 +16,7 @@ import (
 // 1,000 customers) at the oracle's instant and scores the customers alive
 // then: the fitted model must rank them better than the built-in model it
 // starts from. It logs the gap to the generator's oracle; the issue's
-// target (within 0.02) is measured on larger logs in docs/fitting.md, not
+// target (within 0.02) is measured on larger logs in docs/backtesting.md, not
 // asserted here: with ~70 churners the AUCs move by a few hundredths
 // between seeds (gaps of 0.011 to 0.033 for seeds 7 to 10).
 func TestFitOnSimulation(t *testing.T) {

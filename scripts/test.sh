@@ -89,6 +89,7 @@ step "go mod tidy" go mod tidy -diff
 
 section "go vet"
 step "go vet" go vet ./...
+step "go vet (ceiling measurement, build tag)" go vet -tags ceiling ./fit/
 
 section "staticcheck"
 step staticcheck "$staticcheck" ./...
