@@ -25,10 +25,16 @@ import (
 	"github.com/healthscore/healthscore/state"
 )
 
-// Reader is what the API needs from the state store.
+// Reader is what the API needs from the state store (see state.Redis).
 type Reader interface {
 	Get(ctx context.Context, id string) (state.Record, error)
 	Band(ctx context.Context, band string, limit int) ([]state.Member, error)
+	// DueBefore lists the customers whose score may need publishing at or
+	// before untilMs, soonest first, at most limit, and whether there are
+	// more (the schedule; see /v1/forecast).
+	DueBefore(ctx context.Context, untilMs int64, limit int) ([]state.Due, bool, error)
+	// Read loads records without their outboxes; missing ids get Version 0.
+	Read(ctx context.Context, ids []string) ([]state.Record, error)
 }
 
 // Config configures the handlers.
@@ -80,6 +86,8 @@ func New(cfg Config) (Handlers, error) {
 	apiMux := http.NewServeMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
+	apiMux.Handle("GET /v1/forecast", a.auth(a.forecast))
+	apiMux.Handle("GET /v1/model", a.auth(a.model))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
 		adminMux = http.NewServeMux()
