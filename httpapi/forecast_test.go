@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
 )
@@ -295,5 +300,78 @@ func TestFormatDuration(t *testing.T) {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestForecastFromSchedule: against the real store (on miniredis), the
+// candidates come from the schedule the pipeline keeps (each customer due
+// at its NextChange); with a cap of 2 candidates, the 2 due soonest are
+// examined and the answer says up to when it is exact.
+func TestForecastFromSchedule(t *testing.T) {
+	fe := forecastEnv(t) // its records, saved in the real store
+	mr := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	store, err := state.NewRedis(client, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := scorer.ParseModel("fc.yaml", []byte(forecastModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dues []state.Due
+	for id, rec := range fe.reader.recs {
+		if id == "g" {
+			continue
+		}
+		// As the sweeper leaves it: evaluated now, due at its next change.
+		st, err := model.DecodeState(rec.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := model.Step(st, now.UnixNano())
+		rec = state.Record{Score: o.Eval.Score, Band: o.Eval.Band.String(), Data: model.AppendState(nil, st)}
+		if applied, err := store.Save(t.Context(), []state.Write{{ID: id, Rec: rec}}); err != nil || !applied[0] {
+			t.Fatalf("save %s: %v", id, err)
+		}
+		if next, ok := model.NextChange(st, now.UnixNano()); ok {
+			dues = append(dues, state.Due{ID: id, At: (next + int64(time.Millisecond) - 1) / int64(time.Millisecond)})
+		}
+	}
+	if err := store.ScheduleEarlier(t.Context(), dues); err != nil {
+		t.Fatal(err)
+	}
+	query := func(cap int) ForecastList {
+		e := newEnv(t, func(c *Config) {
+			c.Model, c.Store, c.ForecastCandidates = func() *scorer.Model { return model }, store, cap
+		})
+		r := do(e.h.API, "GET", "/v1/forecast?band=red&within=12d")
+		r.check(t, "forecast from the schedule", 200, "")
+		_, l := forecastIDs(t, r.body)
+		return l
+	}
+	ids := func(l ForecastList) []string {
+		var out []string
+		for _, c := range l.Customers {
+			out = append(out, c.CustomerID)
+		}
+		return out
+	}
+	if l := query(0); !l.Complete || !slices.Equal(ids(l), []string{"a", "b", "h", "d", "e"}) {
+		t.Errorf("all candidates: %+v", l)
+	}
+	// b (100 → 95) is due first, then a (50 → 45 at +0.152 d).
+	l := query(2)
+	aDue := now.Add(time.Duration(math.Log2(50.0/45) * float64(24*time.Hour))).Truncate(time.Millisecond)
+	if l.Complete || !slices.Equal(ids(l), []string{"a", "b"}) || (l.ExactUntil != scorer.FormatTime(aDue.UnixNano()) && l.ExactUntil != scorer.FormatTime(aDue.Add(time.Millisecond).UnixNano())) {
+		t.Errorf("2 candidates: %+v; want a and b, incomplete, exact until %s", l, aDue)
+	}
+	rd, err := NewReadiness(nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Model: scorer.DefaultModel, Store: store, Ready: rd, Logger: zap.NewNop(), ForecastCandidates: -1}); err == nil {
+		t.Error("a negative ForecastCandidates accepted")
 	}
 }

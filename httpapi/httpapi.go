@@ -56,6 +56,9 @@ type Config struct {
 	SeparateAdmin bool
 	Logger        *zap.Logger
 	Now           func() time.Time // default time.Now
+	// ForecastCandidates caps the customers one /v1/forecast request
+	// examines; default MaxForecastCandidates.
+	ForecastCandidates int
 }
 
 // Handlers are the service's HTTP handlers.
@@ -78,9 +81,14 @@ func New(cfg Config) (Handlers, error) {
 		return Handlers{}, errors.New("cannot create HTTP API: Ready is required")
 	case cfg.Logger == nil:
 		return Handlers{}, errors.New("cannot create HTTP API: Logger is required")
+	case cfg.ForecastCandidates < 0:
+		return Handlers{}, fmt.Errorf("cannot create HTTP API: ForecastCandidates must be >= 0 (0: %d), got %d", MaxForecastCandidates, cfg.ForecastCandidates)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ForecastCandidates == 0 {
+		cfg.ForecastCandidates = MaxForecastCandidates
 	}
 	a := &api{cfg: cfg}
 	apiMux := http.NewServeMux()
