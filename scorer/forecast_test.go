@@ -248,3 +248,13 @@ func TestForecastOverride(t *testing.T) {
 		t.Fatalf("after expiry %+v", v)
 	}
 }
+
+func BenchmarkForecast(b *testing.B) {
+	m := DefaultModel()
+	st := benchState(m)
+	m.Step(st, st.LastEvent)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Forecast(st, st.LastEvent)
+	}
+}
