@@ -1,6 +1,7 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
-// (score and band now or at an instant, and band listings) with its optional
-// bearer token, the metrics endpoint, Go profiles, and the liveness and
+// (score and band now or at an instant with an active override and the
+// forecast, band listings, the customers turning a band within a window,
+// and the model in use) with its optional bearer token, the metrics endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
 // never writes. Listeners, TLS and the choice of one or two ports are the

@@ -130,8 +130,8 @@ func (st *startup) currentModel() *scorer.Model {
 // errStarting answers API reads before Redis is connected.
 var errStarting = errors.New("the service is starting: Redis is not connected yet")
 
-// Get, Band, DueBefore and Read make startup the API's httpapi.Reader: the store once
-// connected.
+// Get, Band, DueBefore and Read make startup the API's httpapi.Reader:
+// the store once connected.
 func (st *startup) Get(ctx context.Context, id string) (state.Record, error) {
 	if s := st.store.Load(); s != nil {
 		return s.Get(ctx, id)
