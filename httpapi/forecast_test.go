@@ -232,6 +232,8 @@ func TestCustomerOverrideAndForecast(t *testing.T) {
 	}
 	// Already red: both null.
 	do(e.h.API, "GET", "/v1/customers/c").check(t, "GET /v1/customers/c", 200, `"forecast":{"yellow_at":null,"red_at":null,"horizon_days":365}`)
+	// The last representable year: no overflow.
+	do(e.h.API, "GET", "/v1/customers/b?at=2261-12-31T00:00:00Z").check(t, "GET /v1/customers/b in 2261", 200, `"forecast":{"yellow_at":null,"red_at":null,"horizon_days":365}`)
 	// Later, through ?at=: the forecast starts there.
 	do(e.h.API, "GET", "/v1/customers/h?at=2026-11-23T00:00:00Z").check(t, "h after the override", 200, `"override":null`)
 }

@@ -102,6 +102,9 @@ func (m *Model) reach(st *State, at int64, b, target Band, within time.Duration)
 	c := changeCond{m: m, st: st, p: p, slack: 1e-9, reach: target, from: b,
 		hi: math.Inf(1), loBand: boundary - m.Hysteresis}
 	end := at + int64(within)
+	if at > math.MaxInt64-int64(within)-2*Grid {
+		end = math.MaxInt64 - 2*Grid // near the end of representable time (year 2262)
+	}
 	var bps []int64
 	var one [1]int64
 	if o := st.Override; o.Active(at) && o.Expires < end {

@@ -258,3 +258,31 @@ func BenchmarkForecast(b *testing.B) {
 		m.Forecast(st, st.LastEvent)
 	}
 }
+
+// TestForecastEndOfTime: near the last representable instant (April 2262)
+// the horizon is cut there instead of overflowing.
+func TestForecastEndOfTime(t *testing.T) {
+	m := oneSignal(t, "hysteresis: 2", "positive")
+	end := time.Date(2261, 12, 31, 0, 0, 0, 0, time.UTC).UnixNano()
+	st := m.NewState()
+	for range 4 {
+		e := Event{CustomerID: "c", Type: "login", Time: end, HasTime: true, Value: 1}
+		m.Apply(st, &e)
+	}
+	m.Step(st, end)
+	f := m.Forecast(st, end)
+	if !f.HasYellow || !f.HasRed || f.RedAt <= f.YellowAt || f.YellowAt <= end {
+		t.Fatalf("forecast at the end of 2261: %+v", f)
+	}
+	// Ten days before the end: red after 1.32 days is still found.
+	far := floorGrid(int64(math.MaxInt64) - 10*day)
+	st = m.NewState()
+	for range 4 {
+		e := Event{CustomerID: "c", Type: "login", Time: far, HasTime: true, Value: 1}
+		m.Apply(st, &e)
+	}
+	m.Step(st, far)
+	if at, ok := m.Reach(st, far, BandRed, ForecastHorizon); !ok || at <= far+day || at >= far+2*day {
+		t.Fatalf("ten days before the end of time: red at %v (%v), want after 1.32 days", time.Duration(at-far), ok)
+	}
+}
