@@ -25,6 +25,12 @@ func reachedAt(m *Model, st *State, b Band, t int64, target Band) bool {
 // one, like the pipeline; from is that instant or a little later.
 func forecastState(t *rapid.T, m *Model) (st *State, from int64) {
 	evs := genEvents(t, "ev", 30)
+	// A burst of activity at the end, so that many customers start
+	// healthy and decay through the bands.
+	last := lastTime(evs)
+	for i := range rapid.IntRange(0, 12).Draw(t, "burst") {
+		evs = append(evs, Event{CustomerID: "c", Type: []string{"login", "pay"}[i%2], Time: last, HasTime: true, Value: 10})
+	}
 	if rapid.Bool().Draw(t, "override") {
 		o := Event{CustomerID: "c", Type: TypeOverride, Time: t0 + rapid.Int64Range(-10*day, 0).Draw(t, "override.time"), HasTime: true,
 			Value: rapid.Float64Range(0, 100).Draw(t, "override.value"), By: "ana"}
