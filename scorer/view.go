@@ -16,10 +16,12 @@ type CustomerView struct {
 	// up to EventScore); equal to Score and Band unless an override is in
 	// force. EventBand has the hysteresis against the last published band,
 	// as the pipeline would publish it if the override ended at At.
-	EventScore *float64       `json:"event_score"`
-	EventBand  *string        `json:"event_band"`
-	Override   *OverrideView  `json:"override"` // null unless in force at At
-	Forecast   ForecastView   `json:"forecast"`
+	EventScore *float64      `json:"event_score"`
+	EventBand  *string       `json:"event_band"`
+	Override   *OverrideView `json:"override"` // null unless in force at At
+	// Forecast is set with detail (the HTTP API); the offline scores omit
+	// it (two searches per customer would double that command's time).
+	Forecast   *ForecastView  `json:"forecast,omitempty"`
 	Segment    string         `json:"segment"`
 	At         string         `json:"at"`
 	LastEvent  string         `json:"last_event,omitempty"`
@@ -75,7 +77,7 @@ func Round2(x float64) float64 { return math.Round(x*100) / 100 }
 func FormatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 // View renders an evaluation. With detail it adds signals, the last event
-// time, the event count and the model reference.
+// time, the event count, the model reference and the forecast.
 func (m *Model) View(customerID string, st *State, ev *Evaluation, detail bool) CustomerView {
 	v := CustomerView{CustomerID: customerID, Segment: ev.Segment, At: FormatTime(ev.At), Categories: make([]CategoryView, len(ev.Categories))}
 	if ev.HasScore {
@@ -94,7 +96,10 @@ func (m *Model) View(customerID string, st *State, ev *Evaluation, detail bool) 
 		}
 		v.Override = ov
 	}
-	v.Forecast = m.Forecast(st, ev.At).View()
+	if detail {
+		fv := m.Forecast(st, ev.At).View()
+		v.Forecast = &fv
+	}
 	if detail {
 		v.Model = &ModelRef{Name: m.Name, Version: m.Version}
 		v.Events = st.Events
