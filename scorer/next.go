@@ -347,7 +347,9 @@ func (m *Model) EarliestChange(st *State, from int64) (at int64, ok bool) {
 	if has && r > 0 {
 		d := math.Min(c.hi-s, s-c.lo) - c.slack
 		if d <= 0 {
-			return from + changeResolution, true
+			// Within slack of a threshold: NextChange may be the very
+			// next grid instant.
+			return ceilGrid(from + 1), true
 		}
 		if dt := d / r; dt < float64(bp-from) {
 			t = from + max(int64(dt), 1)
