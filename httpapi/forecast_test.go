@@ -154,6 +154,22 @@ func TestForecast(t *testing.T) {
 	if d := l.Customers[3]; d.Segment != "big" || d.Band != "green" {
 		t.Errorf("d: %+v", d)
 	}
+	// Each instant is the customer's own forecast.
+	for _, band := range []string{"red", "yellow"} {
+		for _, c := range f("band="+band+"&within=365d", map[string][]string{"red": {"a", "b", "h", "d", "e"}, "yellow": {"b", "h", "d", "e"}}[band]...).Customers {
+			var v scorer.CustomerView
+			if err := json.Unmarshal([]byte(do(e.h.API, "GET", "/v1/customers/"+c.CustomerID).body), &v); err != nil {
+				t.Fatal(err)
+			}
+			at := v.Forecast.RedAt
+			if band == "yellow" {
+				at = v.Forecast.YellowAt
+			}
+			if at == nil || *at != c.At || *v.Score != c.Score || *v.Band != c.Band || v.Segment != c.Segment {
+				t.Errorf("%s in the %s forecast: %+v; the customer: %v %v %q forecast %+v", c.CustomerID, band, c, *v.Score, *v.Band, v.Segment, v.Forecast)
+			}
+		}
+	}
 	f("band=red&within=1d", "a")
 	f("band=red&within=12d", "a", "b", "h", "d", "e")
 	f("band=red&limit=2", "a", "b")
