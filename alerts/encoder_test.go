@@ -697,8 +697,9 @@ categories:
 			t.Errorf("overridden: %+v", d.Overridden)
 		}
 	}
+	// The first whole millisecond from the expiry on (NextChange's grid).
 	at, ok := m.NextChange(st, st.LastEvent)
-	if !ok || at != ov.ExpiresAt {
+	if ms := int64(time.Millisecond); !ok || at != (ov.ExpiresAt+ms-1)/ms*ms {
 		t.Fatalf("NextChange %v %v", at, ok)
 	}
 	c = &Change{CustomerID: "acme", Outcome: m.Step(st, at), Model: m, EventTime: at, Cause: Cause{Decay: true, At: at}}
@@ -708,7 +709,7 @@ categories:
 	}
 	for _, r := range recs {
 		ce, d := checkEvent(t, e, r, c)
-		if !d.Cause.Decay || d.Cause.At != "2026-11-22T10:00:00.123456789Z" || d.Cause.Topic != "" || d.Overridden != nil {
+		if !d.Cause.Decay || d.Cause.At != "2026-11-22T10:00:00.124Z" || d.Cause.Topic != "" || d.Overridden != nil {
 			t.Errorf("decay cause: %s", ce.Data)
 		}
 		if ce.ID != EventID(ce.Type, "acme", Cause{Decay: true, At: at}) || ce.ID == EventID(ce.Type, "acme", Cause{Decay: true, At: at + 1}) {

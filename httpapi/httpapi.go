@@ -1,6 +1,7 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
-// (score and band now or at an instant, and band listings) with its optional
-// bearer token, the metrics endpoint, Go profiles, and the liveness and
+// (score and band now or at an instant with an active override and the
+// forecast, band listings, the customers turning a band within a window,
+// and the model in use) with its optional bearer token, the metrics endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
 // never writes. Listeners, TLS and the choice of one or two ports are the
@@ -25,10 +26,16 @@ import (
 	"github.com/healthscore/healthscore/state"
 )
 
-// Reader is what the API needs from the state store.
+// Reader is what the API needs from the state store (see state.Redis).
 type Reader interface {
 	Get(ctx context.Context, id string) (state.Record, error)
 	Band(ctx context.Context, band string, limit int) ([]state.Member, error)
+	// DueBefore lists the customers whose score may need publishing at or
+	// before untilMs, soonest first, at most limit, and whether there are
+	// more (the schedule; see /v1/forecast).
+	DueBefore(ctx context.Context, untilMs int64, limit int) ([]state.Due, bool, error)
+	// Read loads records without their outboxes; missing ids get Version 0.
+	Read(ctx context.Context, ids []string) ([]state.Record, error)
 }
 
 // Config configures the handlers.
@@ -50,6 +57,9 @@ type Config struct {
 	SeparateAdmin bool
 	Logger        *zap.Logger
 	Now           func() time.Time // default time.Now
+	// ForecastCandidates caps the customers one /v1/forecast request
+	// examines; default MaxForecastCandidates.
+	ForecastCandidates int
 }
 
 // Handlers are the service's HTTP handlers.
@@ -72,14 +82,21 @@ func New(cfg Config) (Handlers, error) {
 		return Handlers{}, errors.New("cannot create HTTP API: Ready is required")
 	case cfg.Logger == nil:
 		return Handlers{}, errors.New("cannot create HTTP API: Logger is required")
+	case cfg.ForecastCandidates < 0:
+		return Handlers{}, fmt.Errorf("cannot create HTTP API: ForecastCandidates must be >= 0 (0: %d), got %d", MaxForecastCandidates, cfg.ForecastCandidates)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ForecastCandidates == 0 {
+		cfg.ForecastCandidates = MaxForecastCandidates
 	}
 	a := &api{cfg: cfg}
 	apiMux := http.NewServeMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
+	apiMux.Handle("GET /v1/forecast", a.auth(a.forecast))
+	apiMux.Handle("GET /v1/model", a.auth(a.model))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
 		adminMux = http.NewServeMux()
