@@ -519,7 +519,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
 		HistoryDays: f.historyDays,
-		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
+		ClientOpts:  append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
 	})
 }
 
