@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"encoding/json"
-	"slices"
 
 	"github.com/healthscore/healthscore/alerts"
 	"github.com/healthscore/healthscore/scorer"
@@ -10,7 +9,8 @@ import (
 )
 
 // Score history on the write path: fold keeps the current day's point in
-// the scorer state (scorer.BeginDay, scorer.NoteDay), and a save that
+// the scorer state (scorer.ApplyWithHistory for each event, then
+// scorer.BeginDay and scorer.NoteDay around Step), and a save that
 // closes days or publishes a band change or an alert carries them
 // (state.Write.Days, state.Write.Changes); the save script writes them only
 // when its compare-and-set applies, so a replay appends nothing twice.
@@ -18,12 +18,14 @@ import (
 // DefaultHistoryDays is the service's default history window.
 const DefaultHistoryDays = 90
 
-// cloneState copies st deeply enough for Apply not to change the copy
-// (Apply changes signals in place and replaces Override).
-func cloneState(st *scorer.State) *scorer.State {
-	c := *st
-	c.Signals = slices.Clone(st.Signals)
-	return &c
+// windowDays keeps the closed days within the window of keep days that
+// ends on day today (a batch's events may close more).
+func windowDays(ps []scorer.DayPoint, today int64, keep int) []scorer.DayPoint {
+	i := 0
+	for i < len(ps) && ps[i].Day <= today-int64(keep) {
+		i++
+	}
+	return ps[i:]
 }
 
 // historyDays converts closed days for the store.
