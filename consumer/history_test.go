@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -167,21 +166,21 @@ func TestSweeperFeedsHistory(t *testing.T) {
 				return
 			}
 			hist := closedDaysMatch(t, h, "silent", evs, scorer.DayOf(redAt.UnixNano()))
-			var low *Change
+			var low *scorer.Change
 			for _, raw := range hist.Changes {
-				var c Change
-				if err := json.Unmarshal(raw, &c); err != nil {
-					t.Fatalf("change %s: %v", raw, err)
+				c, err := scorer.DecodeChange(raw)
+				if err != nil {
+					t.Fatalf("change %x: %v", raw, err)
 				}
 				if c.Type == "health.low" {
 					low = &c
 				}
 			}
-			if low == nil || low.Band != "red" || low.PrevBand == nil || *low.PrevBand != "yellow" || len(low.Drivers) == 0 {
-				t.Fatalf("changes %q: want a health.low from yellow with drivers", hist.Changes)
+			if low == nil || low.Band != scorer.BandRed || low.PrevBand != scorer.BandYellow || len(low.Drivers) == 0 {
+				t.Fatalf("changes %x: want a health.low from yellow with drivers", hist.Changes)
 			}
-			if tm, err := time.Parse(time.RFC3339Nano, low.Time); err != nil || tm.Sub(redAt).Abs() > time.Second {
-				t.Fatalf("health.low at %s, the customer went red at %s", low.Time, redAt)
+			if d := time.Unix(0, low.At).Sub(redAt); d.Abs() > time.Second {
+				t.Fatalf("health.low at %s, the customer went red at %s", time.Unix(0, low.At), redAt)
 			}
 		})
 	}

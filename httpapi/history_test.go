@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,8 +87,16 @@ func TestHistory(t *testing.T) {
 		{Day: day("2026-11-14"), Score: 80.5, Min: 79, Band: "green"},
 		{Day: day("2026-11-15"), Score: 70.25, Min: 70, Band: "green"},
 	}
-	change := `{"type":"health.low","time":"2026-11-16T10:00:00Z","score":28.1,"band":"red","prev_band":"yellow","drivers":[{"category":"engagement","signal":"last_login","points":-12.5}]}`
-	fh := &fakeHistory{recs: map[string]state.Record{"c1": rec}, hists: map[string]state.History{"c1": {Days: stored, Changes: [][]byte{[]byte(change), []byte("not json")}}}}
+	change, err := scorer.AppendChange(nil, &scorer.Change{Type: "health.low", At: time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC).UnixNano(),
+		Score: 28.1, Band: scorer.BandRed, PrevBand: scorer.BandYellow, Drivers: []scorer.Driver{{Category: "engagement", Signal: "last_login", Points: -12.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := scorer.AppendChange(nil, &scorer.Change{Type: "health.score_changed", At: time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC).UnixNano(), Score: 50, Band: scorer.BandYellow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := &fakeHistory{recs: map[string]state.Record{"c1": rec}, hists: map[string]state.History{"c1": {Days: stored, Changes: [][]byte{change, {0xff}, first}}}}
 	e := historyEnv(t, fh, 90, nil)
 
 	r := do(e.h.API, "GET", "/v1/customers/c1/history")
@@ -123,8 +132,11 @@ func TestHistory(t *testing.T) {
 	if p := v.Points[6]; p.Score != scorer.Hundredths(nowScore) {
 		t.Fatalf("today %+v, want score %.2f", p, nowScore)
 	}
-	if len(v.Changes) != 1 || string(v.Changes[0]) != change {
-		t.Fatalf("changes %s", v.Changes)
+	wantChanges := `"changes":[{"type":"health.low","time":"2026-11-16T10:00:00Z","score":28.1,"band":"red","prev_band":"yellow",` +
+		`"drivers":[{"category":"engagement","signal":"last_login","points":-12.5}]},` +
+		`{"type":"health.score_changed","time":"2026-11-15T10:00:00Z","score":50,"band":"yellow","prev_band":null,"drivers":[]}]}` + "\n"
+	if !strings.HasSuffix(r.body, wantChanges) {
+		t.Fatalf("body %s\nwant it to end with %s (the corrupt entry left out)", r.body, wantChanges)
 	}
 
 	// from and to (a day, or an instant meaning its day) cut the points.
