@@ -551,7 +551,7 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 		return outputs, res
 	}
 	if hist {
-		closed = append(closed, m.BeginDay(st, at, c.cfg.HistoryDays)...)
+		closed = m.BeginDay(closed, st, at, c.cfg.HistoryDays)
 	}
 	o := m.Step(st, at)
 	if hist {

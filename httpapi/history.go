@@ -135,7 +135,7 @@ func points(m *scorer.Model, st *scorer.State, stored []state.Day, now int64, wi
 			next = p.Day + 1
 		}
 	}
-	for _, p := range m.BeginDay(st, at, window) {
+	for _, p := range m.BeginDay(nil, st, at, window) {
 		add(p)
 	}
 	ev := m.Evaluate(st, at)

@@ -44,8 +44,8 @@ func Hundredths(x float64) float64 { return math.Round(x*100) / 100 }
 
 // BeginDay prepares st's day point (st.Day) for an evaluation at instant
 // at, BEFORE the events that lead to that evaluation are applied (st must
-// be the state as of its last evaluation), and returns the days that this
-// evaluation closes, oldest first: the stored point's day, completed to its
+// be the state as of its last evaluation), and appends to dst the days
+// that this evaluation closes, oldest first: the stored point's day, completed to its
 // close, and every following day before at's, on which the customer had no
 // evaluation, filled exactly from st (the score at each day's close; its
 // lowest score, see below). Of those, only the days of the window of keep
@@ -64,52 +64,66 @@ func Hundredths(x float64) float64 { return math.Round(x*100) / 100 }
 // A state with no day point (HasDay false) closes nothing; NoteDay starts
 // one. An evaluation at or before the point's instant (late events are
 // evaluated at the clock, see Step) changes nothing here.
-func (m *Model) BeginDay(st *State, at int64, keep int) []DayPoint {
+func (m *Model) BeginDay(dst []DayPoint, st *State, at int64, keep int) []DayPoint {
 	if !st.HasDay || at <= st.Day.At {
-		return nil
+		return dst
 	}
 	d := &st.Day
 	today := DayOf(at)
 	if today <= d.Day {
-		d.Min = m.lowOver(st, at, d.Min)
-		return nil
+		d.Min = m.lowAt(st, at, d.Min)
+		return dst
 	}
-	var closed []DayPoint
+	bands := m.profileFor(st.Segment).bands
+	var prev float64 // the score at the close of the day before, if hasPrev
+	hasPrev := false
 	for day := max(d.Day, today-int64(keep)+1); day < today; day++ {
-		end := DayStart(day+1) - 1
 		var p DayPoint
 		if day == d.Day {
 			p = *d
-			p.Min = m.lowOver(st, end, d.Min)
 		} else {
-			start := DayStart(day)
-			s0, ok := m.ScoreAt(st, start)
+			s0, ok := m.startScore(st, day, prev, hasPrev)
 			if !ok {
+				hasPrev = false
 				continue
 			}
-			p = DayPoint{Day: day, Min: m.lowOver(st, end, Hundredths(s0))}
+			p = DayPoint{Day: day, Min: s0}
 		}
+		end := DayStart(day+1) - 1
 		s, ok := m.ScoreAt(st, end)
 		if !ok {
+			hasPrev = false
 			continue
 		}
-		p.At, p.Score, p.Band = end, Hundredths(s), m.band(s, st.Band, m.profileFor(st.Segment).bands)
-		closed = append(closed, p)
+		prev, hasPrev = Hundredths(s), true
+		p.At, p.Score, p.Band, p.Min = end, prev, m.band(s, st.Band, bands), min(p.Min, prev)
+		dst = append(dst, p)
 	}
-	start := DayStart(today)
-	*d = DayPoint{Day: today, At: start, Min: math.Inf(1)}
-	if s, ok := m.ScoreAt(st, start); ok {
-		d.Min = m.lowOver(st, at, Hundredths(s))
+	*d = DayPoint{Day: today, At: DayStart(today), Min: math.Inf(1)}
+	if s0, ok := m.startScore(st, today, prev, hasPrev); ok {
+		d.Min = m.lowAt(st, at, s0)
 	}
-	return closed
+	return dst
 }
 
-// lowOver is lo lowered to the score of st at b. lo already holds the
-// score at the stretch's start a, so with scores from events that only fall
-// with time, the lowest over [a, b] is one of the two; an override in force
-// at a holds its value until it expires, and from then on the score from
-// events falls again: the value is lo's, the rest ends at b.
-func (m *Model) lowOver(st *State, b int64, lo float64) float64 {
+// startScore is the score of st (in hundredths) at the start of day: the
+// close of the day before when the caller has it (one nanosecond earlier;
+// unless an override expires at that very instant), else evaluated.
+func (m *Model) startScore(st *State, day int64, prev float64, hasPrev bool) (float64, bool) {
+	start := DayStart(day)
+	if hasPrev && (st.Override == nil || st.Override.Expires != start) {
+		return prev, true
+	}
+	s, ok := m.ScoreAt(st, start)
+	return Hundredths(s), ok
+}
+
+// lowAt is lo lowered to the score of st at b. lo already holds the score
+// at the stretch's start, so with scores from events that only fall with
+// time, the lowest over the stretch is one of the two; an override in force
+// at its start holds its value until it expires, and from then on the score
+// from events falls again: the value is lo's, the rest ends at b.
+func (m *Model) lowAt(st *State, b int64, lo float64) float64 {
 	if s, ok := m.ScoreAt(st, b); ok {
 		lo = min(lo, Hundredths(s))
 	}
@@ -154,7 +168,7 @@ func (m *Model) ApplyWithHistory(st *State, ev *Event, keep int, closed []DayPoi
 	if st.Events > 0 {
 		at = max(at, st.LastEvent, st.PublishedAt)
 	}
-	closed = append(closed, m.BeginDay(st, at, keep)...)
+	closed = m.BeginDay(closed, st, at, keep)
 	m.Apply(st, ev)
 	e := Evaluation{At: at}
 	if e.Score, e.HasScore = m.ScoreAt(st, at); e.HasScore {

@@ -78,7 +78,7 @@ func (r *histRun) eval(t *rapid.T, evs []Event, decayAt int64, save bool) {
 	if len(evs) == 0 {
 		at = max(at, decayAt)
 	}
-	closed = append(closed, m.BeginDay(st, at, r.keep)...)
+	closed = m.BeginDay(closed, st, at, r.keep)
 	o := m.Step(st, at)
 	m.NoteDay(st, &o.Eval)
 	if !save {
@@ -309,7 +309,7 @@ func TestBeginDayWindowAndOverrideExpiry(t *testing.T) {
 	if !st.HasDay || st.Day.Day != DayOf(t0) || st.Day.Min != st.Day.Score {
 		t.Fatalf("first point %+v", st.Day)
 	}
-	closed := m.BeginDay(st, t0+30*day, 5)
+	closed := m.BeginDay(nil, st, t0+30*day, 5)
 	if len(closed) != 4 || closed[0].Day != DayOf(t0)+26 || closed[3].Day != DayOf(t0)+29 {
 		t.Fatalf("closed %+v, want the 4 days before the 30th", closed)
 	}
@@ -325,7 +325,7 @@ func TestBeginDayWindowAndOverrideExpiry(t *testing.T) {
 	if st.Day.Score != 1 {
 		t.Fatalf("point under override %+v", st.Day)
 	}
-	closed = m.BeginDay(st, t0+3*day, 10)
+	closed = m.BeginDay(nil, st, t0+3*day, 10)
 	if len(closed) != 3 {
 		t.Fatalf("closed %+v", closed)
 	}
