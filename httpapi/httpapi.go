@@ -1,5 +1,6 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
-// (score and band now or at an instant, and band listings) with its optional
+// (score and band now or at an instant, score history, and band listings
+// with segment filter and trends) with its optional
 // bearer token, the metrics endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
