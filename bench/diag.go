@@ -162,24 +162,21 @@ func (r *run) memorySample(ctx context.Context, n int) (string, error) {
 }
 
 // historySample reports the score history's share (--history-days): the
-// mean MEMORY USAGE per sampled customer of its daily points (and their
-// STRLEN) and of its last changes, keys it shares with the customer's
-// record key's hash tag. Included in the used_memory growth per customer.
+// mean MEMORY USAGE and STRLEN per sampled customer of its history key
+// (daily points and last changes, under the record key's hash tag).
+// Included in the used_memory growth per customer.
 func (r *run) historySample(ctx context.Context, recordKeys []string) string {
 	rdb := r.env.rdb
-	var days, daysLen, changes float64
-	var withDays, withChanges int
+	var usage, strlen float64
+	var with int
 	for _, k := range recordKeys {
-		tag := strings.TrimPrefix(k, r.prefix+"c:")
-		if u, err := rdb.MemoryUsage(ctx, r.prefix+"h:"+tag, 0).Result(); err == nil {
-			l, _ := rdb.StrLen(ctx, r.prefix+"h:"+tag).Result()
-			days, daysLen, withDays = days+float64(u), daysLen+float64(l), withDays+1
-		}
-		if u, err := rdb.MemoryUsage(ctx, r.prefix+"x:"+tag, 0).Result(); err == nil {
-			changes, withChanges = changes+float64(u), withChanges+1
+		hk := r.prefix + "h:" + strings.TrimPrefix(k, r.prefix+"c:")
+		if u, err := rdb.MemoryUsage(ctx, hk, 0).Result(); err == nil {
+			l, _ := rdb.StrLen(ctx, hk).Result()
+			usage, strlen, with = usage+float64(u), strlen+float64(l), with+1
 		}
 	}
 	m := float64(len(recordKeys))
-	return fmt.Sprintf("score history: %.0f B per customer (daily points %.0f B, value %.0f B, %d of %d customers have them; last changes %.0f B, %d have them)",
-		(days+changes)/m, days/m, daysLen/m, withDays, len(recordKeys), changes/m, withChanges)
+	return fmt.Sprintf("score history: MEMORY USAGE %.0f B per customer (value %.0f B: daily points and last changes; %d of %d customers have one)",
+		usage/m, strlen/m, with, len(recordKeys))
 }

@@ -9,8 +9,8 @@
 // are a Redis Cluster hash tag. An id that itself contains braces still maps
 // to exactly one key and so one slot. With [Config.HistoryDays] the
 // customer's score history sits beside it under the same hash tag,
-// <prefix>h:{<id>} (daily points) and <prefix>x:{<id>} (last band changes),
-// written by the save scripts with the record (see history.go).
+// <prefix>h:{<id>} (daily points and last band changes), written by the
+// save scripts with the record (see history.go).
 //
 // # Modes
 //

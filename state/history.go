@@ -10,30 +10,28 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Score history: per customer, one point per UTC day under HistoryKey, and
-// the last MaxChanges band changes and alerts under ChangesKey. Both are
-// written only by the save scripts, in the same script call as the record's
-// compare-and-set and only when it applies, so a replayed or stale write
-// appends nothing, and a day is never appended twice.
+// Score history: per customer, under HistoryKey, one point per UTC day and
+// the last MaxChanges band changes and alerts. It is written only by the
+// save scripts, in the same script call as the record's compare-and-set and
+// only when it applies, so a replayed or stale write appends nothing, and a
+// day is never appended twice.
 //
-// History value layout: a 4-byte header, the day of the first point (UTC
-// days since 1970-01-01 plus dayBias, uint32 big-endian), then one 4-byte
-// point per day from that day on, without gaps: the day's last score in
-// hundredths (uint16 big-endian, 0–10000), then its lowest score in
+// Value layout: the day of the first point (UTC days since 1970-01-01 plus
+// dayBias, uint32 big-endian), the number of points (uint16), then one
+// 4-byte point per day from that day on, without gaps: the day's last score
+// in hundredths (uint16 big-endian, 0–10000), then its lowest score in
 // hundredths (14 bits) with the band of its last score in the top two bits
-// (1 red, 2 yellow, 3 green). A day with no score is 0xFFFF 0xFFFF. The
-// script keeps at most HistoryDays points, trimming the oldest in one
-// rewrite once they exceed it by an eighth (amortised: appending is O(1)).
+// (1 red, 2 yellow, 3 green); a day with no score is 0xFFFF 0xFFFF. Then the
+// changes, newest first, each a 2-byte big-endian length and its bytes
+// (opaque here: the consumer stores scorer.AppendChange encodings), at most
+// MaxChanges. The script keeps at most HistoryDays points, trimming the
+// oldest once they exceed it by an eighth (amortised), and puts a save's
+// changes before the stored ones, cutting the rest.
 //
-// Changes value layout: the entries, newest first, each a 2-byte big-endian
-// length and its bytes (opaque here: the consumer stores
-// scorer.AppendChange encodings), at most MaxChanges of them; the script
-// prepends a save's entries and cuts the rest.
-//
-// Both are plain strings read and written with GET and SET (in the save
-// scripts), so the service's Redis ACL rule needs no other command: a
-// closed day rewrites the customer's points (at most a few hundred bytes),
-// which happens at most once a day per customer.
+// One plain string per customer, read and written with GET and SET (in the
+// save scripts), so the service's Redis ACL rule needs no other command: a
+// save that closes a day or records a change rewrites it (a few hundred
+// bytes), which for days happens at most once a day per customer.
 
 // MaxHistoryDays bounds Config.HistoryDays (ten years).
 const MaxHistoryDays = 3660
@@ -68,13 +66,9 @@ type History struct {
 	Changes [][]byte // newest first, at most MaxChanges
 }
 
-// HistoryKey returns the Redis key of a customer's daily points. It shares
-// the record key's hash tag.
+// HistoryKey returns the Redis key of a customer's score history (daily
+// points and last changes). It shares the record key's hash tag.
 func (s *Redis) HistoryKey(id string) string { return s.cfg.Prefix + "h:{" + id + "}" }
-
-// ChangesKey returns the Redis key of a customer's last band changes and
-// alerts. It shares the record key's hash tag.
-func (s *Redis) ChangesKey(id string) string { return s.cfg.Prefix + "x:{" + id + "}" }
 
 // HistoryDays is the configured window (0: no history is written).
 func (s *Redis) HistoryDays() int { return s.cfg.HistoryDays }
@@ -115,87 +109,92 @@ func encodeDays(days []Day) ([]byte, error) {
 	return buf, nil
 }
 
-// decodeDays decodes a stored history value; a malformed one is an error.
-func decodeDays(b []byte) ([]Day, error) {
+// decodeHistory decodes a stored history value; a malformed one is an
+// error.
+func decodeHistory(b []byte) (History, error) {
 	if len(b) == 0 {
-		return nil, nil
+		return History{}, nil
 	}
-	if len(b) < 4 || (len(b)-4)%pointLen != 0 {
-		return nil, fmt.Errorf("%w: history of %d bytes", errCorrupt, len(b))
+	if len(b) < 6 {
+		return History{}, fmt.Errorf("%w: history of %d bytes", errCorrupt, len(b))
 	}
-	first, n := int64(binary.BigEndian.Uint32(b))-dayBias, int64(len(b)-4)/pointLen
-	if n > maxStoredDays || first+n-1+dayBias > math.MaxUint32 {
-		return nil, fmt.Errorf("%w: history of %d days from day %d", errCorrupt, n, first)
+	first, n := int64(binary.BigEndian.Uint32(b))-dayBias, int64(binary.BigEndian.Uint16(b[4:]))
+	if n > maxStoredDays || first+n-1+dayBias > math.MaxUint32 || int64(len(b)-6) < n*pointLen {
+		return History{}, fmt.Errorf("%w: history of %d days from day %d in %d bytes", errCorrupt, n, first, len(b))
 	}
-	days := make([]Day, 0, n)
-	for i := 4; i < len(b); i += pointLen {
-		score, low := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint16(b[i+2:])
-		day := first + int64(i-4)/pointLen
+	h := History{Days: make([]Day, 0, n)}
+	for i := int64(0); i < n; i++ {
+		p := b[6+i*pointLen:]
+		score, low := binary.BigEndian.Uint16(p), binary.BigEndian.Uint16(p[2:])
 		if score == noPoint {
 			continue
 		}
 		band, _ := byteBand(byte(low >> 14))
 		if score > 10000 || low&0x3fff > 10000 || band == BandNone {
-			return nil, fmt.Errorf("%w: history point of day %d", errCorrupt, day)
+			return History{}, fmt.Errorf("%w: history point of day %d", errCorrupt, first+i)
 		}
-		days = append(days, Day{Day: day, Score: float64(score) / 100, Min: float64(low&0x3fff) / 100, Band: band})
+		h.Days = append(h.Days, Day{Day: first + i, Score: float64(score) / 100, Min: float64(low&0x3fff) / 100, Band: band})
 	}
-	return days, nil
+	var err error
+	if h.Changes, err = unframeChanges(b[6+n*pointLen:]); err != nil {
+		return History{}, err
+	}
+	return h, nil
 }
 
-// historyLua defines the functions both save scripts use to write history
-// (see the layout above): history(key, points, window) appends the encoded
-// days in points (header included) after the stored ones, skipping days
-// already stored, padding a gap with no-score days, starting afresh when
-// the gap is wider than the window, and trimming to the window's latest
-// days once 1/8 over it; changes(key, entries) puts the framed entries
-// (newest first) before the stored ones and keeps MaxChanges.
+// historyLua defines history(key, points, changes, window), which both
+// save scripts call for an applied write (see the layout above): it appends
+// the encoded days in points (a 4-byte first day, then the points) after
+// the stored ones, skipping days already stored, padding a gap with
+// no-score days, starting afresh when the gap is wider than the window, and
+// trimming to the window's latest days once 1/8 over it; and it puts the
+// framed changes (newest first) before the stored ones, keeping MaxChanges.
 var historyLua = `
 local function u32(s, i)
   local a, b, c, d = string.byte(s, i, i + 3)
   return ((a * 256 + b) * 256 + c) * 256 + d
 end
-local function p32(n)
-  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-end
-local function history(key, pts, window)
-  if pts == '' then return end
+local function history(key, pts, entries, window)
+  if pts == '' and entries == '' then return end
   window = tonumber(window)
   local cur = redis.call('GET', key)
-  local nf = u32(pts, 1)
-  if cur and #cur >= 8 then
-    local f = u32(cur, 1)
-    local last = f + (#cur - 4) / 4 - 1
-    if nf + (#pts - 4) / 4 - 1 <= last then return end
-    if nf <= last + window then
-      local tail
+  local f, days, chs = 0, '', ''
+  if cur and #cur >= 6 then
+    local a, b = string.byte(cur, 5, 6)
+    local n = a * 256 + b
+    f, days, chs = u32(cur, 1), string.sub(cur, 7, 6 + 4 * n), string.sub(cur, 7 + 4 * n)
+  end
+  local changed = false
+  if pts ~= '' then
+    local nf, n = u32(pts, 1), #days / 4
+    local last = f + n - 1
+    if n == 0 or nf > last + window then
+      f, days, changed = nf, string.sub(pts, 5), true
+    elseif nf + (#pts - 4) / 4 - 1 > last then
       if nf <= last then
-        tail = string.sub(pts, 5 + 4 * (last + 1 - nf))
+        days = days .. string.sub(pts, 5 + 4 * (last + 1 - nf))
       else
-        tail = string.rep(string.char(255), 4 * (nf - last - 1)) .. string.sub(pts, 5)
+        days = days .. string.rep(string.char(255), 4 * (nf - last - 1)) .. string.sub(pts, 5)
       end
-      local n = (#cur - 4 + #tail) / 4
-      if n <= window + math.floor(window / 8) then
-        redis.call('SET', key, cur .. tail)
-        return
+      n, changed = #days / 4, true
+      if n > window + math.floor(window / 8) then
+        days, f = string.sub(days, #days - 4 * window + 1), f + n - window
       end
-      local all = string.sub(cur, 5) .. tail
-      redis.call('SET', key, p32(f + n - window) .. string.sub(all, #all - 4 * window + 1))
-      return
     end
   end
-  redis.call('SET', key, pts)
-end
-local function changes(key, entries)
-  if entries == '' then return end
-  local all = entries .. (redis.call('GET', key) or '')
-  local pos, n = 1, 0
-  while pos + 1 <= #all and n < ` + fmt.Sprint(MaxChanges) + ` do
-    local a, b = string.byte(all, pos, pos + 1)
-    pos = pos + 2 + a * 256 + b
-    n = n + 1
+  if entries ~= '' then
+    local all = entries .. chs
+    local pos, k = 1, 0
+    while pos + 1 <= #all and k < ` + fmt.Sprint(MaxChanges) + ` do
+      local a, b = string.byte(all, pos, pos + 1)
+      pos, k = pos + 2 + a * 256 + b, k + 1
+    end
+    chs, changed = string.sub(all, 1, pos - 1), true
   end
-  redis.call('SET', key, string.sub(all, 1, pos - 1))
+  if not changed then return end
+  local n = #days / 4
+  redis.call('SET', key, string.char(math.floor(f / 16777216) % 256, math.floor(f / 65536) % 256, math.floor(f / 256) % 256, f % 256,
+    math.floor(n / 256), n % 256) .. days .. chs)
 end
 `
 
@@ -218,8 +217,8 @@ func frameChanges(cs [][]byte) ([]byte, error) {
 func unframeChanges(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for len(b) > 0 {
-		if len(b) < 2 || len(b)-2 < int(binary.BigEndian.Uint16(b)) {
-			return nil, fmt.Errorf("%w: changes cut short", errCorrupt)
+		if len(b) < 2 || len(b)-2 < int(binary.BigEndian.Uint16(b)) || binary.BigEndian.Uint16(b) == 0 {
+			return nil, fmt.Errorf("%w: changes cut short or empty", errCorrupt)
 		}
 		n := 2 + int(binary.BigEndian.Uint16(b))
 		out = append(out, b[2:n:n])
@@ -256,14 +255,13 @@ func (s *Redis) historyArgsAll(ws []Write) ([][]byte, [][]byte, error) {
 }
 
 // GetWithHistory fetches a customer's record (without its outbox), its
-// stored days and its last changes, in one round trip. A missing customer
+// stored days and its last changes, in one round trip (two GETs). A missing customer
 // gets the zero Record and an empty History.
 func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History, error) {
-	var rec, days, chs *redis.StringCmd
+	var rec, hist *redis.StringCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		rec = p.Get(ctx, s.Key(id))
-		days = p.Get(ctx, s.HistoryKey(id))
-		chs = p.Get(ctx, s.ChangesKey(id))
+		hist = p.Get(ctx, s.HistoryKey(id))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -280,18 +278,9 @@ func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History,
 			return Record{}, History{}, fmt.Errorf("cannot decode record of %q: %w", id, err)
 		}
 	}
-	h, err := historyOf(days)
+	h, err := historyOf(hist)
 	if err != nil {
 		return Record{}, History{}, fmt.Errorf("cannot read history of %q: %w", id, err)
-	}
-	switch b, err := chs.Bytes(); {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
-		return Record{}, History{}, fmt.Errorf("cannot read changes of %q: %w", id, err)
-	default:
-		if h.Changes, err = unframeChanges(b); err != nil {
-			return Record{}, History{}, fmt.Errorf("cannot read changes of %q: %w", id, err)
-		}
 	}
 	return r, h, nil
 }
@@ -304,8 +293,7 @@ func historyOf(cmd *redis.StringCmd) (History, error) {
 	if err != nil {
 		return History{}, err
 	}
-	days, err := decodeDays(b)
-	return History{Days: days}, err
+	return decodeHistory(b)
 }
 
 // Histories fetches the stored days (not the changes) of ids, in one round
@@ -329,6 +317,7 @@ func (s *Redis) Histories(ctx context.Context, ids []string) ([]History, error) 
 		if hs[i], err = historyOf(cmd); err != nil {
 			return nil, fmt.Errorf("cannot read history of %q: %w", ids[i], err)
 		}
+		hs[i].Changes = nil
 	}
 	return hs, nil
 }

@@ -29,6 +29,15 @@ func dayNumbers(h state.History) []int64 {
 	return out
 }
 
+// changesBytes is the stored size of changes(from, to).
+func changesBytes(from, to int) []byte {
+	var b []byte
+	for _, c := range changes(from, to) {
+		b = append(append(b, 0, byte(len(c))), c...)
+	}
+	return b
+}
+
 func changes(from, to int) [][]byte {
 	var out [][]byte
 	for i := from; i <= to; i++ {
@@ -103,8 +112,8 @@ func TestHistoryWrittenWithRecord(t *testing.T) {
 		// Over the window: trimmed to its last 5 days (20011..20015).
 		save(2, days(20015), changes(8, 13))
 		checkDays("trim", 20011, 20012, 20014, 20015)
-		if n := c.StrLen(ctx, s.HistoryKey(id)).Val(); n != 4+5*4 {
-			t.Fatalf("history is %d bytes after the trim, want 24", n)
+		if n := c.StrLen(ctx, s.HistoryKey(id)).Val(); n != 6+5*4+int64(len(changesBytes(4, 13))) {
+			t.Fatalf("history is %d bytes after the trim, want 6 + 5 days × 4 + the 10 framed changes", n)
 		}
 		if _, h := get(); len(h.Changes) != state.MaxChanges || string(h.Changes[0]) != `{"n":13}` || string(h.Changes[9]) != `{"n":4}` {
 			t.Fatalf("changes: %q", h.Changes)
@@ -124,10 +133,8 @@ func TestHistoryWrittenWithRecord(t *testing.T) {
 		}
 		checkDays("two writes", 20030, 20031, 20032)
 		// Keys share the record's hash tag (one cluster slot).
-		for _, k := range []string{s.HistoryKey(id), s.ChangesKey(id)} {
-			if want := "{" + id + "}"; !containsTag(k, want) {
-				t.Fatalf("key %q lacks the hash tag %s", k, want)
-			}
+		if k, want := s.HistoryKey(id), "{"+id+"}"; !containsTag(k, want) {
+			t.Fatalf("key %q lacks the hash tag %s", k, want)
 		}
 		hs, err := s.Histories(ctx, []string{id, "nobody"})
 		if err != nil || len(hs) != 2 || len(hs[0].Days) != 3 || len(hs[1].Days) != 0 || hs[0].Changes != nil {
@@ -155,7 +162,7 @@ func TestHistoryOff(t *testing.T) {
 		if !mustSave(t, s, state.Write{ID: "acme", Rec: state.Record{Band: state.BandGreen}, Days: days(20010), Changes: changes(1, 1)})[0] {
 			t.Fatal("not applied")
 		}
-		if n := c.Exists(ctx, s.HistoryKey("acme"), s.ChangesKey("acme")).Val(); n != 0 {
+		if n := c.Exists(ctx, s.HistoryKey("acme")).Val(); n != 0 {
 			t.Fatalf("%d history keys written with history off", n)
 		}
 		keys, err := c.Keys(ctx, cfg.Prefix+"*").Result()

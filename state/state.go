@@ -65,9 +65,8 @@ type Write struct {
 	// once saved. The save then skips the delete. False is always safe.
 	NoPrevOutbox bool
 	// Days are score-history days this write closes (oldest first,
-	// increasing), appended to HistoryKey; Changes are band-change and
-	// alert entries (oldest first, opaque, 1 to 65535 bytes each) added
-	// to ChangesKey. Both are written by the save script only if the
+	// increasing), and Changes band-change and alert entries (oldest
+	// first, opaque, 1 to 65535 bytes each), both added to HistoryKey. Both are written by the save script only if the
 	// compare-and-set applies, and only when Config.HistoryDays > 0.
 	Days    []Day
 	Changes [][]byte
@@ -205,9 +204,9 @@ end
 // then stores ARGV[3], deletes the outbox of the version it replaces
 // (KEYS[2], if the stored record says it has one: format byte 2) and stores
 // outbox ARGV[4] (if not empty) under KEYS[3], the outbox key of the new
-// version. When applied, it also appends the history days ARGV[5] to
-// KEYS[4] and pushes the changes ARGV[6] to KEYS[5], for a window of
-// ARGV[7] days (see history.go). Its keys share the customer's hash tag.
+// version. When applied, it also adds the history days ARGV[5] and the
+// changes ARGV[6] to KEYS[4], for a window of ARGV[7] days (see
+// history.go). Its keys share the customer's hash tag.
 // Returns 1 if applied, 0 on conflict.
 var saveScript = redis.NewScript(checkServerLua + historyLua + `
 local cur = redis.call('GET', KEYS[1])
@@ -219,8 +218,7 @@ end
 redis.call('SET', KEYS[1], ARGV[3])
 if cur and string.byte(cur, 1) == 2 then redis.call('DEL', KEYS[2]) end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
-history(KEYS[4], ARGV[5], ARGV[7])
-changes(KEYS[5], ARGV[6])
+history(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
 return 1
 `)
 
@@ -229,12 +227,12 @@ return 1
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
 // ARGV[2] is the history window in days; KEYS[4..] are record keys, and
-// each has eleven more ARGV: the expected version
+// each has ten more ARGV: the expected version
 // (8 bytes, as in saveScript), the new value, the customer id, its score
 // as a decimal string, the new outbox ("" for none) and the outbox keys of
 // the expected version ("": known to have none, see Write.NoPrevOutbox) and
-// of the new version, then the history days, the history key, the changes
-// and the changes key. Each write is a compare-and-set with
+// of the new version, then the history days, the history changes and the
+// history key ("" when both are empty). Each write is a compare-and-set with
 // its outbox and history as in saveScript (the outbox and history keys are
 // not declared: this script runs on single servers only); an applied write
 // also moves the customer in the band index, so record and index change
@@ -243,7 +241,7 @@ var batchSaveScript = redis.NewScript(checkServerLua + historyLua + `
 local zero = string.rep(string.char(0), 8)
 local out = {}
 for i = 4, #KEYS do
-  local j = 2 + (i - 4) * 11
+  local j = 2 + (i - 4) * 10
   local cur = redis.call('GET', KEYS[i])
   local ok
   if cur then ok = string.sub(cur, 2, 9) == ARGV[j+1] else ok = ARGV[j+1] == zero end
@@ -252,8 +250,7 @@ for i = 4, #KEYS do
     redis.call('SET', KEYS[i], val)
     if ARGV[j+6] ~= '' and cur and string.byte(cur, 1) == 2 then redis.call('DEL', ARGV[j+6]) end
     if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
-    history(ARGV[j+9], ARGV[j+8], ARGV[2])
-    changes(ARGV[j+11], ARGV[j+10])
+    if ARGV[j+10] ~= '' then history(ARGV[j+10], ARGV[j+8], ARGV[j+9], ARGV[2]) end
     -- bytes 10..18: score and band; unchanged (e.g. an outbox clear),
     -- the index already holds them.
     if not cur or string.sub(cur, 10, 18) ~= string.sub(val, 10, 18) then
@@ -541,7 +538,7 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 	}
 	err = s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
 		w := &ws[i]
-		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID), s.ChangesKey(w.ID)}
+		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID)}
 		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending, days[i], changes[i], s.cfg.HistoryDays}
 	}, func(i int, cmd *redis.Cmd) error {
 		n, err := cmd.Int()
@@ -624,7 +621,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
-		c.args = append(make([]any, 0, 2+11*(c.end-c.start)), server, s.cfg.HistoryDays)
+		c.args = append(make([]any, 0, 2+10*(c.end-c.start)), server, s.cfg.HistoryDays)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox, newOutbox := "", ""
@@ -635,16 +632,13 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
 			}
 			c.keys = append(c.keys, s.Key(w.ID))
-			histKey, changesKey := "", ""
-			if len(days[i]) > 0 {
+			histKey := ""
+			if len(days[i]) > 0 || len(changes[i]) > 0 {
 				histKey = s.HistoryKey(w.ID)
-			}
-			if len(changes[i]) > 0 {
-				changesKey = s.ChangesKey(w.ID)
 			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
 				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox,
-				days[i], histKey, changes[i], changesKey)
+				days[i], changes[i], histKey)
 		}
 		chunks = append(chunks, c)
 	}
