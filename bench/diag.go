@@ -157,5 +157,26 @@ func (r *run) memorySample(ctx context.Context, n int) (string, error) {
 	if members > 0 {
 		s += fmt.Sprintf("; band index: %.0f B per member (%d members)", float64(index)/float64(members), members)
 	}
+	s += "; " + r.historySample(ctx, keys)
 	return s, nil
+}
+
+// historySample reports the score history's share (--history-days): the
+// mean MEMORY USAGE and STRLEN per sampled customer of its history key
+// (daily points and last changes, under the record key's hash tag).
+// Included in the used_memory growth per customer.
+func (r *run) historySample(ctx context.Context, recordKeys []string) string {
+	rdb := r.env.rdb
+	var usage, strlen float64
+	var with int
+	for _, k := range recordKeys {
+		hk := r.prefix + "h:" + strings.TrimPrefix(k, r.prefix+"c:")
+		if u, err := rdb.MemoryUsage(ctx, hk, 0).Result(); err == nil {
+			l, _ := rdb.StrLen(ctx, hk).Result()
+			usage, strlen, with = usage+float64(u), strlen+float64(l), with+1
+		}
+	}
+	m := float64(len(recordKeys))
+	return fmt.Sprintf("score history: MEMORY USAGE %.0f B per customer (value %.0f B: daily points and last changes; %d of %d customers have one)",
+		usage/m, strlen/m, with, len(recordKeys))
 }

@@ -416,6 +416,9 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 	if err := checkAlerts(vctx, brokers, AlertTopic, bands, &sum.Result); err != nil {
 		return nil, fmt.Errorf("cannot check alerts: %w", err)
 	}
+	if err := checkHistory(vctx, rdb, bands, &sum.Result); err != nil {
+		return nil, fmt.Errorf("cannot check histories: %w", err)
+	}
 	if err := checkDLQ(vctx, brokers, DLQTopic, &sum.Result); err != nil {
 		return nil, fmt.Errorf("cannot check dead letters: %w", err)
 	}
@@ -443,6 +446,7 @@ func (s *Summary) Failures() []string {
 	add(r.Unexpected != 0, "%d unexpected customer records", r.Unexpected)
 	add(r.AltViolations > 0, "%d customers' alerts do not alternate low/recovered", r.AltViolations)
 	add(r.MissingAlerts > 0, "%d customers' last alert disagrees with their final band (missing alerts)", r.MissingAlerts)
+	add(r.HistoryViolations > 0, "%d customers' score history disagrees with their alerts or final band", r.HistoryViolations)
 	add(r.DLQBadMeta > 0, "%d dead letters without source headers", r.DLQBadMeta)
 	reasons := map[string]bool{}
 	for k := range e.Bad {
@@ -486,6 +490,7 @@ func (s *Summary) WriteTable(w io.Writer) {
 	row("alerts (unique ids)", r.Alerts, fmt.Sprintf("%d low, %d recovered, %d records with repeats; %d customers changed band twice or more", r.Lows, r.Recovered, r.AlertCopies, r.Flapping))
 	row("alternation violations", r.AltViolations, okv(r.AltViolations))
 	row("missing alerts", r.MissingAlerts, fmt.Sprintf("%s (%d customers end red)", okv(r.MissingAlerts), r.RedAtEnd))
+	row("history violations", r.HistoryViolations, fmt.Sprintf("%s (%d customers with daily points; changes alternate low/recovered, the newest matches the final band)", okv(r.HistoryViolations), r.HistoryDays))
 	reasons := make([]string, 0, len(e.Bad))
 	for k := range e.Bad {
 		reasons = append(reasons, k)

@@ -110,6 +110,9 @@ type Result struct {
 	MissingAlerts   int // customers whose last alert disagrees with the final band
 	RedAtEnd        int
 
+	HistoryDays       int // customers with daily history points
+	HistoryViolations int // customers whose history's changes do not alternate or disagree with the final band
+
 	DLQ        map[string]int // dead letters by reason, unique by source offset
 	DLQCopies  int            // dead-letter records with repeats
 	DLQBadMeta int            // dead letters without source headers

@@ -509,6 +509,12 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	for k, v := range rec.Offsets {
 		offsets[k] = v
 	}
+	// Score history (see history.go): each event closes the days before it.
+	hist := c.cfg.HistoryDays > 0
+	if !hist {
+		st.DropDay()
+	}
+	var closed []scorer.DayPoint
 	var cause *inEvent
 	for i := range cb.events {
 		e := cb.events[i]
@@ -521,7 +527,11 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			res.duplicate++
 			continue
 		}
-		m.Apply(st, &e.ev)
+		if hist {
+			closed, _ = m.ApplyWithHistory(st, &e.ev, c.cfg.HistoryDays, closed)
+		} else {
+			m.Apply(st, &e.ev)
+		}
 		if e.ev.Type == scorer.TypeOverride && st.Override != nil {
 			exp := int64(0) // none
 			if st.Override.Expires != scorer.NoExpiry {
@@ -549,7 +559,14 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	default:
 		return outputs, res
 	}
+	if hist {
+		closed = m.BeginDay(closed, st, at, c.cfg.HistoryDays)
+	}
 	o := m.Step(st, at)
+	if hist {
+		m.NoteDay(st, &o.Eval)
+		closed = windowDays(closed, scorer.DayOf(at), c.cfg.HistoryDays)
+	}
 	res.rescored = true
 	// The wake-up for a customer that gets no more events. After events,
 	// the customer will likely have more before it is due, so a bound that
@@ -582,6 +599,12 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 		Band:    o.Eval.Band.String(),
 		Data:    m.AppendState(nil, st),
 	}}
+	if hist {
+		res.write.Days = historyDays(closed)
+		if publish {
+			res.write.Changes = historyChanges(&o, at)
+		}
+	}
 	return outputs, res
 }
 

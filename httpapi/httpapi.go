@@ -1,7 +1,8 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
 // (score and band now or at an instant with an active override and the
-// forecast, band listings, the customers turning a band within a window,
-// and the model in use) with its optional bearer token, the metrics endpoint, Go profiles, and the liveness and
+// forecast, score history, band listings with segment filter and trends,
+// the customers turning a band within a window, and the model in use) with
+// its optional bearer token, the metrics endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
 // never writes. Listeners, TLS and the choice of one or two ports are the
@@ -60,6 +61,11 @@ type Config struct {
 	// ForecastCandidates caps the customers one /v1/forecast request
 	// examines; default MaxForecastCandidates.
 	ForecastCandidates int
+	// History reads the score history kept for HistoryDays days (see
+	// history.go); nil or HistoryDays 0: history is turned off (the
+	// history endpoint answers 404, listing trends are null).
+	History     HistoryReader
+	HistoryDays int
 }
 
 // Handlers are the service's HTTP handlers.
@@ -94,6 +100,7 @@ func New(cfg Config) (Handlers, error) {
 	a := &api{cfg: cfg}
 	apiMux := http.NewServeMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
+	apiMux.Handle("GET /v1/customers/{id}/history", a.auth(a.history))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
 	apiMux.Handle("GET /v1/forecast", a.auth(a.forecast))
 	apiMux.Handle("GET /v1/model", a.auth(a.model))
@@ -227,7 +234,16 @@ type ListItem struct {
 	CustomerID string  `json:"customer_id"`
 	Score      float64 `json:"score"`
 	Band       string  `json:"band"`
+	Segment    string  `json:"segment"` // "" for the default
+	// Trend7d and Trend30d are the score minus the day's last score 7 and
+	// 30 days ago (see history.go); null without history that day.
+	Trend7d  *float64 `json:"trend_7d"`
+	Trend30d *float64 `json:"trend_30d"`
 }
+
+// maxSegmentScan bounds how many of a band's lowest members a listing
+// filtered by segment reads.
+const maxSegmentScan = 1 << 20
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -245,15 +261,45 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	members, err := a.cfg.Store.Band(r.Context(), band, limit)
-	if err != nil {
-		a.warnRead("cannot list band", err)
-		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
-		return
+	segment := q.Get("segment")
+	m := a.cfg.Model()
+	items := []ListItem{}
+	var states []*scorer.State
+	// Filtering by segment reads more of the band (4 times more per pass)
+	// until limit members match or the band ends.
+	for fetch := limit; ; fetch = min(4*fetch, maxSegmentScan) {
+		members, err := a.cfg.Store.Band(r.Context(), band, fetch)
+		if err != nil {
+			a.warnRead("cannot list band", err)
+			writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
+			return
+		}
+		items, states = items[:0], states[:0]
+		for _, mem := range members {
+			st, err := m.DecodeState(mem.Data)
+			if err != nil {
+				st = nil // listed by its record's score; no segment, no trend
+			}
+			seg := ""
+			if st != nil {
+				seg = st.Segment
+			}
+			if segment != "" && seg != segment {
+				continue
+			}
+			if len(items) < limit {
+				items = append(items, ListItem{CustomerID: mem.ID, Score: scorer.Round2(mem.Score), Band: band, Segment: seg})
+				states = append(states, st)
+			}
+		}
+		if segment == "" || len(items) == limit || len(members) < fetch || fetch == maxSegmentScan {
+			break
+		}
 	}
-	items := make([]ListItem, len(members))
-	for i, m := range members {
-		items[i] = ListItem{CustomerID: m.ID, Score: scorer.Round2(m.Score), Band: band}
+	if err := a.trends(r.Context(), m, items, states); err != nil {
+		a.warnRead("cannot read histories", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot read customer histories: "+err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"band": band, "customers": items})
 }

@@ -7,7 +7,10 @@
 //
 // One key per customer, <prefix>c:{<id>} (default prefix "hs:"). The braces
 // are a Redis Cluster hash tag. An id that itself contains braces still maps
-// to exactly one key and so one slot.
+// to exactly one key and so one slot. With [Config.HistoryDays] the
+// customer's score history sits beside it under the same hash tag,
+// <prefix>h:{<id>} (daily points and last band changes), written by the
+// save scripts with the record (see history.go).
 //
 // # Modes
 //
