@@ -1,6 +1,7 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
 // (score and band now or at an instant, and band listings) with its optional
-// bearer token, the metrics endpoint, Go profiles, and the liveness and
+// bearer token, its OpenAPI document (openapi.yaml, served at /openapi.json),
+// the web page's route (package webui), the metrics endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
 // never writes. Listeners, TLS and the choice of one or two ports are the
@@ -23,6 +24,7 @@ import (
 
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
+	"github.com/healthscore/healthscore/webui"
 )
 
 // Reader is what the API needs from the state store.
@@ -76,10 +78,18 @@ func New(cfg Config) (Handlers, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	doc, err := OpenAPI()
+	if err != nil {
+		return Handlers{}, fmt.Errorf("cannot create HTTP API: %w", err)
+	}
 	a := &api{cfg: cfg}
 	apiMux := http.NewServeMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
+	// The page and the API's description carry no data: no token.
+	apiMux.Handle("GET "+webui.Prefix, webui.Handler())
+	apiMux.Handle("GET /{$}", http.RedirectHandler(webui.Prefix, http.StatusFound))
+	apiMux.HandleFunc("GET /openapi.json", serveBytes("application/json", doc))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
 		adminMux = http.NewServeMux()
