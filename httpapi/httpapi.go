@@ -58,6 +58,25 @@ type Config struct {
 type Handlers struct {
 	API   http.Handler // /v1/*, and everything else unless SeparateAdmin
 	Admin http.Handler // with SeparateAdmin: /metrics, /debug/pprof/, /livez, /healthz, /readyz; else nil
+
+	patterns []string // every route served, for the test that holds them to openapi.yaml
+}
+
+// mux is a ServeMux that remembers its patterns.
+type mux struct {
+	*http.ServeMux
+	patterns *[]string
+}
+
+func newMux() mux { return mux{ServeMux: http.NewServeMux(), patterns: new([]string)} }
+
+func (m mux) Handle(pattern string, h http.Handler) {
+	*m.patterns = append(*m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m mux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // MaxLimit caps the limit of band listings.
@@ -83,7 +102,7 @@ func New(cfg Config) (Handlers, error) {
 		return Handlers{}, fmt.Errorf("cannot create HTTP API: %w", err)
 	}
 	a := &api{cfg: cfg}
-	apiMux := http.NewServeMux()
+	apiMux := newMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
 	// The page and the API's description carry no data: no token.
@@ -92,7 +111,7 @@ func New(cfg Config) (Handlers, error) {
 	apiMux.HandleFunc("GET /openapi.json", serveBytes("application/json", doc))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
-		adminMux = http.NewServeMux()
+		adminMux = newMux()
 	}
 	adminMux.HandleFunc("GET /livez", a.live)
 	adminMux.HandleFunc("GET /healthz", a.live)
@@ -109,10 +128,12 @@ func New(cfg Config) (Handlers, error) {
 		adminMux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	h := Handlers{API: apiMux}
-	apiMux.HandleFunc("/", notFound(apiMux))
+	apiMux.HandleFunc("/", notFound(apiMux.ServeMux))
+	h.patterns = *apiMux.patterns
 	if cfg.SeparateAdmin {
-		adminMux.HandleFunc("/", notFound(adminMux))
+		adminMux.HandleFunc("/", notFound(adminMux.ServeMux))
 		h.Admin = adminMux
+		h.patterns = append(h.patterns, *adminMux.patterns...)
 	}
 	return h, nil
 }
