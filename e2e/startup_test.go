@@ -36,7 +36,7 @@ func freePort(t *testing.T) int {
 // get returns the status and body of GET path.
 func (s *service) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(s.http + path)
+	resp, err := s.client.Get(s.http + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
