@@ -500,6 +500,16 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	for k, v := range rec.Offsets {
 		offsets[k] = v
 	}
+	// Score history (see history.go) closes days from the state as it was
+	// before this evaluation's events: keep a copy when there are events.
+	hist := c.cfg.HistoryDays > 0
+	var before *scorer.State
+	switch {
+	case !hist:
+		st.DropDay()
+	case st.HasDay && len(cb.events) > 0:
+		before = cloneState(st)
+	}
 	var cause *inEvent
 	for i := range cb.events {
 		e := cb.events[i]
@@ -540,7 +550,19 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	default:
 		return outputs, res
 	}
+	var closed []scorer.DayPoint
+	if hist && st.HasDay {
+		src := st
+		if before != nil && res.applied > 0 {
+			src = before
+		}
+		closed = m.BeginDay(src, at, c.cfg.HistoryDays)
+		st.Day = src.Day
+	}
 	o := m.Step(st, at)
+	if hist {
+		m.NoteDay(st, &o.Eval)
+	}
 	res.rescored = true
 	// The wake-up for a customer that gets no more events. After events,
 	// the customer will likely have more before it is due, so a bound that
@@ -573,6 +595,12 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 		Band:    o.Eval.Band.String(),
 		Data:    m.AppendState(nil, st),
 	}}
+	if hist {
+		res.write.Days = historyDays(closed)
+		if publish {
+			res.write.Changes = historyChanges(&o, at)
+		}
+	}
 	return outputs, res
 }
 

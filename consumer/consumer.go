@@ -85,6 +85,11 @@ type Config struct {
 	// the state writes behind them reached the Redis replicas (see
 	// ReplicaWaiter).
 	Replicas ReplicaWaiter
+	// HistoryDays is the score history's window (see history.go); 0: no
+	// history (the Config's zero value; the service's flag defaults to
+	// DefaultHistoryDays). The Store must be configured with the same
+	// window: it is the one that writes it.
+	HistoryDays int
 }
 
 func (c *Config) validate() error {
@@ -130,6 +135,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.HistoryDays < 0 || c.HistoryDays > state.MaxHistoryDays {
+		return fmt.Errorf("invalid HistoryDays %d: must be from 0 (none) to %d", c.HistoryDays, state.MaxHistoryDays)
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 10000

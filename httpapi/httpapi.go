@@ -52,6 +52,11 @@ type Config struct {
 	SeparateAdmin bool
 	Logger        *zap.Logger
 	Now           func() time.Time // default time.Now
+	// History reads the score history kept for HistoryDays days (see
+	// history.go); nil or HistoryDays 0: history is turned off (the
+	// history endpoint answers 404, listing trends are null).
+	History     HistoryReader
+	HistoryDays int
 }
 
 // Handlers are the service's HTTP handlers.
@@ -104,6 +109,7 @@ func New(cfg Config) (Handlers, error) {
 	a := &api{cfg: cfg}
 	apiMux := newMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
+	apiMux.Handle("GET /v1/customers/{id}/history", a.auth(a.history))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
 	// The page and the API's description carry no data: no token.
 	apiMux.Handle("GET "+webui.Prefix, webui.Handler())
@@ -241,7 +247,16 @@ type ListItem struct {
 	CustomerID string  `json:"customer_id"`
 	Score      float64 `json:"score"`
 	Band       string  `json:"band"`
+	Segment    string  `json:"segment"` // "" for the default
+	// Trend7d and Trend30d are the score minus the day's last score 7 and
+	// 30 days ago (see history.go); null without history that day.
+	Trend7d  *float64 `json:"trend_7d"`
+	Trend30d *float64 `json:"trend_30d"`
 }
+
+// maxSegmentScan bounds how many of a band's lowest members a listing
+// filtered by segment reads.
+const maxSegmentScan = 1 << 20
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -259,15 +274,45 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	members, err := a.cfg.Store.Band(r.Context(), band, limit)
-	if err != nil {
-		a.warnRead("cannot list band", err)
-		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
-		return
+	segment := q.Get("segment")
+	m := a.cfg.Model()
+	items := []ListItem{}
+	var states []*scorer.State
+	// Filtering by segment reads more of the band (4 times more per pass)
+	// until limit members match or the band ends.
+	for fetch := limit; ; fetch = min(4*fetch, maxSegmentScan) {
+		members, err := a.cfg.Store.Band(r.Context(), band, fetch)
+		if err != nil {
+			a.warnRead("cannot list band", err)
+			writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
+			return
+		}
+		items, states = items[:0], states[:0]
+		for _, mem := range members {
+			st, err := m.DecodeState(mem.Data)
+			if err != nil {
+				st = nil // listed by its record's score; no segment, no trend
+			}
+			seg := ""
+			if st != nil {
+				seg = st.Segment
+			}
+			if segment != "" && seg != segment {
+				continue
+			}
+			if len(items) < limit {
+				items = append(items, ListItem{CustomerID: mem.ID, Score: scorer.Round2(mem.Score), Band: band, Segment: seg})
+				states = append(states, st)
+			}
+		}
+		if segment == "" || len(items) == limit || len(members) < fetch || fetch == maxSegmentScan {
+			break
+		}
 	}
-	items := make([]ListItem, len(members))
-	for i, m := range members {
-		items[i] = ListItem{CustomerID: m.ID, Score: scorer.Round2(m.Score), Band: band}
+	if err := a.trends(r.Context(), m, items, states); err != nil {
+		a.warnRead("cannot read histories", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot read customer histories: "+err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"band": band, "customers": items})
 }

@@ -188,7 +188,7 @@ func TestList(t *testing.T) {
 	e := newEnv(t, nil)
 	r := do(t, e.h.API, "GET", "/v1/customers?band=red&limit=1")
 	r.check(t, "GET /v1/customers?band=red&limit=1", 200, "")
-	if r.body != `{"band":"red","customers":[{"customer_id":"c7","score":12.35,"band":"red"}]}`+"\n" {
+	if r.body != `{"band":"red","customers":[{"customer_id":"c7","score":12.35,"band":"red","segment":"","trend_7d":null,"trend_30d":null}]}`+"\n" {
 		t.Errorf("list body %s", r.body)
 	}
 	do(t, e.h.API, "GET", "/v1/customers?band=red").check(t, "GET /v1/customers default limit", 200, `"customer_id":"c1"`)

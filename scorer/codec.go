@@ -48,7 +48,10 @@ func (m *Model) computeLayoutKey() uint32 {
 // time), the last dropped alert (varint last-event − its time), and the
 // override (float64 value, varint last-event − its time, with extExpires a
 // varint last-event − expiry, then by and reason as uvarint length and
-// bytes). A state without them encodes exactly as before the block existed,
+// bytes), the published time (extPublishedAt, uvarint published − last
+// event) and the current day's history point (extDay: varint day, varint
+// last-event − its time, uint16 score in hundredths, uint16 min in
+// hundredths with the band in its top two bits). A state without them encodes exactly as before the block existed,
 // and encodings without the block still decode.
 func (m *Model) AppendState(buf []byte, st *State) []byte {
 	buf = append(buf, stateFormat)
@@ -102,7 +105,8 @@ const (
 	extOverride
 	extExpires
 	extPublishedAt
-	extAll = extBaseline | extDropped | extOverride | extExpires | extPublishedAt
+	extDay
+	extAll = extBaseline | extDropped | extOverride | extExpires | extPublishedAt | extDay
 )
 
 func appendExtension(buf []byte, st *State) []byte {
@@ -122,6 +126,9 @@ func appendExtension(buf []byte, st *State) []byte {
 	}
 	if st.PublishedAt > st.LastEvent {
 		flags |= extPublishedAt
+	}
+	if st.HasDay {
+		flags |= extDay
 	}
 	if flags == 0 {
 		return buf
@@ -148,8 +155,19 @@ func appendExtension(buf []byte, st *State) []byte {
 	if flags&extPublishedAt != 0 {
 		buf = binary.AppendUvarint(buf, uint64(st.PublishedAt-st.LastEvent))
 	}
+	if st.HasDay {
+		d := &st.Day
+		buf = binary.AppendVarint(buf, d.Day)
+		buf = binary.AppendVarint(buf, st.LastEvent-d.At)
+		buf = binary.BigEndian.AppendUint16(buf, hundredths(d.Score))
+		buf = binary.BigEndian.AppendUint16(buf, hundredths(d.Min)|uint16(d.Band)<<14)
+	}
 	return buf
 }
+
+// hundredths is a score 0–100 as a whole number of hundredths (0–10000,
+// 14 bits).
+func hundredths(x float64) uint16 { return uint16(math.Round(min(max(x, 0), 100) * 100)) }
 
 func (r *reader) extension(st *State) {
 	flags := r.bytes(1, "extension flags")
@@ -191,6 +209,16 @@ func (r *reader) extension(st *State) {
 			r.fail("published time")
 		}
 		st.PublishedAt = st.LastEvent + int64(d)
+	}
+	if f&extDay != 0 {
+		d := DayPoint{Day: r.varint("history day")}
+		d.At = st.LastEvent - r.varint("history time")
+		score, low := r.u16("history score"), r.u16("history min")
+		d.Score, d.Min, d.Band = float64(score)/100, float64(low&0x3fff)/100, Band(low>>14)
+		if score > 10000 || low&0x3fff > 10000 || d.Band == BandNone || d.Min > d.Score || DayOf(d.At) != d.Day {
+			r.fail("history point")
+		}
+		st.HasDay, st.Day = true, d
 	}
 }
 
@@ -245,6 +273,14 @@ func (r *reader) u32(what string) uint32 {
 		return 0
 	}
 	return binary.BigEndian.Uint32(b)
+}
+
+func (r *reader) u16(what string) uint16 {
+	b := r.bytes(2, what)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint16(b)
 }
 
 func (r *reader) f64(what string) float64 {

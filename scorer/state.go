@@ -45,6 +45,12 @@ type State struct {
 	// Override is the latest manual override (see TypeOverride), expired
 	// or not; nil when there has been none.
 	Override *Override
+
+	// Day is the current day's score-history point (see BeginDay and
+	// NoteDay), kept only while HasDay: a service that keeps no history
+	// never sets it.
+	HasDay bool
+	Day    DayPoint
 }
 
 // Override is a manual score set by a health.override event.

@@ -64,12 +64,20 @@ type Write struct {
 	// (cleared), and an outbox key is never written again for a version
 	// once saved. The save then skips the delete. False is always safe.
 	NoPrevOutbox bool
+	// Days are score-history days this write closes (oldest first,
+	// increasing), appended to HistoryKey; Changes are band-change and
+	// alert entries (oldest first, no newline in them) pushed to
+	// ChangesKey. Both are written by the save script only if the
+	// compare-and-set applies, and only when Config.HistoryDays > 0.
+	Days    []Day
+	Changes [][]byte
 }
 
 // Member is a customer in a band.
 type Member struct {
 	ID    string
 	Score float64
+	Data  []byte // the record's scorer state (Record.Data), e.g. for its segment
 }
 
 // Store is the per-customer record store.
@@ -133,6 +141,9 @@ type Config struct {
 	// how long at most (default DefaultWaitTimeout).
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// HistoryDays is how many days of score history are kept per customer
+	// (see history.go); 0: none, and Save writes no history.
+	HistoryDays int
 }
 
 func (c *Config) setDefaults() {
@@ -166,6 +177,9 @@ func (c Config) validate() error {
 	if c.WaitTimeout < 0 {
 		return fmt.Errorf("invalid WaitTimeout %s: must be positive", c.WaitTimeout)
 	}
+	if c.HistoryDays < 0 || c.HistoryDays > MaxHistoryDays {
+		return fmt.Errorf("invalid HistoryDays %d: must be from 0 (none) to %d", c.HistoryDays, MaxHistoryDays)
+	}
 	if c.Cache < 0 {
 		return fmt.Errorf("invalid Cache %d: must be 0 (none) or more", c.Cache)
 	}
@@ -191,9 +205,11 @@ end
 // then stores ARGV[3], deletes the outbox of the version it replaces
 // (KEYS[2], if the stored record says it has one: format byte 2) and stores
 // outbox ARGV[4] (if not empty) under KEYS[3], the outbox key of the new
-// version. Its keys share the customer's hash tag. Returns 1 if applied, 0
-// on conflict.
-var saveScript = redis.NewScript(checkServerLua + `
+// version. When applied, it also appends the history days ARGV[5] to
+// KEYS[4] and pushes the changes ARGV[6] to KEYS[5], for a window of
+// ARGV[7] days (see history.go). Its keys share the customer's hash tag.
+// Returns 1 if applied, 0 on conflict.
+var saveScript = redis.NewScript(checkServerLua + historyLua + `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   if string.sub(cur, 2, 9) ~= ARGV[2] then return 0 end
@@ -203,6 +219,8 @@ end
 redis.call('SET', KEYS[1], ARGV[3])
 if cur and string.byte(cur, 1) == 2 then redis.call('DEL', KEYS[2]) end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+history(KEYS[4], ARGV[5], ARGV[7])
+changes(KEYS[5], ARGV[6])
 return 1
 `)
 
@@ -210,20 +228,22 @@ return 1
 // the run_id the writer expects the server to have ("": do not check); on
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
-// KEYS[4..] are record keys, and each has seven more ARGV: the expected version
+// ARGV[2] is the history window in days; KEYS[4..] are record keys, and
+// each has eleven more ARGV: the expected version
 // (8 bytes, as in saveScript), the new value, the customer id, its score
 // as a decimal string, the new outbox ("" for none) and the outbox keys of
 // the expected version ("": known to have none, see Write.NoPrevOutbox) and
-// of the new version. Each write is a compare-and-set with
-// its outbox as in saveScript (the outbox keys are not declared: this
-// script runs on single servers only); an applied write also moves the
-// customer in the band index, so record and index change together.
-// Returns one 1 (applied) or 0 (conflict) per write.
-var batchSaveScript = redis.NewScript(checkServerLua + `
+// of the new version, then the history days, the history key, the changes
+// and the changes key. Each write is a compare-and-set with
+// its outbox and history as in saveScript (the outbox and history keys are
+// not declared: this script runs on single servers only); an applied write
+// also moves the customer in the band index, so record and index change
+// together. Returns one 1 (applied) or 0 (conflict) per write.
+var batchSaveScript = redis.NewScript(checkServerLua + historyLua + `
 local zero = string.rep(string.char(0), 8)
 local out = {}
 for i = 4, #KEYS do
-  local j = 1 + (i - 4) * 7
+  local j = 2 + (i - 4) * 11
   local cur = redis.call('GET', KEYS[i])
   local ok
   if cur then ok = string.sub(cur, 2, 9) == ARGV[j+1] else ok = ARGV[j+1] == zero end
@@ -232,6 +252,8 @@ for i = 4, #KEYS do
     redis.call('SET', KEYS[i], val)
     if ARGV[j+6] ~= '' and cur and string.byte(cur, 1) == 2 then redis.call('DEL', ARGV[j+6]) end
     if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
+    history(ARGV[j+9], ARGV[j+8], ARGV[2])
+    changes(ARGV[j+11], ARGV[j+10])
     -- bytes 10..18: score and band; unchanged (e.g. an outbox clear),
     -- the index already holds them.
     if not cur or string.sub(cur, 10, 18) ~= string.sub(val, 10, 18) then
@@ -513,10 +535,14 @@ func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]
 
 func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
 	applied := make([]bool, len(ws))
-	err := s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
+	days, changes, err := s.historyArgsAll(ws)
+	if err != nil {
+		return nil, err
+	}
+	err = s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
 		w := &ws[i]
-		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1)}
-		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending}
+		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID), s.ChangesKey(w.ID)}
+		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending, days[i], changes[i], s.cfg.HistoryDays}
 	}, func(i int, cmd *redis.Cmd) error {
 		n, err := cmd.Int()
 		if redis.HasErrorPrefix(err, "RESTARTED") {
@@ -590,11 +616,15 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		keys       []string
 		args       []any
 	}
+	days, changes, err := s.historyArgsAll(ws)
+	if err != nil {
+		return nil, err
+	}
 	var chunks []*chunk
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
-		c.args = append(make([]any, 0, 1+7*(c.end-c.start)), server)
+		c.args = append(make([]any, 0, 2+11*(c.end-c.start)), server, s.cfg.HistoryDays)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox, newOutbox := "", ""
@@ -605,13 +635,21 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
 			}
 			c.keys = append(c.keys, s.Key(w.ID))
+			histKey, changesKey := "", ""
+			if len(days[i]) > 0 {
+				histKey = s.HistoryKey(w.ID)
+			}
+			if changes[i] != "" {
+				changesKey = s.ChangesKey(w.ID)
+			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox)
+				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox,
+				days[i], histKey, changes[i], changesKey)
 		}
 		chunks = append(chunks, c)
 	}
 	applied := make([]bool, len(ws))
-	err := s.evalEach(ctx, batchSaveScript, len(chunks), func(i int) ([]string, []any) {
+	err = s.evalEach(ctx, batchSaveScript, len(chunks), func(i int) ([]string, []any) {
 		return chunks[i].keys, chunks[i].args
 	}, func(i int, cmd *redis.Cmd) error {
 		c := chunks[i]
@@ -777,7 +815,7 @@ func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, err
 		for i, r := range recs {
 			if r.Band == band && !seen[ids[i]] && len(out) < limit {
 				seen[ids[i]] = true
-				out = append(out, Member{ID: ids[i], Score: r.Score})
+				out = append(out, Member{ID: ids[i], Score: r.Score, Data: r.Data})
 			}
 		}
 		if len(ids) < limit {

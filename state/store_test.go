@@ -434,7 +434,7 @@ func TestBandIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ms) != 2 || ms[0] != (state.Member{ID: "r3", Score: 0.20}) || ms[1] != (state.Member{ID: "r1", Score: 0.30}) {
+		if len(ms) != 2 || ms[0].ID != "r3" || ms[0].Score != 0.20 || ms[1].ID != "r1" || ms[1].Score != 0.30 {
 			t.Fatalf("Band(red) = %v", ms)
 		}
 

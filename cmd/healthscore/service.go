@@ -45,7 +45,7 @@ type serviceFlags struct {
 	group, httpAddr, logLevel                            string
 	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
-	cacheCustomers                                       int
+	cacheCustomers, historyDays                          int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	livenessTimeout                                      time.Duration
 	demo, createTopics, pprof, demoAllowExternal         bool
@@ -212,6 +212,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
+	e.int(&f.historyDays, "history-days", "HEALTHSCORE_HISTORY_DAYS", consumer.DefaultHistoryDays, fmt.Sprintf("days of score history kept per customer (one point a day, about 4 bytes each, and its last band changes and alerts), served at /v1/customers/{id}/history; 0: none, and no history is written; at most %d", state.MaxHistoryDays))
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
 	e.str(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", "auto", "commit offsets this long after their state writes, so Redis has fsynced them; auto: 2s with AOF everysec or no, at once with appendfsync always or without AOF, 2s when Redis does not say (CONFIG GET); negative: at once")
@@ -269,6 +270,9 @@ func (f *serviceFlags) validate() error {
 	}
 	if (f.httpTLSCert == "") != (f.httpTLSKey == "") {
 		return errors.New("--http-tls-cert and --http-tls-key go together: give both, or neither")
+	}
+	if f.historyDays < 0 || f.historyDays > state.MaxHistoryDays {
+		return fmt.Errorf("--history-days must be from 0 (no history) to %d, got %d", state.MaxHistoryDays, f.historyDays)
 	}
 	if f.livenessTimeout <= 0 {
 		return fmt.Errorf("--liveness-timeout must be positive, got %s", f.livenessTimeout)
@@ -463,7 +467,7 @@ func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometh
 		where = "Redis at " + rcfg.Describe()
 	}
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rp.rdb))
-	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout})
+	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout, HistoryDays: f.historyDays})
 	if err != nil {
 		rp.close()
 		return nil, fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
@@ -514,6 +518,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 		Model: model, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace,
+		HistoryDays: f.historyDays,
 		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
 	})
 }

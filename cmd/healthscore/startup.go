@@ -146,6 +146,22 @@ func (st *startup) Band(ctx context.Context, band string, limit int) ([]state.Me
 	return nil, errStarting
 }
 
+// GetWithHistory and Histories make startup the API's
+// httpapi.HistoryReader: the store once connected.
+func (st *startup) GetWithHistory(ctx context.Context, id string) (state.Record, state.History, error) {
+	if s := st.store.Load(); s != nil {
+		return s.GetWithHistory(ctx, id)
+	}
+	return state.Record{}, state.History{}, errStarting
+}
+
+func (st *startup) Histories(ctx context.Context, ids []string) ([]state.History, error) {
+	if s := st.store.Load(); s != nil {
+		return s.Histories(ctx, ids)
+	}
+	return nil, errStarting
+}
+
 // Start-up retries: the first wait is startBackoff, doubling up to
 // maxStartBackoff; a failure is logged at once, then at most every
 // startLogEvery.
@@ -207,6 +223,8 @@ func startHTTP(ctx context.Context, f *serviceFlags, st *startup, reg *prometheu
 		Pprof:         f.pprof,
 		SeparateAdmin: f.adminHTTP != "",
 		Logger:        log.Named("http"),
+		History:       st,
+		HistoryDays:   f.historyDays,
 	}
 	if f.apiTokenFile != "" {
 		tf, err := httpapi.NewTokenFile(f.apiTokenFile, log.Named("http"))

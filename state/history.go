@@ -1,0 +1,296 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Score history: per customer, one point per UTC day under HistoryKey, and
+// the last MaxChanges band changes and alerts under ChangesKey. Both are
+// written only by the save scripts, in the same script call as the record's
+// compare-and-set and only when it applies, so a replayed or stale write
+// appends nothing, and a day is never appended twice.
+//
+// History value layout: a 4-byte header, the day of the first point (UTC
+// days since 1970-01-01 plus dayBias, uint32 big-endian), then one 4-byte
+// point per day from that day on, without gaps: the day's last score in
+// hundredths (uint16 big-endian, 0–10000), then its lowest score in
+// hundredths (14 bits) with the band of its last score in the top two bits
+// (1 red, 2 yellow, 3 green). A day with no score is 0xFFFF 0xFFFF. The
+// script keeps at most HistoryDays points, trimming the oldest in one
+// rewrite once they exceed it by an eighth (amortised: appending is O(1)).
+//
+// Changes: a list, newest first, of opaque entries (the consumer stores the
+// JSON the API serves), trimmed to MaxChanges at each push.
+
+// MaxHistoryDays bounds Config.HistoryDays (ten years).
+const MaxHistoryDays = 3660
+
+// MaxChanges is how many band changes and alerts are kept per customer.
+const MaxChanges = 10
+
+// dayBias makes every day from the year 1678 on a positive uint32.
+const dayBias = 1 << 20
+
+// pointLen is the size of one stored day.
+const pointLen = 4
+
+// noPoint is the stored form of a day with no score.
+const noPoint = 0xFFFF
+
+// Day is one stored day of a customer's score history.
+type Day struct {
+	Day   int64 // UTC days since 1970-01-01
+	Score float64
+	Min   float64
+	Band  string
+}
+
+// History is what is stored of a customer's history.
+type History struct {
+	Days    []Day    // oldest first; days with no score are left out
+	Changes [][]byte // newest first, at most MaxChanges
+}
+
+// HistoryKey returns the Redis key of a customer's daily points. It shares
+// the record key's hash tag.
+func (s *Redis) HistoryKey(id string) string { return s.cfg.Prefix + "h:{" + id + "}" }
+
+// ChangesKey returns the Redis key of a customer's last band changes and
+// alerts. It shares the record key's hash tag.
+func (s *Redis) ChangesKey(id string) string { return s.cfg.Prefix + "x:{" + id + "}" }
+
+// HistoryDays is the configured window (0: no history is written).
+func (s *Redis) HistoryDays() int { return s.cfg.HistoryDays }
+
+// encodeDays encodes consecutive closed days (oldest first, increasing; a
+// gap is stored as days with no score) as the script appends them: the
+// header, then the points.
+func encodeDays(days []Day) ([]byte, error) {
+	if len(days) == 0 {
+		return nil, nil
+	}
+	first, last := days[0].Day, days[len(days)-1].Day
+	if first+dayBias < 0 || last+dayBias > math.MaxUint32 || last < first || last-first >= MaxHistoryDays {
+		return nil, fmt.Errorf("history days %d to %d are out of range", first, last)
+	}
+	buf := make([]byte, 4, 4+pointLen*(last-first+1))
+	binary.BigEndian.PutUint32(buf, uint32(first+dayBias))
+	next := first
+	for _, d := range days {
+		if d.Day < next {
+			return nil, fmt.Errorf("history day %d is not after day %d", d.Day, next-1)
+		}
+		for ; next < d.Day; next++ {
+			buf = binary.BigEndian.AppendUint16(buf, noPoint)
+			buf = binary.BigEndian.AppendUint16(buf, noPoint)
+		}
+		bb, err := bandByte(d.Band)
+		if err != nil || bb == 0 {
+			return nil, fmt.Errorf("history day %d: band %q is not red, yellow or green", d.Day, d.Band)
+		}
+		if !(d.Score >= 0 && d.Score <= 100 && d.Min >= 0 && d.Min <= 100) {
+			return nil, fmt.Errorf("history day %d: score %v or min %v is outside 0–100", d.Day, d.Score, d.Min)
+		}
+		buf = binary.BigEndian.AppendUint16(buf, uint16(math.Round(d.Score*100)))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(math.Round(d.Min*100))|uint16(bb)<<14)
+		next++
+	}
+	return buf, nil
+}
+
+// decodeDays decodes a stored history value; a malformed one is an error.
+func decodeDays(b []byte) ([]Day, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if len(b) < 4 || (len(b)-4)%pointLen != 0 {
+		return nil, fmt.Errorf("%w: history of %d bytes", errCorrupt, len(b))
+	}
+	first := int64(binary.BigEndian.Uint32(b)) - dayBias
+	days := make([]Day, 0, (len(b)-4)/pointLen)
+	for i := 4; i < len(b); i += pointLen {
+		score, low := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint16(b[i+2:])
+		day := first + int64(i-4)/pointLen
+		if score == noPoint {
+			continue
+		}
+		band, _ := byteBand(byte(low >> 14))
+		if score > 10000 || low&0x3fff > 10000 || band == BandNone {
+			return nil, fmt.Errorf("%w: history point of day %d", errCorrupt, day)
+		}
+		days = append(days, Day{Day: day, Score: float64(score) / 100, Min: float64(low&0x3fff) / 100, Band: band})
+	}
+	return days, nil
+}
+
+// historyLua defines the functions both save scripts use to write history
+// (see the layout above): history(key, points, window) appends the encoded
+// days in points (header included) after the stored ones, skipping days
+// already stored, padding a gap with no-score days, starting afresh when
+// the gap is wider than the window, and trimming to the window's latest
+// days once 1/8 over it; changes(key, entries) pushes the "\n"-separated
+// entries (oldest first) and trims the list to MaxChanges.
+var historyLua = `
+local function u32(s, i)
+  local a, b, c, d = string.byte(s, i, i + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function p32(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+end
+local function history(key, pts, window)
+  if pts == '' then return end
+  window = tonumber(window)
+  local cur = redis.call('GET', key)
+  local nf = u32(pts, 1)
+  if cur and #cur >= 8 then
+    local f = u32(cur, 1)
+    local last = f + (#cur - 4) / 4 - 1
+    if nf + (#pts - 4) / 4 - 1 <= last then return end
+    if nf <= last + window then
+      local tail
+      if nf <= last then
+        tail = string.sub(pts, 5 + 4 * (last + 1 - nf))
+      else
+        tail = string.rep(string.char(255), 4 * (nf - last - 1)) .. string.sub(pts, 5)
+      end
+      local n = (#cur - 4 + #tail) / 4
+      if n <= window + math.floor(window / 8) then
+        redis.call('APPEND', key, tail)
+        return
+      end
+      local all = string.sub(cur, 5) .. tail
+      redis.call('SET', key, p32(f + n - window) .. string.sub(all, #all - 4 * window + 1))
+      return
+    end
+  end
+  redis.call('SET', key, pts)
+end
+local function changes(key, entries)
+  if entries == '' then return end
+  for e in string.gmatch(entries, '[^\n]+') do redis.call('LPUSH', key, e) end
+  redis.call('LTRIM', key, 0, ` + fmt.Sprint(MaxChanges-1) + `)
+end
+`
+
+// joinChanges is the changes argument of the save scripts.
+func joinChanges(cs [][]byte) (string, error) {
+	var b strings.Builder
+	for _, c := range cs {
+		if len(c) == 0 || strings.ContainsRune(string(c), '\n') {
+			return "", errors.New("a change entry is empty or has a newline")
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.Write(c)
+	}
+	return b.String(), nil
+}
+
+// historyArgs are a write's history arguments for the save scripts ("" when
+// the store keeps no history or the write has none).
+func (s *Redis) historyArgs(w *Write) (days []byte, changes string, err error) {
+	if s.cfg.HistoryDays == 0 {
+		return nil, "", nil
+	}
+	if days, err = encodeDays(w.Days); err != nil {
+		return nil, "", err
+	}
+	if changes, err = joinChanges(w.Changes); err != nil {
+		return nil, "", err
+	}
+	return days, changes, nil
+}
+
+// historyArgsAll is historyArgs of every write.
+func (s *Redis) historyArgsAll(ws []Write) ([][]byte, []string, error) {
+	days, changes := make([][]byte, len(ws)), make([]string, len(ws))
+	for i := range ws {
+		var err error
+		if days[i], changes[i], err = s.historyArgs(&ws[i]); err != nil {
+			return nil, nil, fmt.Errorf("cannot save history of %q: %w", ws[i].ID, err)
+		}
+	}
+	return days, changes, nil
+}
+
+// GetWithHistory fetches a customer's record (without its outbox), its
+// stored days and its last changes, in one round trip. A missing customer
+// gets the zero Record and an empty History.
+func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History, error) {
+	var rec, days *redis.StringCmd
+	var chs *redis.StringSliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.Get(ctx, s.Key(id))
+		days = p.Get(ctx, s.HistoryKey(id))
+		chs = p.LRange(ctx, s.ChangesKey(id), 0, MaxChanges-1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Record{}, History{}, fmt.Errorf("cannot read history of %q: %w", id, err)
+	}
+	var r Record
+	switch b, err := rec.Bytes(); {
+	case errors.Is(err, redis.Nil):
+		return Record{}, History{}, nil
+	case err != nil:
+		return Record{}, History{}, fmt.Errorf("cannot read record of %q: %w", id, err)
+	default:
+		if r, _, err = decodeRecord(b); err != nil {
+			return Record{}, History{}, fmt.Errorf("cannot decode record of %q: %w", id, err)
+		}
+	}
+	h, err := historyOf(days)
+	if err != nil {
+		return Record{}, History{}, fmt.Errorf("cannot read history of %q: %w", id, err)
+	}
+	for _, c := range chs.Val() {
+		h.Changes = append(h.Changes, []byte(c))
+	}
+	return r, h, nil
+}
+
+func historyOf(cmd *redis.StringCmd) (History, error) {
+	b, err := cmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return History{}, nil
+	}
+	if err != nil {
+		return History{}, err
+	}
+	days, err := decodeDays(b)
+	return History{Days: days}, err
+}
+
+// Histories fetches the stored days (not the changes) of ids, in one round
+// trip.
+func (s *Redis) Histories(ctx context.Context, ids []string) ([]History, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.HistoryKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("cannot read histories: %w", err)
+	}
+	hs := make([]History, len(ids))
+	for i, cmd := range cmds {
+		if hs[i], err = historyOf(cmd); err != nil {
+			return nil, fmt.Errorf("cannot read history of %q: %w", ids[i], err)
+		}
+	}
+	return hs, nil
+}
