@@ -647,4 +647,3 @@ func checkForecast(t *testing.T, ctx context.Context, s *service) {
 		t.Error("an empty forecast is not said to be empty")
 	}
 }
-
