@@ -52,13 +52,14 @@ func Hundredths(x float64) float64 { return math.Round(x*100) / 100 }
 // days ending on at's day are returned (keep-1 at most). Days with no score
 // are left out. NoteDay must follow, with the evaluation at at.
 //
-// The lowest score of a stretch with no event is taken at its end and, when
-// an override expires within it, just before the expiry: exact while time
-// alone does not raise the score from events, which holds for models whose
-// signals all have the positive direction (a negative-direction signal's
-// sub-score rises as its events age, and the day's low may then fall
-// between two evaluations; it is then the lowest of the scores at the day's
-// evaluations, just before them and at its close).
+// The lowest score of a stretch with no event is the lower of the scores at
+// its start and its end (an override holds its value until it expires, and
+// then the score from events only falls): exact while time alone does not
+// raise the score from events, which holds for models whose signals all
+// have the positive direction. A negative-direction signal's sub-score rises
+// as its events age, and the day's low may then fall between two
+// evaluations; it is then the lowest of the scores at the day's
+// evaluations, just before them, at its start and at its close.
 //
 // A state with no day point (HasDay false) closes nothing; NoteDay starts
 // one. An evaluation at or before the point's instant (late events are
@@ -70,7 +71,7 @@ func (m *Model) BeginDay(st *State, at int64, keep int) []DayPoint {
 	d := &st.Day
 	today := DayOf(at)
 	if today <= d.Day {
-		d.Min = m.lowOver(st, d.At, at, d.Min)
+		d.Min = m.lowOver(st, at, d.Min)
 		return nil
 	}
 	var closed []DayPoint
@@ -79,14 +80,14 @@ func (m *Model) BeginDay(st *State, at int64, keep int) []DayPoint {
 		var p DayPoint
 		if day == d.Day {
 			p = *d
-			p.Min = m.lowOver(st, d.At, end, d.Min)
+			p.Min = m.lowOver(st, end, d.Min)
 		} else {
 			start := DayStart(day)
 			s0, ok := m.ScoreAt(st, start)
 			if !ok {
 				continue
 			}
-			p = DayPoint{Day: day, Min: m.lowOver(st, start, end, Hundredths(s0))}
+			p = DayPoint{Day: day, Min: m.lowOver(st, end, Hundredths(s0))}
 		}
 		s, ok := m.ScoreAt(st, end)
 		if !ok {
@@ -98,20 +99,19 @@ func (m *Model) BeginDay(st *State, at int64, keep int) []DayPoint {
 	start := DayStart(today)
 	*d = DayPoint{Day: today, At: start, Min: math.Inf(1)}
 	if s, ok := m.ScoreAt(st, start); ok {
-		d.Min = m.lowOver(st, start, at, Hundredths(s))
+		d.Min = m.lowOver(st, at, Hundredths(s))
 	}
 	return closed
 }
 
-// lowOver is lo lowered to the lowest score of st over (a, b] as BeginDay
-// describes: at b and, when an override in force at a expires by b, its
-// value (the score just before the expiry).
-func (m *Model) lowOver(st *State, a, b int64, lo float64) float64 {
+// lowOver is lo lowered to the score of st at b. lo already holds the
+// score at the stretch's start a, so with scores from events that only fall
+// with time, the lowest over [a, b] is one of the two; an override in force
+// at a holds its value until it expires, and from then on the score from
+// events falls again: the value is lo's, the rest ends at b.
+func (m *Model) lowOver(st *State, b int64, lo float64) float64 {
 	if s, ok := m.ScoreAt(st, b); ok {
 		lo = min(lo, Hundredths(s))
-	}
-	if o := st.Override; o.Active(a) && o.Expires <= b {
-		lo = min(lo, Hundredths(o.Value))
 	}
 	return lo
 }

@@ -336,25 +336,7 @@ func TestPropertyScoreRange(t *testing.T) {
 // 1 − sub, and sub decays, so a customer's tickets or alarms fading away
 // raise the score with time alone, as they should.
 func TestPropertyTimeNeverRaises(t *testing.T) {
-	src := propModel
-	for _, line := range []string{
-		"      - {name: tickets, event: ticket, kind: count, half_life: 2d, target: 3, direction: negative}\n",
-		"      - {name: refunds, event: refund, kind: sum, half_life: 90m, target: 20, direction: negative}\n",
-		"      - {name: csat_bad, event: csat, kind: average, half_life: 1d, min: 1, max: 5, direction: negative}\n",
-	} {
-		src = strings.Replace(src, line, "", 1)
-	}
-	src = strings.Replace(src, "      - {name: alarms, event: alarm, kind: recency, half_life: 6h, direction: negative}\n",
-		"      - {name: alarms, event: alarm, kind: recency, half_life: 6h}\n", 1)
-	src = strings.Replace(src, "    targets: {logins: 20, refunds: 60}\n", "    targets: {logins: 20}\n", 1)
-	src = strings.Replace(src, "  - name: support\n    weight: 1.5\n    signals:\n", "", 1)
-	src = strings.Replace(src, "support: 4, ", "", 1)
-	m := mustModel(t, src)
-	for _, s := range m.signals {
-		if s.Negative {
-			t.Fatalf("model still has negative signal %s", s.Name)
-		}
-	}
+	m := positiveModel(t)
 	rapid.Check(t, func(t *rapid.T) {
 		evs := genEvents(t, "ev", 30)
 		st := fold(m, evs)
@@ -446,7 +428,8 @@ func checkSameState(t fataler, m *Model, got, want *State) {
 		len(got.Points) != len(want.Points) || len(got.Signals) != len(want.Signals) ||
 		got.HasBaseline != want.HasBaseline || math.Float64bits(got.Baseline) != math.Float64bits(want.Baseline) ||
 		got.BaselineAt != want.BaselineAt || got.HasDropped != want.HasDropped || got.DroppedAt != want.DroppedAt ||
-		(got.Override == nil) != (want.Override == nil) || (got.Override != nil && *got.Override != *want.Override) {
+		(got.Override == nil) != (want.Override == nil) || (got.Override != nil && *got.Override != *want.Override) ||
+		got.HasDay != want.HasDay || got.Day != want.Day {
 		t.Fatalf("state differs:\ngot  %+v\nwant %+v", got, want)
 	}
 	for i := range got.Points {
@@ -504,6 +487,8 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add(m.AppendState(nil, st))
 	st.HasBaseline, st.Baseline, st.BaselineAt, st.HasDropped, st.DroppedAt = true, 71.5, t0-day, true, t0-hour
 	st.Override = &Override{Value: 12, By: "ana", Reason: "why", At: t0 - 2*day, Expires: t0 + day}
+	f.Add(m.AppendState(nil, st))
+	st.HasDay, st.Day = true, DayPoint{Day: DayOf(t0), At: t0, Score: 42.03, Band: BandYellow, Min: 41.9}
 	f.Add(m.AppendState(nil, st))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := m.DecodeState(data)

@@ -38,6 +38,10 @@ const MaxChanges = 10
 // dayBias makes every day from the year 1678 on a positive uint32.
 const dayBias = 1 << 20
 
+// maxStoredDays bounds the days of one history value: the window and the
+// eighth over it before a trim, with room to spare.
+const maxStoredDays = 2 * MaxHistoryDays
+
 // pointLen is the size of one stored day.
 const pointLen = 4
 
@@ -77,7 +81,7 @@ func encodeDays(days []Day) ([]byte, error) {
 		return nil, nil
 	}
 	first, last := days[0].Day, days[len(days)-1].Day
-	if first+dayBias < 0 || last+dayBias > math.MaxUint32 || last < first || last-first >= MaxHistoryDays {
+	if first+dayBias < 0 || last+dayBias > math.MaxUint32 || last < first || last-first >= maxStoredDays {
 		return nil, fmt.Errorf("history days %d to %d are out of range", first, last)
 	}
 	buf := make([]byte, 4, 4+pointLen*(last-first+1))
@@ -113,8 +117,11 @@ func decodeDays(b []byte) ([]Day, error) {
 	if len(b) < 4 || (len(b)-4)%pointLen != 0 {
 		return nil, fmt.Errorf("%w: history of %d bytes", errCorrupt, len(b))
 	}
-	first := int64(binary.BigEndian.Uint32(b)) - dayBias
-	days := make([]Day, 0, (len(b)-4)/pointLen)
+	first, n := int64(binary.BigEndian.Uint32(b))-dayBias, int64(len(b)-4)/pointLen
+	if n > maxStoredDays || first+n-1+dayBias > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: history of %d days from day %d", errCorrupt, n, first)
+	}
+	days := make([]Day, 0, n)
 	for i := 4; i < len(b); i += pointLen {
 		score, low := binary.BigEndian.Uint16(b[i:]), binary.BigEndian.Uint16(b[i+2:])
 		day := first + int64(i-4)/pointLen
