@@ -40,7 +40,7 @@ function problem(e, what) {
 
 function setView(title, ...kids) {
   document.title = `${title} — healthscore`;
-  main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...kids);
+  main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...kids.flat().filter(Boolean));
 }
 
 function announce(msg) {
@@ -248,13 +248,13 @@ function categories(c) {
     h('div', { class: 'grid' }, (c.categories || []).map((cat) => h('div', { class: 'panel category', 'data-category': cat.name },
       h('h3', {}, cat.name),
       h('p', { class: 'muted' }, `score ${fmtScore(cat.score)} of 100 · weight ${cat.weight} · ${fmtScore(cat.contribution)} points`),
-      bar(cat.score, 100, 240),
+      h('div', { class: 'category-bar' }, bar(cat.score, 100, 240)),
       h('table', {},
         h('caption', { class: 'visually-hidden' }, `Signals of ${cat.name}`),
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Signal'), h('th', { scope: 'col' }, 'Level'), h('th', { scope: 'col', class: 'num' }, 'Points'))),
         h('tbody', {}, (cat.signals || []).map((sg) => h('tr', { 'data-signal': sg.name },
           h('th', { scope: 'row' }, sg.name),
-          h('td', {}, bar(sg.sub, 1, 100), ' ', sg.sub === null ? h('span', { class: 'muted' }, 'no data') : `${Math.round(sg.sub * 100)}%`),
+          h('td', { class: 'level' }, bar(sg.sub, 1, 80), ' ', sg.sub === null ? h('span', { class: 'muted' }, 'no data') : `${Math.round(sg.sub * 100)}%`),
           h('td', { class: 'num' }, fmtScore(sg.contribution))))))))));
 }
 

@@ -106,8 +106,9 @@ export function historyChart(points, bands, id) {
       s('title', {}, `${p.day}: ${fmtScore(p.score)} (${p.band}), lowest ${fmtScore(p.min)}`)));
   }
   const labels = points.length > 1 ? [points[0], points[Math.floor(points.length / 2)], last] : [last];
-  for (const p of labels) {
-    kids.push(s('text', { x: x(p.day), y: H - 8, 'text-anchor': 'middle' }, p.day));
-  }
+  labels.forEach((p, i) => {
+    const anchor = labels.length === 1 || i === 0 ? 'start' : i === labels.length - 1 ? 'end' : 'middle';
+    kids.push(s('text', { x: x(p.day), y: H - 8, 'text-anchor': anchor }, p.day));
+  });
   return s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${id}-title ${id}-desc` }, kids);
 }
