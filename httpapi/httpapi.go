@@ -27,10 +27,16 @@ import (
 	"github.com/healthscore/healthscore/webui"
 )
 
-// Reader is what the API needs from the state store.
+// Reader is what the API needs from the state store (see state.Redis).
 type Reader interface {
 	Get(ctx context.Context, id string) (state.Record, error)
 	Band(ctx context.Context, band string, limit int) ([]state.Member, error)
+	// DueBefore lists the customers whose score may need publishing at or
+	// before untilMs, soonest first, at most limit, and whether there are
+	// more (the schedule; see /v1/forecast).
+	DueBefore(ctx context.Context, untilMs int64, limit int) ([]state.Due, bool, error)
+	// Read loads records without their outboxes; missing ids get Version 0.
+	Read(ctx context.Context, ids []string) ([]state.Record, error)
 }
 
 // Config configures the handlers.
@@ -115,6 +121,8 @@ func New(cfg Config) (Handlers, error) {
 	apiMux.Handle("GET "+webui.Prefix, webui.Handler())
 	apiMux.Handle("GET /{$}", http.RedirectHandler(webui.Prefix, http.StatusFound))
 	apiMux.HandleFunc("GET /openapi.json", serveBytes("application/json", doc))
+	apiMux.Handle("GET /v1/forecast", a.auth(a.forecast))
+	apiMux.Handle("GET /v1/model", a.auth(a.model))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
 		adminMux = newMux()

@@ -125,6 +125,7 @@ type Model struct {
 	layout   uint32           // see computeLayoutKey
 	profiles map[string]*profile
 	base     profile
+	source   []byte // the file as parsed
 }
 
 type compiledSignal struct {
@@ -156,6 +157,10 @@ func DefaultModel() *Model {
 	}
 	return m
 }
+
+// Source returns the model file as parsed (nil for a model not built by
+// ParseModel). The caller must not modify it.
+func (m *Model) Source() []byte { return m.source }
 
 // Signals returns the number of signals (the length of State signal slices).
 func (m *Model) Signals() int { return len(m.signals) }
@@ -263,6 +268,7 @@ func ParseModel(file string, data []byte) (*Model, error) {
 		sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 		return nil, v.errs
 	}
+	m.source = bytes.Clone(data)
 	return m, nil
 }
 

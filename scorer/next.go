@@ -11,7 +11,8 @@ const DefaultDecayStep = 5
 // MaxHorizon is how far ahead NextChange looks.
 const MaxHorizon = 400 * 24 * time.Hour
 
-// changeResolution is the precision of NextChange.
+// changeResolution is how soon NextChange and EarliestChange put an output
+// that is due at once (the condition already holds at from).
 const changeResolution = int64(time.Second)
 
 // ScoreAt returns the score of st at instant at (Unix ns) as Evaluate
@@ -101,6 +102,11 @@ type changeCond struct {
 
 	overridden bool
 	dropOK     bool
+
+	// reach, when not BandNone, makes the condition "the band against
+	// from is reach or worse" (see Reach) instead of "an output is due".
+	reach Band
+	from  Band
 }
 
 func (m *Model) newChangeCond(st *State) changeCond {
@@ -126,7 +132,7 @@ func (m *Model) newChangeCond(st *State) changeCond {
 // breakpoint).
 func (c *changeCond) enter(t int64) {
 	c.overridden = c.st.Override.Active(t)
-	c.dropOK = c.m.dropEligible(c.st, t)
+	c.dropOK = c.reach == BandNone && c.m.dropEligible(c.st, t)
 	c.lo = c.loBand
 	if c.dropOK {
 		c.lo = math.Max(c.lo, c.st.Baseline-c.m.Trend.DropPoints)
@@ -144,6 +150,9 @@ func (c *changeCond) score(t int64) (float64, float64, bool) {
 // holds reports whether score s calls for an output in the current regime:
 // the exact tests of Step.
 func (c *changeCond) holds(s float64) bool {
+	if c.reach != BandNone {
+		return c.m.band(s, c.from, c.p.bands) <= c.reach
+	}
 	st := c.st
 	return c.m.band(s, st.Band, c.p.bands) != st.Band || math.Abs(s-st.Score) >= c.step ||
 		(c.dropOK && st.Baseline-s >= c.m.Trend.DropPoints)
@@ -153,8 +162,17 @@ func (c *changeCond) holds(s float64) bool {
 // (a, b), given the scores sa, sb at the ends and the rate bound r from a
 // on: the score stays under (sa + sb + r·(b − a))/2 and over
 // (sa + sb − r·(b − a))/2.
+//
+// When the score can move less than slack in the whole interval, a crossing
+// inside would be an excursion of less than slack points, which does not
+// count: without this, a score that levels off within slack of a threshold
+// (it approaches an asymptote there) could not be pruned anywhere and the
+// search would visit every grid instant.
 func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
 	reach := r * float64(b-a)
+	if reach < c.slack {
+		return false
+	}
 	return (sa+sb+reach)/2 >= c.hi-c.slack || (sa+sb-reach)/2 <= c.lo+c.slack
 }
 
@@ -166,9 +184,11 @@ func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
 // publishes a change or raises a dropped alert. The score is the shown one:
 // an active override's value until it expires.
 //
-// ok is false when that does not happen within MaxHorizon, or st has no
-// published score. The result is within 1 second after the true instant
-// (an excursion shorter than a second may be missed). The score need not be
+// T is a whole millisecond (Grid, the unit of the schedule), and exact on
+// that grid: the condition holds at T and at no earlier whole millisecond
+// after from. (When the condition already holds at from, T is from plus a
+// second: due at once.) ok is false when that does not happen within
+// MaxHorizon, or st has no published score. The score need not be
 // monotone (decaying negative signals raise it while positive ones lower
 // it), so the search does not assume it is: it bisects [from, from +
 // MaxHorizon], split at the instants where the rules change (an override's
@@ -176,7 +196,7 @@ func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
 // only when the rate bound of scoreRate proves the score cannot reach a
 // threshold inside it.
 //
-// Cost: O(signals · log2(MaxHorizon/1s)) for a typical state; no
+// Cost: O(signals · log2(MaxHorizon/Grid)) for a typical state; no
 // allocations.
 func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 	if !st.Published {
@@ -185,7 +205,7 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 	c := m.newChangeCond(st)
 	end := from + int64(MaxHorizon)
 	// Breakpoints after from, in order: at each the regime may change.
-	var bps [3]int64
+	var bps [2]int64
 	n := 0
 	add := func(t int64) {
 		if t > from && t < end {
@@ -193,62 +213,97 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 			n++
 		}
 	}
-	o := st.Override
 	cool := int64(math.MaxInt64)
 	if m.Trend != nil && st.HasDropped {
 		cool = st.DroppedAt + int64(m.Trend.Cooldown)
 	}
 	exp := int64(math.MaxInt64)
-	if o.Active(from) {
+	if o := st.Override; o.Active(from) {
 		exp = o.Expires
 	}
 	add(min(cool, exp))
 	if max(cool, exp) != min(cool, exp) {
 		add(max(cool, exp))
 	}
-	bps[n] = end
-	n++
-
-	a := from
-	c.enter(a)
-	sa, ra, ok := c.score(a)
-	if ok && c.holds(sa) {
+	c.enter(from)
+	if sa, _, ok := c.score(from); ok && c.holds(sa) {
 		// Not stepped at from: the output is due at once.
 		return from + changeResolution, true
 	}
-	for k := range n {
-		b := bps[k]
-		if ok {
-			// Search (a, b) in a's regime; b itself belongs to the next.
-			sb, _, _ := c.score(b - 1)
-			if t, found := c.first(a, b-1, sa, ra, sb, c.holds(sb)); found {
-				return t, true
+	return c.search(from, end, bps[:n])
+}
+
+// Grid is the resolution of NextChange and Reach: their instants are whole
+// milliseconds (Unix ns divisible by Grid), the unit of the schedule.
+const Grid = int64(time.Millisecond)
+
+// ceilGrid is the first grid instant at or after t; floorGrid the last at
+// or before t.
+func ceilGrid(t int64) int64 {
+	r := t % Grid
+	if r > 0 {
+		r -= Grid
+	}
+	return t - r
+}
+
+func floorGrid(t int64) int64 {
+	r := t % Grid
+	if r < 0 {
+		r += Grid
+	}
+	return t - r
+}
+
+// search returns the earliest grid instant in (from, end] at which the
+// condition holds, given that it does not hold at from. The rules change at
+// the breakpoints bps (sorted, inside (from, end)): each piece [bp_k,
+// bp_k+1) is searched in its own regime.
+func (c *changeCond) search(from, end int64, bps []int64) (int64, bool) {
+	a := from
+	for k := 0; k <= len(bps); k++ {
+		stop := end + 1 // the piece is [a, stop)
+		if k < len(bps) {
+			stop = bps[k]
+		}
+		g := a // the piece's first instant not yet known to miss
+		if k > 0 {
+			if g = ceilGrid(a); g >= stop {
+				a = stop
+				continue // no grid instant in this piece
 			}
 		}
-		if b == end {
-			break
+		c.enter(g)
+		sg, rg, ok := c.score(g)
+		if ok {
+			if k > 0 && c.holds(sg) {
+				return g, true
+			}
+			if last := floorGrid(stop - 1); last > g {
+				sl, _, _ := c.score(last)
+				if t, found := c.first(g, last, sg, rg, sl, c.holds(sl)); found {
+					return t, true
+				}
+			}
 		}
-		a = b
-		c.enter(a)
-		if sa, ra, ok = c.score(a); ok && c.holds(sa) {
-			return a, true
-		}
+		a = stop
 	}
 	return 0, false
 }
 
-// first returns the earliest instant in (a, b] where the condition holds, to
-// changeResolution, given that it does not hold at a; sa and ra are the
-// score and rate bound at a, sb the score at b and hb whether the condition
-// holds at b.
+// first returns the earliest grid instant in (a, b] where the condition
+// holds, given that it does not hold at a (any instant) and b is a grid
+// instant after a; sa and ra are the score and rate bound at a, sb the score
+// at b and hb whether the condition holds at b.
 func (c *changeCond) first(a, b int64, sa, ra, sb float64, hb bool) (int64, bool) {
-	if b-a <= changeResolution {
+	lo := ceilGrid(a + 1) // the first grid instant after a
+	if lo >= b {
 		return b, hb
 	}
 	if !hb && !c.mayHold(a, b, sa, sb, ra) {
 		return 0, false
 	}
-	mid := a + (b-a)/2
+	mid := max(floorGrid(a+(b-a)/2), lo)
 	sm, rm, _ := c.score(mid)
 	hm := c.holds(sm)
 	if t, ok := c.first(a, mid, sa, ra, sm, hm); ok {

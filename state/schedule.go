@@ -1,10 +1,13 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -155,4 +158,58 @@ func (s *Redis) DueStats(ctx context.Context, nowMs int64) (due int64, oldestMs 
 		}
 	}
 	return due, oldestMs, nil
+}
+
+// DueBefore returns the customers due at or before untilMs, soonest first
+// (ties by id), at most limit of them, and whether more are due in that
+// window (one pipelined round trip over the shards, each read up to
+// limit+1 entries). A customer whose score, receiving no event, will need
+// publishing at some instant is due at or before that instant (see
+// ScheduleEarlier), so this lists every customer whose band can change by
+// untilMs; a claimed customer is listed at its lease's expiry.
+func (s *Redis) DueBefore(ctx context.Context, untilMs int64, limit int) (ds []Due, more bool, err error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("cannot read the schedule: limit must be positive, got %d", limit)
+	}
+	cmds := make([]*redis.ZSliceCmd, s.cfg.Shards)
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range s.cfg.Shards {
+			cmds[i] = p.ZRangeByScoreWithScores(ctx, s.DueKey(i), &redis.ZRangeBy{
+				Min: "-inf", Max: strconv.FormatInt(untilMs, 10), Count: int64(limit) + 1})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot read the schedule: %w", err)
+	}
+	for _, c := range cmds {
+		for _, z := range c.Val() {
+			id, _ := z.Member.(string)
+			ds = append(ds, Due{ID: id, At: int64(z.Score)})
+		}
+	}
+	// Each shard gave its limit+1 soonest: a shard's unread entries come
+	// after limit+1 of its own, so the first limit here are the first
+	// limit overall.
+	slices.SortFunc(ds, func(a, b Due) int {
+		if a.At != b.At {
+			return cmp.Compare(a.At, b.At)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(ds) > limit {
+		return ds[:limit:limit], true, nil
+	}
+	return ds, false, nil
+}
+
+// Read returns the records of ids in one round trip, without their outboxes
+// (Pending stays empty): for readers such as the HTTP API. Missing ids get
+// the zero Record.
+func (s *Redis) Read(ctx context.Context, ids []string) ([]Record, error) {
+	recs, err := s.load(ctx, ids, false)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read records: %w", err)
+	}
+	return recs, nil
 }
