@@ -493,6 +493,21 @@ func TestPage(t *testing.T) {
 	do(e.h.API, "GET", "/openapi.json").check(t, "GET /openapi.json without a token", 200, "openapi")
 }
 
+// TestOpenAPIShapes: the answers of every data endpoint match the document
+// (do checks each; the other tests cover the error answers).
+func TestOpenAPIShapes(t *testing.T) {
+	e := newEnv(t, nil)
+	delete(e.reader.recs, "bad")
+	do(e.h.API, "GET", "/v1/customers/c1").check(t, "GET /v1/customers/c1", 200, `"forecast":{`)
+	do(e.h.API, "GET", "/v1/customers?band=yellow").check(t, "GET /v1/customers?band=yellow", 200, `"trend_7d":null`)
+	do(e.h.API, "GET", "/v1/forecast?band=red&within=365d").check(t, "GET /v1/forecast", 200, `"customers":[{"customer_id":"c1"`)
+	do(e.h.API, "GET", "/v1/forecast?band=yellow&within=1h").check(t, "GET /v1/forecast, none", 200, `"customers":[]`)
+	do(e.h.API, "GET", "/v1/model").check(t, "GET /v1/model", 200, `"name":"b2b-saas"`)
+	do(e.h.API, "GET", "/livez").check(t, "GET /livez", 200, "ok")
+	do(e.h.API, "GET", "/readyz").check(t, "GET /readyz", 200, "ready")
+	do(e.h.API, "GET", "/metrics").check(t, "GET /metrics", 200, "metrics")
+}
+
 // TestErrorPaths covers the error answers not covered above: every one is
 // JSON, documented, and says what to fix without echoing a secret.
 func TestErrorPaths(t *testing.T) {
@@ -518,6 +533,15 @@ func TestErrorPaths(t *testing.T) {
 		{"GET", "/v1/customers?band=red&limit=1.5", auth, 400, "limit must be"},
 		{"GET", "/v1/customers/c1/history", nil, 401, "bearer token is required"},
 		{"GET", "/v1/customers/c1/history", auth, 404, "score history is turned off (--history-days 0)"},
+		{"GET", "/v1/forecast?band=red", nil, 401, "bearer token is required"},
+		{"GET", "/v1/forecast", auth, 400, "band must be yellow or red"},
+		{"GET", "/v1/forecast?band=green", auth, 400, "band must be yellow or red"},
+		{"GET", "/v1/forecast?band=red&within=0d", auth, 400, `within=\"0d\" must be a whole number of hours or days from 1h to 365d`},
+		{"GET", "/v1/forecast?band=red&within=2w", auth, 400, "must be a whole number of hours or days"},
+		{"GET", "/v1/forecast?band=red&within=366d", auth, 400, "from 1h to 365d"},
+		{"GET", "/v1/forecast?band=red&limit=0", auth, 400, "limit must be an integer from 1 to 10000"},
+		{"GET", "/v1/forecast?band=red&segment=" + strings.Repeat("s", 257), auth, 400, "segment must be at most 256 bytes"},
+		{"GET", "/v1/model", nil, 401, "bearer token is required"},
 		{"GET", "/v1/nothing", auth, 404, "no route for GET /v1/nothing; the API is described in docs/api.md"},
 		{"GET", "/v1/nothing", nil, 404, "no route"},
 		{"GET", "/v1/customers/c1/nothing", auth, 404, "no route"},
@@ -548,6 +572,7 @@ func TestErrorPaths(t *testing.T) {
 	e.reader.err = errors.New("dial unix /run/redis.sock: connect: no such file or directory")
 	do(e.h.API, "GET", "/v1/customers/c1", auth...).check(t, "Redis down", 503, "cannot read customer state: dial unix")
 	do(e.h.API, "GET", "/v1/customers?band=yellow", auth...).check(t, "Redis down, list", 503, "cannot list customers: dial unix")
+	do(e.h.API, "GET", "/v1/forecast?band=red", auth...).check(t, "Redis down, forecast", 503, "cannot list customers: dial unix")
 	do(e.h.API, "GET", "/v1/customers/c1").check(t, "Redis down, no token", 401, "bearer token is required")
 	// HEAD answers the status of GET (net/http drops the body).
 	do(e.h.API, "HEAD", "/v1/customers/c1", auth...).check(t, "HEAD with Redis down", 503, "")
