@@ -457,6 +457,7 @@ func TestPage(t *testing.T) {
 	if len(shown) < 3 {
 		t.Fatalf("only %d customers at risk: the seeded events should make more red or yellow", len(shown))
 	}
+	t.Logf("at risk: %d customers, as the API says", len(shown))
 
 	// 3. Keyboard: Tab reaches the first customer's link (with a visible
 	// focus ring) and Enter opens its page, with the focus on its heading.
@@ -595,6 +596,7 @@ func checkCustomer(t *testing.T, ctx context.Context, s *service, id string) {
 	if len(got) != len(hist.Changes) {
 		t.Fatalf("%s: the page shows %d changes, the API has %d", id, len(got), len(hist.Changes))
 	}
+	t.Logf("%s: score %s, %d changes with their drivers, as the API says", id, shownScore, len(got))
 	for i, ch := range hist.Changes {
 		g := got[i]
 		if g.Type != ch.Type || g.Time != ch.Time || len(g.Drivers) != len(ch.Drivers) {
@@ -643,6 +645,7 @@ func checkForecast(t *testing.T, ctx context.Context, s *service) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("turning red soon: the page shows %v, the API %v", got, want)
 	}
+	t.Logf("turning red within 7 days: %d customers, as the API says", len(want))
 	if len(want) == 0 && eval[int](t, ctx, `document.querySelectorAll('[data-state="empty"]').length`) == 0 {
 		t.Error("an empty forecast is not said to be empty")
 	}

@@ -346,7 +346,14 @@ async function customerView(gen, id) {
 
 function valueText(v) {
   if (v === null || v === undefined) return '—';
-  if (typeof v === 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return v.map(valueText).join(', ') || '—';
+  if (typeof v === 'object') {
+    if (typeof v.red_below === 'number' && typeof v.green_at_or_above === 'number') {
+      return `red below ${v.red_below}, green at or above ${v.green_at_or_above}`;
+    }
+    const parts = Object.entries(v).map(([k, x]) => `${k.replaceAll('_', ' ')} ${valueText(x)}`);
+    return parts.length ? parts.join(', ') : '—';
+  }
   return String(v);
 }
 
