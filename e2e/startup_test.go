@@ -98,6 +98,25 @@ func TestStartupEmbedded(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "started an embedded in-memory Kafka-compatible broker") {
 		t.Error("the embedded broker was not announced")
 	}
+	// The page, the document and the data endpoints answer as the OpenAPI
+	// document says (s.get checks every exchange), even with no customer.
+	for path, want := range map[string]string{
+		"/":                               "",
+		"/ui/":                            `<script type="module" src="app.js"></script>`,
+		"/ui/app.js":                      "getJSON",
+		"/openapi.json":                   `"openapi": "3.0.3"`,
+		"/v1/model":                       `"name":"b2b-saas"`,
+		"/v1/forecast?band=red":           `"customers":[]`,
+		"/v1/customers?band=red":          `"customers":[]`,
+		"/v1/customers/nobody":            `has no applied events`,
+		"/v1/customers/nobody/history":    `has no applied event`,
+		"/v1/customers?band=purple":       "band must be red, yellow or green",
+		"/v1/forecast?band=red&within=1w": "must be a whole number of hours or days",
+	} {
+		if _, body := s.get(t, path); !strings.Contains(body, want) {
+			t.Errorf("GET %s: %s; want %q", path, body, want)
+		}
+	}
 	_, metrics := s.get(t, "/metrics")
 	for _, want := range []string{`healthscore_model_info{name="b2b-saas",version="`, `healthscore_build_info{goversion="go`,
 		`healthscore_dead_letters_total{reason="time_skew"} 0`, `healthscore_consumer_lag_seconds{partition="0",topic="customer-events"} 0`} {
