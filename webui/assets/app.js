@@ -21,6 +21,10 @@ function model() {
   return modelPromise;
 }
 
+function customers(n) {
+  return n === 1 ? '1 customer' : `${n} customers`;
+}
+
 function customerHref(id) {
   return `#/customers/${encodeURIComponent(id)}`;
 }
@@ -123,7 +127,7 @@ async function listView(gen) {
     rows = rows.map((r, i) => [r, i]).sort((a, b) => a[0].score - b[0].score || a[1] - b[1]).map(([r]) => r);
     seen = [...new Set([...seen, ...rows.map((r) => r.segment || '')])];
     results.replaceChildren(listTable(rows));
-    announce(`${rows.length} customers shown`);
+    announce(`${customers(rows.length)} shown`);
     const opts = await segmentOptions(seen);
     if (mine !== listGen || gen !== generation) return;
     const keep = segSelect.value;
@@ -137,7 +141,7 @@ let listGen = 0;
 function listTable(rows) {
   if (rows.length === 0) return h('p', { class: 'notice', 'data-state': 'empty' }, 'No customer is red or yellow with these filters.');
   return h('table', { id: 'at-risk' },
-    h('caption', {}, `${rows.length} customers, lowest score first`),
+    h('caption', {}, `${customers(rows.length)}, lowest score first`),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Customer'), h('th', { scope: 'col' }, 'Band'), h('th', { scope: 'col', class: 'num' }, 'Score'),
       h('th', { scope: 'col', class: 'num' }, '7 days'), h('th', { scope: 'col', class: 'num' }, '30 days'), h('th', { scope: 'col' }, 'Segment'))),
@@ -184,7 +188,7 @@ async function forecastView(gen) {
       return;
     }
     results.replaceChildren(h('table', { id: 'forecast' },
-      h('caption', {}, `${rows.length} customers, soonest first`),
+      h('caption', {}, `${customers(rows.length)}, soonest first`),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Customer'), h('th', { scope: 'col' }, 'Band now'), h('th', { scope: 'col', class: 'num' }, 'Score'),
         h('th', { scope: 'col' }, `Turns ${band}`), h('th', { scope: 'col' }, 'Segment'))),
@@ -194,7 +198,7 @@ async function forecastView(gen) {
         h('td', { class: 'num score' }, fmtScore(r.score)),
         h('td', {}, h('time', { datetime: r.at }, fmtTime(r.at)), ' ', h('span', { class: 'muted' }, `(${fmtIn(r.at)})`)),
         h('td', {}, r.segment || h('span', { class: 'muted' }, 'default')))))));
-    announce(`${rows.length} customers shown`);
+    announce(`${customers(rows.length)} shown`);
   }
   await update();
 }
@@ -254,7 +258,7 @@ function categories(c) {
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Signal'), h('th', { scope: 'col' }, 'Level'), h('th', { scope: 'col', class: 'num' }, 'Points'))),
         h('tbody', {}, (cat.signals || []).map((sg) => h('tr', { 'data-signal': sg.name },
           h('th', { scope: 'row' }, sg.name),
-          h('td', { class: 'level' }, bar(sg.sub, 1, 80), ' ', sg.sub === null ? h('span', { class: 'muted' }, 'no data') : `${Math.round(sg.sub * 100)}%`),
+          h('td', { class: 'level' }, bar(sg.sub, 1, 60), ' ', sg.sub === null ? h('span', { class: 'muted' }, 'no data') : `${Math.round(sg.sub * 100)}%`),
           h('td', { class: 'num' }, fmtScore(sg.contribution))))))))));
 }
 
@@ -269,7 +273,7 @@ function changeItem(ch) {
       : h('p', { class: 'muted' }, 'no drivers recorded'));
 }
 
-async function historySection(id, gen) {
+async function historySection(id, gen, segment) {
   const sec = h('section', { 'aria-labelledby': 'hist-title' }, h('h2', { id: 'hist-title' }, 'History'), h('p', { class: 'muted' }, 'Loading…'));
   const changes = h('section', { 'aria-labelledby': 'chg-title' }, h('h2', { id: 'chg-title' }, 'Last changes and their top drivers'));
   const alerts = h('section', { 'aria-labelledby': 'al-title' }, h('h2', { id: 'al-title' }, 'Last alerts'));
@@ -286,7 +290,10 @@ async function historySection(id, gen) {
       return;
     }
     try {
-      bands = (await model()).bands || null;
+      // The thresholds of the customer's segment, else the model's.
+      const m = await model();
+      const seg = (m.segments || []).find((x) => x.name === segment);
+      bands = (seg && seg.bands) || m.bands || null;
     } catch {
       // no thresholds on the chart
     }
@@ -323,7 +330,7 @@ async function customerView(gen, id) {
     return;
   }
   if (gen !== generation) return;
-  const hist = await historySection(id, gen);
+  const hist = await historySection(id, gen, c.segment);
   setView(`Customer ${id}`,
     h('div', { class: 'summary panel' },
       h('div', {}, h('div', { class: 'muted' }, c.override ? 'Score (override)' : 'Score'),
@@ -351,7 +358,7 @@ function valueText(v) {
     if (typeof v.red_below === 'number' && typeof v.green_at_or_above === 'number') {
       return `red below ${v.red_below}, green at or above ${v.green_at_or_above}`;
     }
-    const parts = Object.entries(v).map(([k, x]) => `${k.replaceAll('_', ' ')} ${valueText(x)}`);
+    const parts = Object.entries(v).map(([k, x]) => `${k}: ${valueText(x)}`);
     return parts.length ? parts.join(', ') : '—';
   }
   return String(v);
