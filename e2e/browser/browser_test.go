@@ -335,11 +335,21 @@ type listItem struct {
 // first (the API's order breaks ties), as the page formats them.
 func (s *service) atRisk(t *testing.T) []row {
 	t.Helper()
+	return s.listed(t, "", "red", "yellow")
+}
+
+// listed is the page's list for bands, filtered by segment ("": all).
+func (s *service) listed(t *testing.T, segment string, bands ...string) []row {
+	t.Helper()
 	var all []listItem
-	for _, band := range []string{"red", "yellow"} {
+	for _, band := range bands {
 		var l struct{ Customers []listItem }
-		if code := s.get(t, "/v1/customers?band="+band+"&limit=100", &l); code != 200 {
-			t.Fatalf("GET /v1/customers?band=%s: %d", band, code)
+		path := "/v1/customers?band=" + band + "&limit=100"
+		if segment != "" {
+			path += "&segment=" + url.QueryEscape(segment)
+		}
+		if code := s.get(t, path, &l); code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
 		}
 		all = append(all, l.Customers...)
 	}
@@ -421,6 +431,14 @@ func TestPage(t *testing.T) {
 	}
 	if got := eval[string](t, ctx, `document.activeElement.id`); got != "token-input" {
 		t.Errorf("focus is on %q while the token is asked, want the token field", got)
+	}
+	// A wrong token is refused and asked for again; the right one works.
+	if err := chromedp.Do(ctx, chromedp.SendKeys("#token-input", "not-the-token"+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('token-dialog').open &&
+		document.getElementById('token-why').textContent.includes('not accepted')`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("a wrong token was not refused and asked for again: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.SendKeys("#token-input", token+kb.Enter)); err != nil {
 		t.Fatal(err)
@@ -529,6 +547,43 @@ func TestPage(t *testing.T) {
 		}
 	default:
 		t.Errorf("GET /v1/model: %d", code)
+	}
+
+	// 6. The list's filters: a segment, then red only; each shows what the
+	// API lists with the same filter.
+	if err := chromedp.Do(ctx, chromedp.Click(`nav a[href="#/"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, ctx, "/")
+	for _, f := range []struct {
+		id, value, query, segment string
+		bands                     []string
+	}{
+		{"f-segment", "enterprise", "segment=enterprise", "enterprise", []string{"red", "yellow"}},
+		{"f-band", "red", "band=red&segment=enterprise", "enterprise", []string{"red"}},
+		{"f-segment", "", "band=red", "", []string{"red"}},
+	} {
+		js := fmt.Sprintf(`(() => { const s = document.getElementById(%q); s.value = %q; s.dispatchEvent(new Event('change')); return s.value; })()`, f.id, f.value)
+		if got := eval[string](t, ctx, js); got != f.value {
+			t.Fatalf("the filter %s has no option %q", f.id, f.value)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := chromedp.Do(wctx, chromedp.WaitReady(fmt.Sprintf(`#results[data-query=%q]`, f.query)))
+		cancel()
+		if err != nil {
+			t.Fatalf("the list filtered by %s did not render: %v", f.query, err)
+		}
+		shown := eval[[]row](t, ctx, readRows)
+		want := s.listed(t, f.segment, f.bands...)
+		if !equalRows(shown, want) && !equalRows(shown, s.listed(t, f.segment, f.bands...)) {
+			t.Errorf("filtered by %s the page shows %v, the API %v", f.query, shown, want)
+		}
+		if len(want) == 0 {
+			t.Errorf("filtered by %s the API lists no one: the seeded events should give some", f.query)
+		}
+		if got := eval[string](t, ctx, `location.hash`); got != "#/?"+f.query {
+			t.Errorf("the address keeps the filters as %s, want #/?%s", got, f.query)
+		}
 	}
 
 	for _, e := range con.take() {

@@ -108,6 +108,7 @@ async function listView(gen) {
     if (limit !== '100') q.set('limit', limit);
     setParams('/', q);
     const mine = ++listGen;
+    delete results.dataset.query;
     results.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     const bands = band === 'risk' ? ['red', 'yellow'] : [band];
     let rows;
@@ -127,6 +128,7 @@ async function listView(gen) {
     rows = rows.map((r, i) => [r, i]).sort((a, b) => a[0].score - b[0].score || a[1] - b[1]).map(([r]) => r);
     seen = [...new Set([...seen, ...rows.map((r) => r.segment || '')])];
     results.replaceChildren(listTable(rows));
+    results.dataset.query = q.toString(); // what is shown (for tests and tools)
     announce(`${customers(rows.length)} shown`);
     const opts = await segmentOptions(seen);
     if (mine !== listGen || gen !== generation) return;
