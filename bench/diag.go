@@ -157,5 +157,29 @@ func (r *run) memorySample(ctx context.Context, n int) (string, error) {
 	if members > 0 {
 		s += fmt.Sprintf("; band index: %.0f B per member (%d members)", float64(index)/float64(members), members)
 	}
+	s += "; " + r.historySample(ctx, keys)
 	return s, nil
+}
+
+// historySample reports the score history's share (--history-days): the
+// mean MEMORY USAGE per sampled customer of its daily points (and their
+// STRLEN) and of its last changes, keys it shares with the customer's
+// record key's hash tag. Included in the used_memory growth per customer.
+func (r *run) historySample(ctx context.Context, recordKeys []string) string {
+	rdb := r.env.rdb
+	var days, daysLen, changes float64
+	var withDays, withChanges int
+	for _, k := range recordKeys {
+		tag := strings.TrimPrefix(k, r.prefix+"c:")
+		if u, err := rdb.MemoryUsage(ctx, r.prefix+"h:"+tag, 0).Result(); err == nil {
+			l, _ := rdb.StrLen(ctx, r.prefix+"h:"+tag).Result()
+			days, daysLen, withDays = days+float64(u), daysLen+float64(l), withDays+1
+		}
+		if u, err := rdb.MemoryUsage(ctx, r.prefix+"x:"+tag, 0).Result(); err == nil {
+			changes, withChanges = changes+float64(u), withChanges+1
+		}
+	}
+	m := float64(len(recordKeys))
+	return fmt.Sprintf("score history: %.0f B per customer (daily points %.0f B, value %.0f B, %d of %d customers have them; last changes %.0f B, %d have them)",
+		(days+changes)/m, days/m, daysLen/m, withDays, len(recordKeys), changes/m, withChanges)
 }

@@ -500,16 +500,12 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	for k, v := range rec.Offsets {
 		offsets[k] = v
 	}
-	// Score history (see history.go) closes days from the state as it was
-	// before this evaluation's events: keep a copy when there are events.
+	// Score history (see history.go): each event closes the days before it.
 	hist := c.cfg.HistoryDays > 0
-	var before *scorer.State
-	switch {
-	case !hist:
+	if !hist {
 		st.DropDay()
-	case st.HasDay && len(cb.events) > 0:
-		before = cloneState(st)
 	}
+	var closed []scorer.DayPoint
 	var cause *inEvent
 	for i := range cb.events {
 		e := cb.events[i]
@@ -522,7 +518,11 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 			res.duplicate++
 			continue
 		}
-		m.Apply(st, &e.ev)
+		if hist {
+			closed, _ = m.ApplyWithHistory(st, &e.ev, c.cfg.HistoryDays, closed)
+		} else {
+			m.Apply(st, &e.ev)
+		}
 		if e.ev.Type == scorer.TypeOverride && st.Override != nil {
 			exp := int64(0) // none
 			if st.Override.Expires != scorer.NoExpiry {
@@ -550,18 +550,13 @@ func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Reco
 	default:
 		return outputs, res
 	}
-	var closed []scorer.DayPoint
-	if hist && st.HasDay {
-		src := st
-		if before != nil && res.applied > 0 {
-			src = before
-		}
-		closed = m.BeginDay(src, at, c.cfg.HistoryDays)
-		st.Day = src.Day
+	if hist {
+		closed = append(closed, m.BeginDay(st, at, c.cfg.HistoryDays)...)
 	}
 	o := m.Step(st, at)
 	if hist {
 		m.NoteDay(st, &o.Eval)
+		closed = windowDays(closed, scorer.DayOf(at), c.cfg.HistoryDays)
 	}
 	res.rescored = true
 	// The wake-up for a customer that gets no more events. After events,

@@ -42,6 +42,8 @@ type harness struct {
 	workers        int           // 0: the default
 	schedule       bool          // run with the schedule (and so the sweeper)
 	commitDelay    time.Duration // 0: 100 ms, to keep tests quick
+	prefix         string        // the store's key prefix
+	historyDays    int           // the consumer's and the store's (see withHistory)
 }
 
 func newHarness(t testing.TB) *harness {
@@ -57,7 +59,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, brokers: brokers, store: store, rdb: rdb, model: scorer.DefaultModel(), enc: enc, commitDelay: 100 * time.Millisecond}
+	return &harness{t: t, brokers: brokers, store: store, rdb: rdb, model: scorer.DefaultModel(), enc: enc, commitDelay: 100 * time.Millisecond, prefix: prefix}
 }
 
 // run consumes with a fresh consumer in group until the group has committed
@@ -67,7 +69,7 @@ func (h *harness) run(group string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	cfg := Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
 		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, MaxRecordBytes: h.maxRecordBytes,
-		CommitDelay: h.commitDelay, Workers: h.workers}
+		CommitDelay: h.commitDelay, Workers: h.workers, HistoryDays: h.historyDays}
 	if h.maxPoll > 0 {
 		cfg.MaxPollRecords = h.maxPoll
 	}

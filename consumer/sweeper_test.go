@@ -34,7 +34,7 @@ func (h *harness) startSweeping(group string, clock *fakeClock) {
 	h.t.Helper()
 	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
 		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease,
-		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry()})
+		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry(), HistoryDays: h.historyDays})
 	if err != nil {
 		h.t.Fatal(err)
 	}

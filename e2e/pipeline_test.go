@@ -238,6 +238,7 @@ func TestPipelineMatchesOffline(t *testing.T) {
 		if lastAlert[c.CustomerID] != "health.low" {
 			t.Errorf("%s ended red; its latest alert is %q", c.CustomerID, lastAlert[c.CustomerID])
 		}
+		checkHistoryEndsRed(t, svc, c.CustomerID)
 	}
 
 	// Every bad record is in the DLQ, unchanged, with its reason.
@@ -278,4 +279,38 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// checkHistoryEndsRed reads the score history of a customer that ended red
+// from the service (--history-days at its default): it has points, the
+// latest one red, and its changes hold the health.low that took it there.
+func checkHistoryEndsRed(t *testing.T, svc *service, id string) {
+	t.Helper()
+	var h struct {
+		WindowDays int `json:"window_days"`
+		Points     []struct {
+			Day   string  `json:"day"`
+			Score float64 `json:"score"`
+			Band  string  `json:"band"`
+			Min   float64 `json:"min"`
+		} `json:"points"`
+		Changes []struct {
+			Type string `json:"type"`
+			Band string `json:"band"`
+		} `json:"changes"`
+	}
+	path := "/v1/customers/" + url.PathEscape(id) + "/history"
+	if code := svc.getJSON(t, path, &h); code != 200 {
+		t.Errorf("GET %s: status %d", path, code)
+		return
+	}
+	if h.WindowDays != 90 || len(h.Points) == 0 || h.Points[len(h.Points)-1].Band != "red" {
+		t.Errorf("GET %s: window %d, points %+v; want the latest red", path, h.WindowDays, h.Points)
+	}
+	for _, c := range h.Changes {
+		if c.Type == "health.low" && c.Band == "red" {
+			return
+		}
+	}
+	t.Errorf("GET %s: changes %+v hold no health.low", path, h.Changes)
 }

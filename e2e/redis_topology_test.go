@@ -332,6 +332,9 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	if code := svc.getJSON(t, "/v1/customers?band=red&limit=1000", &red); code != 200 || len(red.Customers) != nRed {
 		t.Errorf("band listing: status %d, %d customers; %d records are red", code, len(red.Customers), nRed)
 	}
+	for _, c := range red.Customers { // history keys share the record's slot
+		checkHistoryEndsRed(t, svc, c.CustomerID)
+	}
 	if v := svc.metric(t, "healthscore_customers"); v < float64(len(recs)) {
 		t.Errorf("healthscore_customers = %v, want ≥ %d (band index on the cluster)", v, len(recs))
 	}

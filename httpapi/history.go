@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -21,12 +20,12 @@ type HistoryReader interface {
 
 // HistoryView is the JSON shape of GET /v1/customers/{id}/history.
 type HistoryView struct {
-	CustomerID string            `json:"customer_id"`
-	WindowDays int               `json:"window_days"`
-	From       string            `json:"from"`
-	To         string            `json:"to"`
-	Points     []HistoryPoint    `json:"points"`  // oldest first
-	Changes    []json.RawMessage `json:"changes"` // newest first
+	CustomerID string              `json:"customer_id"`
+	WindowDays int                 `json:"window_days"`
+	From       string              `json:"from"`
+	To         string              `json:"to"`
+	Points     []HistoryPoint      `json:"points"`  // oldest first
+	Changes    []scorer.ChangeView `json:"changes"` // newest first
 }
 
 // HistoryPoint is one day of a HistoryView.
@@ -94,15 +93,15 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := HistoryView{CustomerID: id, WindowDays: a.cfg.HistoryDays, From: scorer.FormatDay(from), To: scorer.FormatDay(to),
-		Points: []HistoryPoint{}, Changes: []json.RawMessage{}}
+		Points: []HistoryPoint{}, Changes: []scorer.ChangeView{}}
 	for _, p := range points(m, st, h.Days, now, a.cfg.HistoryDays) {
 		if p.Day >= from && p.Day <= to {
 			v.Points = append(v.Points, HistoryPoint{Day: scorer.FormatDay(p.Day), Score: p.Score, Band: p.Band, Min: p.Min})
 		}
 	}
-	for _, c := range h.Changes {
-		if json.Valid(c) {
-			v.Changes = append(v.Changes, json.RawMessage(c))
+	for _, b := range h.Changes {
+		if c, err := scorer.DecodeChange(b); err == nil { // (a corrupt entry is left out)
+			v.Changes = append(v.Changes, c.View())
 		}
 	}
 	writeJSON(w, http.StatusOK, v)

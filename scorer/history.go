@@ -137,6 +137,33 @@ func (m *Model) NoteDay(st *State, ev *Evaluation) {
 	d.At, d.Score, d.Band, d.Min = ev.At, s, ev.Band, min(d.Min, s)
 }
 
+// ApplyWithHistory is Apply for a service that keeps score history: it
+// first closes the days before the instant at which ev is evaluated
+// (BeginDay, with the state before ev), applies ev, then notes the score
+// just after it as its day's latest (NoteDay, the band with hysteresis
+// against the published one). Several events evaluated together by one
+// Step (a batch) thus give the history that evaluating each on its own
+// gives. The closed days are appended to closed. The instant is ev's time,
+// or the customer's clock (its latest event or published instant) when ev
+// is late: history never goes back.
+func (m *Model) ApplyWithHistory(st *State, ev *Event, keep int, closed []DayPoint) ([]DayPoint, bool) {
+	if !m.Folds(ev) {
+		return closed, false
+	}
+	at := ev.Time
+	if st.Events > 0 {
+		at = max(at, st.LastEvent, st.PublishedAt)
+	}
+	closed = append(closed, m.BeginDay(st, at, keep)...)
+	m.Apply(st, ev)
+	e := Evaluation{At: at}
+	if e.Score, e.HasScore = m.ScoreAt(st, at); e.HasScore {
+		e.Band = m.band(e.Score, st.Band, m.profileFor(st.Segment).bands)
+	}
+	m.NoteDay(st, &e)
+	return closed, true
+}
+
 // DropDay forgets st's day point, for a service that keeps no history: its
 // states then encode as before history existed.
 func (st *State) DropDay() { st.HasDay, st.Day = false, DayPoint{} }

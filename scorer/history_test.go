@@ -34,15 +34,16 @@ func positiveModel(t testing.TB) *Model {
 	return m
 }
 
-// histRun drives a state as the consumer does: per evaluation, BeginDay on
-// the state before its events, Apply, Step at the evaluation clock, NoteDay;
-// evaluations that are not saved are thrown away with their closed days.
+// histRun drives a state as the consumer does: each event of an
+// evaluation through ApplyWithHistory, then BeginDay, Step at the
+// evaluation clock and NoteDay; evaluations that are not saved are thrown
+// away with their closed days.
 type histRun struct {
 	m      *Model
 	st     *State
 	keep   int
 	closed []DayPoint
-	evals  []int64 // instants of the saved evaluations
+	evals  []int64 // instants of the saved evaluations (and of each event in them)
 }
 
 func (r *histRun) clone() *State {
@@ -55,12 +56,17 @@ func (r *histRun) clone() *State {
 // the result when save.
 func (r *histRun) eval(t *rapid.T, evs []Event, decayAt int64, save bool) {
 	m := r.m
-	before := r.clone()
 	st := r.clone()
+	var closed []DayPoint
+	var instants []int64
 	applied := 0
 	for i := range evs {
-		if m.Apply(st, &evs[i]) {
+		var ok bool
+		if closed, ok = m.ApplyWithHistory(st, &evs[i], r.keep, closed); ok {
 			applied++
+			if st.HasDay {
+				instants = append(instants, st.Day.At)
+			}
 		}
 	}
 	// As the consumer: events that change nothing are not evaluated, nor
@@ -72,11 +78,7 @@ func (r *histRun) eval(t *rapid.T, evs []Event, decayAt int64, save bool) {
 	if len(evs) == 0 {
 		at = max(at, decayAt)
 	}
-	var closed []DayPoint
-	if st.HasDay {
-		closed = m.BeginDay(before, at, r.keep)
-		st.Day = before.Day
-	}
+	closed = append(closed, m.BeginDay(st, at, r.keep)...)
 	o := m.Step(st, at)
 	m.NoteDay(st, &o.Eval)
 	if !save {
@@ -89,9 +91,11 @@ func (r *histRun) eval(t *rapid.T, evs []Event, decayAt int64, save bool) {
 	}
 	r.st = dec
 	r.closed = append(r.closed, closed...)
+	r.evals = append(r.evals, instants...)
 	if o.Eval.HasScore {
 		r.evals = append(r.evals, at)
 	}
+	sort.Slice(r.evals, func(i, j int) bool { return r.evals[i] < r.evals[j] })
 }
 
 // points is the closed days then the current one.
@@ -151,15 +155,19 @@ func TestPropertyHistoryMatchesBruteForce(t *testing.T) {
 			evs[i].Time = max(evs[i].Time, evs[i-1].Time+1)
 		}
 		r := &histRun{m: m, st: m.NewState(), keep: 1000}
-		for i := range evs {
-			r.eval(t, evs[i:i+1], 0, true)
+		// Batches of 1 to 4 events (a batch may span days), each followed
+		// by a decay evaluation now and then.
+		for i := 0; i < len(evs); {
+			j := min(len(evs), i+rapid.IntRange(1, 4).Draw(t, "batch"))
+			r.eval(t, evs[i:j], 0, true)
 			next := t0 + 3*day
-			if i+1 < len(evs) {
-				next = evs[i+1].Time
+			if j < len(evs) {
+				next = evs[j].Time
 			}
-			if gap := next - evs[i].Time; gap > 1 && rapid.IntRange(0, 2).Draw(t, "decay") == 0 {
-				r.eval(t, nil, evs[i].Time+rapid.Int64Range(1, gap-1).Draw(t, "decayAt"), rapid.Bool().Draw(t, "save"))
+			if gap := next - evs[j-1].Time; gap > 1 && rapid.IntRange(0, 2).Draw(t, "decay") == 0 {
+				r.eval(t, nil, evs[j-1].Time+rapid.Int64Range(1, gap-1).Draw(t, "decayAt"), rapid.Bool().Draw(t, "save"))
 			}
+			i = j
 		}
 		r.eval(t, nil, t0+3*day, true) // a last decay evaluation closes the days up to it
 		if len(r.evals) == 0 {
@@ -237,18 +245,20 @@ func TestPropertyHistoryLateEventsAndReplay(t *testing.T) {
 		evs := genEvents(t, "ev", 30)
 		keep := rapid.IntRange(1, 12).Draw(t, "keep")
 		r := &histRun{m: m, st: m.NewState(), keep: keep}
-		for i := range evs {
+		for i := 0; i < len(evs); {
+			j := min(len(evs), i+rapid.IntRange(1, 3).Draw(t, "batch"))
 			if rapid.IntRange(0, 3).Draw(t, "replay") == 0 {
 				// The same evaluation from the same state twice: same days.
 				a := &histRun{m: m, st: r.clone(), keep: keep}
 				b := &histRun{m: m, st: r.clone(), keep: keep}
-				a.eval(t, evs[i:i+1], 0, true)
-				b.eval(t, evs[i:i+1], 0, true)
+				a.eval(t, evs[i:j], 0, true)
+				b.eval(t, evs[i:j], 0, true)
 				if !sameDays(a.points(), b.points()) {
 					t.Fatalf("replay differs: %+v vs %+v", a.points(), b.points())
 				}
 			}
-			r.eval(t, evs[i:i+1], 0, rapid.IntRange(0, 4).Draw(t, "save") > 0)
+			r.eval(t, evs[i:j], 0, rapid.IntRange(0, 4).Draw(t, "save") > 0)
+			i = j
 		}
 		r.eval(t, nil, lastTime(evs)+rapid.Int64Range(0, 20*day).Draw(t, "end"), true)
 		ps := r.points()
@@ -387,4 +397,75 @@ func TestDayOf(t *testing.T) {
 			t.Errorf("DayOf(%d) = %d (%s), want %d (%s)", c.t, got, FormatDay(got), c.want, c.s)
 		}
 	}
+}
+
+func TestChangeCodec(t *testing.T) {
+	c := Change{Type: "health.dropped", At: t0, Score: 41.27, Band: BandYellow, PrevBand: BandGreen,
+		Drivers: []Driver{{Category: "engagement", Signal: "logins", Points: -12.34}, {Category: "ünïcode", Signal: "", Points: 0.01}}}
+	b, err := AppendChange(nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 50 {
+		t.Errorf("a change with two drivers takes %d bytes", len(b))
+	}
+	got, err := DecodeChange(b)
+	if err != nil || got.Type != c.Type || got.At != c.At || got.Score != c.Score || got.Band != c.Band || got.PrevBand != c.PrevBand || !sameDrivers(got.Drivers, c.Drivers) {
+		t.Fatalf("decoded %+v %v, want %+v", got, err, c)
+	}
+	for n := range len(b) {
+		if _, err := DecodeChange(b[:n]); err == nil {
+			t.Fatalf("truncated to %d bytes: decoded", n)
+		}
+	}
+	for _, bad := range []Change{{Type: "health.other"}, {Type: "health.low", Score: 101}, {Type: "health.low", Band: 7},
+		{Type: "health.low", Drivers: []Driver{{Points: math.NaN()}}}} {
+		if _, err := AppendChange(nil, &bad); err == nil {
+			t.Errorf("change %+v encoded", bad)
+		}
+	}
+	v := got.View()
+	if v.Time != "2026-11-20T10:00:00Z" || v.PrevBand == nil || *v.PrevBand != "green" || v.Drivers[0].Points != -12.34 {
+		t.Fatalf("view %+v", v)
+	}
+}
+
+func sameDrivers(a, b []Driver) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzDecodeChange: DecodeChange never panics, and what it decodes encodes
+// back to the same bytes.
+func FuzzDecodeChange(f *testing.F) {
+	f.Add([]byte{})
+	if b, err := AppendChange(nil, &Change{Type: "health.low", At: t0, Score: 28.1, Band: BandRed, PrevBand: BandYellow,
+		Drivers: []Driver{{Category: "engagement", Signal: "last_login", Points: -12.5}}}); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeChange(b)
+		if err != nil {
+			return
+		}
+		enc, err := AppendChange(nil, &c)
+		if err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", c, err)
+		}
+		if string(enc) != string(b) {
+			// Varints have one canonical form per value; anything else
+			// decodes to a change that re-encodes canonically.
+			again, err := DecodeChange(enc)
+			if err != nil || again.Type != c.Type || again.At != c.At || again.Score != c.Score || !sameDrivers(again.Drivers, c.Drivers) {
+				t.Fatalf("round trip %+v %v, want %+v", again, err, c)
+			}
+		}
+	})
 }

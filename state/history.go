@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -26,8 +25,15 @@ import (
 // script keeps at most HistoryDays points, trimming the oldest in one
 // rewrite once they exceed it by an eighth (amortised: appending is O(1)).
 //
-// Changes: a list, newest first, of opaque entries (the consumer stores the
-// JSON the API serves), trimmed to MaxChanges at each push.
+// Changes value layout: the entries, newest first, each a 2-byte big-endian
+// length and its bytes (opaque here: the consumer stores
+// scorer.AppendChange encodings), at most MaxChanges of them; the script
+// prepends a save's entries and cuts the rest.
+//
+// Both are plain strings read and written with GET and SET (in the save
+// scripts), so the service's Redis ACL rule needs no other command: a
+// closed day rewrites the customer's points (at most a few hundred bytes),
+// which happens at most once a day per customer.
 
 // MaxHistoryDays bounds Config.HistoryDays (ten years).
 const MaxHistoryDays = 3660
@@ -142,8 +148,8 @@ func decodeDays(b []byte) ([]Day, error) {
 // days in points (header included) after the stored ones, skipping days
 // already stored, padding a gap with no-score days, starting afresh when
 // the gap is wider than the window, and trimming to the window's latest
-// days once 1/8 over it; changes(key, entries) pushes the "\n"-separated
-// entries (oldest first) and trims the list to MaxChanges.
+// days once 1/8 over it; changes(key, entries) puts the framed entries
+// (newest first) before the stored ones and keeps MaxChanges.
 var historyLua = `
 local function u32(s, i)
   local a, b, c, d = string.byte(s, i, i + 3)
@@ -170,7 +176,7 @@ local function history(key, pts, window)
       end
       local n = (#cur - 4 + #tail) / 4
       if n <= window + math.floor(window / 8) then
-        redis.call('APPEND', key, tail)
+        redis.call('SET', key, cur .. tail)
         return
       end
       local all = string.sub(cur, 5) .. tail
@@ -182,44 +188,64 @@ local function history(key, pts, window)
 end
 local function changes(key, entries)
   if entries == '' then return end
-  for e in string.gmatch(entries, '[^\n]+') do redis.call('LPUSH', key, e) end
-  redis.call('LTRIM', key, 0, ` + fmt.Sprint(MaxChanges-1) + `)
+  local all = entries .. (redis.call('GET', key) or '')
+  local pos, n = 1, 0
+  while pos + 1 <= #all and n < ` + fmt.Sprint(MaxChanges) + ` do
+    local a, b = string.byte(all, pos, pos + 1)
+    pos = pos + 2 + a * 256 + b
+    n = n + 1
+  end
+  redis.call('SET', key, string.sub(all, 1, pos - 1))
 end
 `
 
-// joinChanges is the changes argument of the save scripts.
-func joinChanges(cs [][]byte) (string, error) {
-	var b strings.Builder
-	for _, c := range cs {
-		if len(c) == 0 || strings.ContainsRune(string(c), '\n') {
-			return "", errors.New("a change entry is empty or has a newline")
+// frameChanges is the changes argument of the save scripts: the entries
+// newest first, each a 2-byte big-endian length and its bytes (the stored
+// value has the same layout).
+func frameChanges(cs [][]byte) ([]byte, error) {
+	var b []byte
+	for i := len(cs) - 1; i >= 0; i-- {
+		if len(cs[i]) == 0 || len(cs[i]) > math.MaxUint16 {
+			return nil, fmt.Errorf("a change entry has %d bytes; 1 to %d are accepted", len(cs[i]), math.MaxUint16)
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
-		}
-		b.Write(c)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(cs[i])))
+		b = append(b, cs[i]...)
 	}
-	return b.String(), nil
+	return b, nil
+}
+
+// unframeChanges splits a stored changes value.
+func unframeChanges(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 || len(b)-2 < int(binary.BigEndian.Uint16(b)) {
+			return nil, fmt.Errorf("%w: changes cut short", errCorrupt)
+		}
+		n := 2 + int(binary.BigEndian.Uint16(b))
+		out = append(out, b[2:n:n])
+		b = b[n:]
+	}
+	return out, nil
 }
 
 // historyArgs are a write's history arguments for the save scripts ("" when
 // the store keeps no history or the write has none).
-func (s *Redis) historyArgs(w *Write) (days []byte, changes string, err error) {
+func (s *Redis) historyArgs(w *Write) (days, changes []byte, err error) {
 	if s.cfg.HistoryDays == 0 {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	if days, err = encodeDays(w.Days); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if changes, err = joinChanges(w.Changes); err != nil {
-		return nil, "", err
+	if changes, err = frameChanges(w.Changes); err != nil {
+		return nil, nil, err
 	}
 	return days, changes, nil
 }
 
 // historyArgsAll is historyArgs of every write.
-func (s *Redis) historyArgsAll(ws []Write) ([][]byte, []string, error) {
-	days, changes := make([][]byte, len(ws)), make([]string, len(ws))
+func (s *Redis) historyArgsAll(ws []Write) ([][]byte, [][]byte, error) {
+	days, changes := make([][]byte, len(ws)), make([][]byte, len(ws))
 	for i := range ws {
 		var err error
 		if days[i], changes[i], err = s.historyArgs(&ws[i]); err != nil {
@@ -233,12 +259,11 @@ func (s *Redis) historyArgsAll(ws []Write) ([][]byte, []string, error) {
 // stored days and its last changes, in one round trip. A missing customer
 // gets the zero Record and an empty History.
 func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History, error) {
-	var rec, days *redis.StringCmd
-	var chs *redis.StringSliceCmd
+	var rec, days, chs *redis.StringCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		rec = p.Get(ctx, s.Key(id))
 		days = p.Get(ctx, s.HistoryKey(id))
-		chs = p.LRange(ctx, s.ChangesKey(id), 0, MaxChanges-1)
+		chs = p.Get(ctx, s.ChangesKey(id))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -259,8 +284,14 @@ func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History,
 	if err != nil {
 		return Record{}, History{}, fmt.Errorf("cannot read history of %q: %w", id, err)
 	}
-	for _, c := range chs.Val() {
-		h.Changes = append(h.Changes, []byte(c))
+	switch b, err := chs.Bytes(); {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return Record{}, History{}, fmt.Errorf("cannot read changes of %q: %w", id, err)
+	default:
+		if h.Changes, err = unframeChanges(b); err != nil {
+			return Record{}, History{}, fmt.Errorf("cannot read changes of %q: %w", id, err)
+		}
 	}
 	return r, h, nil
 }

@@ -66,8 +66,8 @@ type Write struct {
 	NoPrevOutbox bool
 	// Days are score-history days this write closes (oldest first,
 	// increasing), appended to HistoryKey; Changes are band-change and
-	// alert entries (oldest first, no newline in them) pushed to
-	// ChangesKey. Both are written by the save script only if the
+	// alert entries (oldest first, opaque, 1 to 65535 bytes each) added
+	// to ChangesKey. Both are written by the save script only if the
 	// compare-and-set applies, and only when Config.HistoryDays > 0.
 	Days    []Day
 	Changes [][]byte
@@ -639,7 +639,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 			if len(days[i]) > 0 {
 				histKey = s.HistoryKey(w.ID)
 			}
-			if changes[i] != "" {
+			if len(changes[i]) > 0 {
 				changesKey = s.ChangesKey(w.ID)
 			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
