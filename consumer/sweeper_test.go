@@ -107,7 +107,8 @@ func (h *harness) alerts(topic, id string) []alertEvent {
 // TestSilentCustomerGoesRed: a customer whose only events are a week of
 // daily logins, then nothing, is rescored by the sweeper as its score
 // decays, goes red at the instant the decay math predicts (within a
-// second), and gets exactly one health.low.
+// second of a brute-force scan, and exactly at the forecast's red_at), and
+// gets exactly one health.low.
 func TestSilentCustomerGoesRed(t *testing.T) {
 	h := newHarness(t)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -150,6 +151,18 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 		}
 	}
 	predicted := time.Unix(0, hi)
+	// The forecast the API serves, from the state the pipeline publishes
+	// at the last event: the sweeper's health.low must be at its red_at,
+	// to the nanosecond (both are the first whole millisecond in red).
+	published := m.NewState()
+	for i := range evs {
+		m.Apply(published, &evs[i])
+	}
+	m.Step(published, last.UnixNano())
+	fc := m.Forecast(published, last.UnixNano())
+	if !fc.HasRed {
+		t.Fatalf("no red forecast: %+v", fc)
+	}
 
 	clock := &fakeClock{}
 	clock.Set(last)
@@ -201,6 +214,9 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 	}
 	if d := lows[0].Time.Sub(predicted); d < -time.Second || d > time.Second {
 		t.Errorf("health.low at %s, predicted %s", lows[0].Time, predicted)
+	}
+	if !lows[0].Time.Equal(time.Unix(0, fc.RedAt)) || !redAt.Equal(time.Unix(0, fc.RedAt)) {
+		t.Errorf("health.low at %s (red in the store at %s); the forecast's red_at is %s", lows[0].Time, redAt, scorer.FormatTime(fc.RedAt))
 	}
 	t.Logf("yellow at %s, red at %s (predicted %s)", last, redAt, predicted)
 

@@ -13,10 +13,10 @@ import (
 	"github.com/healthscore/healthscore/scorer"
 )
 
-// MaxForecastCandidates caps the customers one /v1/forecast request
-// examines: those due soonest in the schedule. Beyond it the answer says
-// complete: false, and is exact only for customers turning before
-// exact_until.
+// MaxForecastCandidates is the default of Config.ForecastCandidates, the
+// cap on the customers one /v1/forecast request examines: those due
+// soonest in the schedule. Beyond it the answer says complete: false, and
+// is exact only for customers turning before exact_until.
 const MaxForecastCandidates = 10000
 
 // forecastPage is how many records one pipelined read loads.
@@ -41,8 +41,8 @@ type ForecastList struct {
 	// From is the instant forecast from (now); the window is (From,
 	// From + Within].
 	From string `json:"from"`
-	// Complete is false when more than MaxForecastCandidates customers
-	// were due in the window: the list is then exact for customers
+	// Complete is false when more than Config.ForecastCandidates
+	// customers were due in the window: the list is then exact for customers
 	// turning before ExactUntil, and may miss later ones.
 	Complete   bool           `json:"complete"`
 	ExactUntil string         `json:"exact_until"`
@@ -110,7 +110,7 @@ func (a *api) forecast(w http.ResponseWriter, r *http.Request) {
 	now := a.cfg.Now().UnixNano()
 	end := now + int64(win)
 	untilMs := (end + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-	dues, more, err := a.cfg.Store.DueBefore(r.Context(), untilMs, MaxForecastCandidates)
+	dues, more, err := a.cfg.Store.DueBefore(r.Context(), untilMs, a.cfg.ForecastCandidates)
 	if err != nil {
 		a.warnRead("cannot read the schedule", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())

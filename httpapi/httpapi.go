@@ -63,6 +63,9 @@ type Config struct {
 	// history endpoint answers 404, listing trends are null).
 	History     HistoryReader
 	HistoryDays int
+	// ForecastCandidates caps the customers one /v1/forecast request
+	// examines; default MaxForecastCandidates.
+	ForecastCandidates int
 }
 
 // Handlers are the service's HTTP handlers.
@@ -104,9 +107,14 @@ func New(cfg Config) (Handlers, error) {
 		return Handlers{}, errors.New("cannot create HTTP API: Ready is required")
 	case cfg.Logger == nil:
 		return Handlers{}, errors.New("cannot create HTTP API: Logger is required")
+	case cfg.ForecastCandidates < 0:
+		return Handlers{}, fmt.Errorf("cannot create HTTP API: ForecastCandidates must be >= 0 (0: %d), got %d", MaxForecastCandidates, cfg.ForecastCandidates)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ForecastCandidates == 0 {
+		cfg.ForecastCandidates = MaxForecastCandidates
 	}
 	doc, err := OpenAPI()
 	if err != nil {

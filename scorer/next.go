@@ -186,7 +186,8 @@ func (c *changeCond) mayHold(a, b int64, sa, sb, r float64) bool {
 //
 // T is a whole millisecond (Grid, the unit of the schedule), and exact on
 // that grid: the condition holds at T and at no earlier whole millisecond
-// after from. (When the condition already holds at from, T is from plus a
+// after from (an excursion across a threshold shallower than 1e-9 points
+// is not counted, see mayHold). (When the condition already holds at from, T is from plus a
 // second: due at once.) ok is false when that does not happen within
 // MaxHorizon, or st has no published score. The score need not be
 // monotone (decaying negative signals raise it while positive ones lower
