@@ -90,12 +90,3 @@ export async function getJSON(path) {
     throw new ApiError(resp.status, msg);
   }
 }
-
-// forgetToken drops the kept token (the next call asks again).
-export function forgetToken() {
-  sessionStorage.removeItem(KEY);
-}
-
-export function hasToken() {
-  return sessionStorage.getItem(KEY) !== null;
-}
