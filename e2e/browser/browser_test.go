@@ -676,13 +676,23 @@ func checkForecast(t *testing.T, ctx context.Context, s *service) {
 		t.Fatal(err)
 	}
 	waitView(t, ctx, "/forecast")
-	var f struct {
-		Customers []struct {
-			CustomerID string `json:"customer_id"`
-			At         string `json:"at"`
+	// The window's end moves with the clock: the page must show what the
+	// API lists just before or just after it was read.
+	read := func() (code int, ids []string) {
+		var f struct {
+			Customers []struct {
+				CustomerID string `json:"customer_id"`
+				At         string `json:"at"`
+			}
 		}
+		code = s.get(t, "/v1/forecast?band=red&within=7d&limit=100", &f)
+		for _, c := range f.Customers {
+			ids = append(ids, c.CustomerID+" "+c.At)
+		}
+		return code, ids
 	}
-	switch code := s.get(t, "/v1/forecast?band=red&within=7d&limit=100", &f); code {
+	code, want := read()
+	switch code {
 	case 200:
 	case 404:
 		if eval[int](t, ctx, `document.querySelectorAll('[data-state="not-available"]').length`) == 0 {
@@ -693,12 +703,11 @@ func checkForecast(t *testing.T, ctx context.Context, s *service) {
 		t.Fatalf("GET /v1/forecast: %d", code)
 	}
 	got := eval[[]string](t, ctx, `[...document.querySelectorAll('#forecast tbody tr')].map(tr => tr.dataset.customerId + ' ' + tr.querySelector('time').getAttribute('datetime'))`)
-	var want []string
-	for _, c := range f.Customers {
-		want = append(want, c.CustomerID+" "+c.At)
+	if _, again := read(); strings.Join(got, ",") != strings.Join(want, ",") && strings.Join(got, ",") != strings.Join(again, ",") {
+		t.Errorf("turning red soon: the page shows %v, the API %v", got, again)
 	}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("turning red soon: the page shows %v, the API %v", got, want)
+	if len(want) == 0 && eval[int](t, ctx, `document.querySelectorAll('[data-state="empty"]').length`) == 0 {
+		t.Error("an empty forecast is not said to be empty")
 	}
 	t.Logf("turning red within 7 days: %d customers, as the API says", len(want))
 	if len(want) == 0 && eval[int](t, ctx, `document.querySelectorAll('[data-state="empty"]').length`) == 0 {
