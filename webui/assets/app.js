@@ -88,7 +88,7 @@ async function listView(gen) {
   let band = p.get('band') || 'risk';
   let segment = p.get('segment') || '';
   let limit = p.get('limit') || '100';
-  const results = h('div', { id: 'results', 'aria-live': 'polite' });
+  const results = h('div', { id: 'results' });
   const segSelect = h('select', { id: 'f-segment', onchange: (e) => { segment = e.target.value; update(); } },
     h('option', { value: '' }, 'All segments'));
   if (segment) segSelect.append(h('option', { value: segment, selected: true }, segment));
@@ -162,7 +162,7 @@ async function forecastView(gen) {
   const p = params();
   let band = p.get('band') === 'yellow' ? 'yellow' : 'red';
   let within = p.get('within') || '7d';
-  const results = h('div', { id: 'results', 'aria-live': 'polite' });
+  const results = h('div', { id: 'results' });
   const withins = [['1d', '1 day'], ['3d', '3 days'], ['7d', '7 days'], ['14d', '14 days'], ['30d', '30 days'], ['90d', '90 days']];
   if (!withins.some(([v]) => v === within)) withins.push([within, within]);
   setView('Turning red soon',
