@@ -20,7 +20,7 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	resp, err := http.Get(s.http + "/readyz")
+	resp, err := s.client.Get(s.http + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/healthscore/healthscore/httpapi"
+	"github.com/healthscore/healthscore/internal/openapitest"
 	"github.com/healthscore/healthscore/internal/testenv"
 )
 
@@ -75,10 +77,37 @@ func redisURL(t *testing.T) string {
 
 // service is a running healthscore process.
 type service struct {
-	cmd  *exec.Cmd
-	http string // base URL
-	logs *lockedBuffer
-	done chan error
+	cmd    *exec.Cmd
+	http   string       // base URL
+	client *http.Client // checks every exchange against the OpenAPI document
+	logs   *lockedBuffer
+	done   chan error
+}
+
+var (
+	apiOnce sync.Once
+	apiV    *openapitest.Validator
+	apiErr  error
+)
+
+// apiClient returns an HTTP client that checks every request and response
+// against the service's OpenAPI document (httpapi/openapi.yaml) and fails
+// t on a mismatch: every call of this suite to the HTTP API goes through
+// one, so the document cannot drift from what the binary serves.
+func apiClient(t *testing.T) *http.Client {
+	t.Helper()
+	apiOnce.Do(func() {
+		doc, err := httpapi.OpenAPI()
+		if err != nil {
+			apiErr = err
+			return
+		}
+		apiV, apiErr = openapitest.New(doc)
+	})
+	if apiErr != nil {
+		t.Fatal(apiErr)
+	}
+	return apiV.Client(t)
 }
 
 type lockedBuffer struct {
@@ -118,7 +147,7 @@ func startServiceEnv(t *testing.T, env []string, args ...string) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &service{cmd: cmd, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &service{cmd: cmd, client: apiClient(t), logs: &lockedBuffer{}, done: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +206,7 @@ func (s *service) stop(t *testing.T) {
 
 func (s *service) getJSON(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(s.http + path)
+	resp, err := s.client.Get(s.http + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -16,7 +16,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,7 +335,7 @@ func checkAlerts(t *testing.T, brokers []string, recs map[string]state.Record) {
 // (-1 when absent).
 func (s *service) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.http + "/metrics")
+	resp, err := s.client.Get(s.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func freePort(t *testing.T) int {
 // get returns the status and body of GET path.
 func (s *service) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(s.http + path)
+	resp, err := s.client.Get(s.http + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -97,6 +97,25 @@ func TestStartupEmbedded(t *testing.T) {
 	s.waitReadyz(t, http.StatusOK, `"kafka":"ok: member of group healthscore, 8 partitions assigned"`)
 	if !strings.Contains(s.logs.String(), "started an embedded in-memory Kafka-compatible broker") {
 		t.Error("the embedded broker was not announced")
+	}
+	// The page, the document and the data endpoints answer as the OpenAPI
+	// document says (s.get checks every exchange), even with no customer.
+	for path, want := range map[string]string{
+		"/":                               "",
+		"/ui/":                            `<script type="module" src="app.js"></script>`,
+		"/ui/app.js":                      "getJSON",
+		"/openapi.json":                   `"openapi": "3.0.3"`,
+		"/v1/model":                       `"name":"b2b-saas"`,
+		"/v1/forecast?band=red":           `"customers":[]`,
+		"/v1/customers?band=red":          `"customers":[]`,
+		"/v1/customers/nobody":            `has no applied events`,
+		"/v1/customers/nobody/history":    `has no applied event`,
+		"/v1/customers?band=purple":       "band must be red, yellow or green",
+		"/v1/forecast?band=red&within=1w": "must be a whole number of hours or days",
+	} {
+		if _, body := s.get(t, path); !strings.Contains(body, want) {
+			t.Errorf("GET %s: %s; want %q", path, body, want)
+		}
 	}
 	_, metrics := s.get(t, "/metrics")
 	for _, want := range []string{`healthscore_model_info{name="b2b-saas",version="`, `healthscore_build_info{goversion="go`,

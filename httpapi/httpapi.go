@@ -1,8 +1,10 @@
 // Package httpapi owns the service's HTTP surface: the customer read API
-// (score and band now or at an instant with an active override and the
-// forecast, score history, band listings with segment filter and trends,
-// the customers turning a band within a window, and the model in use) with
-// its optional bearer token, the metrics endpoint, Go profiles, and the liveness and
+// (score and band now or at an instant, with an active override and the
+// forecast; score history; band listings with segment filter and trends;
+// the customers turning a band within a window; the model in use) with its
+// optional bearer token, its OpenAPI document (openapi.yaml, served at
+// /openapi.json), the web page's route (package webui), the metrics
+// endpoint, Go profiles, and the liveness and
 // readiness probes (with healthscore_ready, which mirrors /readyz). It reads
 // state through a small interface and evaluates with package scorer; it
 // never writes. Listeners, TLS and the choice of one or two ports are the
@@ -25,6 +27,7 @@ import (
 
 	"github.com/healthscore/healthscore/scorer"
 	"github.com/healthscore/healthscore/state"
+	"github.com/healthscore/healthscore/webui"
 )
 
 // Reader is what the API needs from the state store (see state.Redis).
@@ -58,20 +61,39 @@ type Config struct {
 	SeparateAdmin bool
 	Logger        *zap.Logger
 	Now           func() time.Time // default time.Now
-	// ForecastCandidates caps the customers one /v1/forecast request
-	// examines; default MaxForecastCandidates.
-	ForecastCandidates int
 	// History reads the score history kept for HistoryDays days (see
 	// history.go); nil or HistoryDays 0: history is turned off (the
 	// history endpoint answers 404, listing trends are null).
 	History     HistoryReader
 	HistoryDays int
+	// ForecastCandidates caps the customers one /v1/forecast request
+	// examines; default MaxForecastCandidates.
+	ForecastCandidates int
 }
 
 // Handlers are the service's HTTP handlers.
 type Handlers struct {
 	API   http.Handler // /v1/*, and everything else unless SeparateAdmin
 	Admin http.Handler // with SeparateAdmin: /metrics, /debug/pprof/, /livez, /healthz, /readyz; else nil
+
+	patterns []string // every route served, for the test that holds them to openapi.yaml
+}
+
+// mux is a ServeMux that remembers its patterns.
+type mux struct {
+	*http.ServeMux
+	patterns *[]string
+}
+
+func newMux() mux { return mux{ServeMux: http.NewServeMux(), patterns: new([]string)} }
+
+func (m mux) Handle(pattern string, h http.Handler) {
+	*m.patterns = append(*m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m mux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // MaxLimit caps the limit of band listings.
@@ -97,16 +119,24 @@ func New(cfg Config) (Handlers, error) {
 	if cfg.ForecastCandidates == 0 {
 		cfg.ForecastCandidates = MaxForecastCandidates
 	}
+	doc, err := OpenAPI()
+	if err != nil {
+		return Handlers{}, fmt.Errorf("cannot create HTTP API: %w", err)
+	}
 	a := &api{cfg: cfg}
-	apiMux := http.NewServeMux()
+	apiMux := newMux()
 	apiMux.Handle("GET /v1/customers/{id}", a.auth(a.customer))
 	apiMux.Handle("GET /v1/customers/{id}/history", a.auth(a.history))
 	apiMux.Handle("GET /v1/customers", a.auth(a.list))
+	// The page and the API's description carry no data: no token.
+	apiMux.Handle("GET "+webui.Prefix, webui.Handler())
+	apiMux.Handle("GET /{$}", http.RedirectHandler(webui.Prefix, http.StatusFound))
+	apiMux.HandleFunc("GET /openapi.json", serveBytes("application/json", doc))
 	apiMux.Handle("GET /v1/forecast", a.auth(a.forecast))
 	apiMux.Handle("GET /v1/model", a.auth(a.model))
 	adminMux := apiMux
 	if cfg.SeparateAdmin {
-		adminMux = http.NewServeMux()
+		adminMux = newMux()
 	}
 	adminMux.HandleFunc("GET /livez", a.live)
 	adminMux.HandleFunc("GET /healthz", a.live)
@@ -123,10 +153,12 @@ func New(cfg Config) (Handlers, error) {
 		adminMux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	h := Handlers{API: apiMux}
-	apiMux.HandleFunc("/", notFound(apiMux))
+	apiMux.HandleFunc("/", notFound(apiMux.ServeMux))
+	h.patterns = *apiMux.patterns
 	if cfg.SeparateAdmin {
-		adminMux.HandleFunc("/", notFound(adminMux))
+		adminMux.HandleFunc("/", notFound(adminMux.ServeMux))
 		h.Admin = adminMux
+		h.patterns = append(h.patterns, *adminMux.patterns...)
 	}
 	return h, nil
 }

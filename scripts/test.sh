@@ -2,7 +2,7 @@
 # scripts/test.sh is THE test suite of healthscore; run it with `make test`.
 #
 # It installs what it is missing (as root on Debian: redis-server,
-# redis-tools, redis-sentinel, kcat, prometheus via apt; staticcheck via go install), then runs gofmt,
+# redis-tools, redis-sentinel, kcat, prometheus, chromium via apt; staticcheck via go install), then runs gofmt,
 # go vet, staticcheck, the tests with -race against a real redis-server
 # (HEALTHSCORE_REQUIRE_REDIS=1: no silent skips) and brief fuzzing of every
 # Fuzz* target. All steps run; the exit code is non-zero if any failed.
@@ -44,6 +44,7 @@ command -v redis-cli >/dev/null || pkgs+=(redis-tools)
 command -v redis-sentinel >/dev/null || pkgs+=(redis-sentinel)
 command -v kcat >/dev/null || pkgs+=(kcat)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs+=(prometheus)
+command -v chromium >/dev/null || pkgs+=(chromium)
 if ((${#pkgs[@]})); then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
 		echo "installing: ${pkgs[*]}"
@@ -52,7 +53,7 @@ if ((${#pkgs[@]})); then
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" ||
 			failed+=("apt-get install ${pkgs[*]}")
 	else
-		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools redis-sentinel kcat prometheus)" >&2
+		echo "missing ${pkgs[*]}: install them (Debian: apt-get install redis-server redis-tools redis-sentinel kcat prometheus chromium)" >&2
 	fi
 fi
 gobin=$(go env GOBIN)
@@ -69,6 +70,7 @@ go version
 redis-server --version 2>/dev/null || echo "redis-server: missing"
 kcat -V 2>/dev/null | head -1 || echo "kcat: missing"
 prometheus --version 2>/dev/null | head -1 || echo "prometheus: missing"
+chromium --version 2>/dev/null || echo "chromium: missing"
 
 section "gofmt"
 gofmt_check() {
@@ -113,6 +115,20 @@ deployments_checks() {
 }
 step "deployments" deployments_checks
 # ---- end of deployments ---------------------------------------------------------
+
+# ---- browser test --------------------------------------------------------------
+# e2e/browser is its own Go module (chromedp stays out of the service's
+# go.mod): headless chromium, driven by chromedp, against the real binary
+# with seeded events: the at-risk list equals the API's, a customer page
+# shows the API's score and drivers, keyboard navigation, the token prompt,
+# no console errors. HEALTHSCORE_REQUIRE_BROWSER=1: no silent skip.
+section "browser"
+browser_checks() {
+	(cd e2e/browser && go mod tidy -diff && go vet ./... && "$staticcheck" ./... &&
+		HEALTHSCORE_REQUIRE_BROWSER=1 go test -race -count=1 ./...)
+}
+step "browser" browser_checks
+# ---- end of browser test ---------------------------------------------------------
 
 section "allocation tests (no -race)"
 # The race detector allocates on its own: allocation counts are asserted

@@ -130,8 +130,8 @@ func (st *startup) currentModel() *scorer.Model {
 // errStarting answers API reads before Redis is connected.
 var errStarting = errors.New("the service is starting: Redis is not connected yet")
 
-// Get, Band, DueBefore and Read make startup the API's httpapi.Reader:
-// the store once connected.
+// Get, Band, DueBefore and Read make startup the API's httpapi.Reader: the store once
+// connected.
 func (st *startup) Get(ctx context.Context, id string) (state.Record, error) {
 	if s := st.store.Load(); s != nil {
 		return s.Get(ctx, id)
@@ -142,20 +142,6 @@ func (st *startup) Get(ctx context.Context, id string) (state.Record, error) {
 func (st *startup) Band(ctx context.Context, band string, limit int) ([]state.Member, error) {
 	if s := st.store.Load(); s != nil {
 		return s.Band(ctx, band, limit)
-	}
-	return nil, errStarting
-}
-
-func (st *startup) DueBefore(ctx context.Context, untilMs int64, limit int) ([]state.Due, bool, error) {
-	if s := st.store.Load(); s != nil {
-		return s.DueBefore(ctx, untilMs, limit)
-	}
-	return nil, false, errStarting
-}
-
-func (st *startup) Read(ctx context.Context, ids []string) ([]state.Record, error) {
-	if s := st.store.Load(); s != nil {
-		return s.Read(ctx, ids)
 	}
 	return nil, errStarting
 }
@@ -172,6 +158,20 @@ func (st *startup) GetWithHistory(ctx context.Context, id string) (state.Record,
 func (st *startup) Histories(ctx context.Context, ids []string) ([]state.History, error) {
 	if s := st.store.Load(); s != nil {
 		return s.Histories(ctx, ids)
+	}
+	return nil, errStarting
+}
+
+func (st *startup) DueBefore(ctx context.Context, untilMs int64, limit int) ([]state.Due, bool, error) {
+	if s := st.store.Load(); s != nil {
+		return s.DueBefore(ctx, untilMs, limit)
+	}
+	return nil, false, errStarting
+}
+
+func (st *startup) Read(ctx context.Context, ids []string) ([]state.Record, error) {
+	if s := st.store.Load(); s != nil {
+		return s.Read(ctx, ids)
 	}
 	return nil, errStarting
 }

@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/healthscore/healthscore/httpapi"
+	"github.com/healthscore/healthscore/internal/openapitest"
 	"github.com/healthscore/healthscore/scorer"
 )
 
@@ -91,7 +93,17 @@ func TestHTTPListeners(t *testing.T) {
 		return ""
 	}
 	api, admin := "https://"+addr("HTTP listening"), "http://"+addr("admin HTTP listening")
-	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// Both clients check every exchange against the OpenAPI document.
+	doc, err := httpapi.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := openapitest.New(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsClient := &http.Client{Transport: spec.Transport(t, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})}
+	plainClient := spec.Client(t)
 	get := func(c *http.Client, url, token string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", url, nil)
@@ -116,11 +128,11 @@ func TestHTTPListeners(t *testing.T) {
 		{tlsClient, api + "/v1/customers/c1", "t0ken-value", 503, "Redis is not connected yet"},
 		{tlsClient, api + "/metrics", "", 404, "docs/api.md"},
 		{tlsClient, api + "/readyz", "", 404, "docs/api.md"},
-		{http.DefaultClient, admin + "/readyz", "", 503, `"kafka":"connecting to Kafka"`},
-		{http.DefaultClient, admin + "/livez", "", 200, `"status":"ok"`},
-		{http.DefaultClient, admin + "/metrics", "", 200, "healthscore_ready 0"},
-		{http.DefaultClient, admin + "/debug/pprof/", "", 200, "goroutine"},
-		{http.DefaultClient, admin + "/v1/customers/c1", "t0ken-value", 404, "no route"},
+		{plainClient, admin + "/readyz", "", 503, `"kafka":"connecting to Kafka"`},
+		{plainClient, admin + "/livez", "", 200, `"status":"ok"`},
+		{plainClient, admin + "/metrics", "", 200, "healthscore_ready 0"},
+		{plainClient, admin + "/debug/pprof/", "", 200, "goroutine"},
+		{plainClient, admin + "/v1/customers/c1", "t0ken-value", 404, "no route"},
 	} {
 		if code, body := get(tc.c, tc.url, tc.token); code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("GET %s: %d %.200s; want %d with %q", tc.url, code, body, tc.code, tc.body)
