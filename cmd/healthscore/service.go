@@ -202,7 +202,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.str(&f.model, "model", "HEALTHSCORE_MODEL", "", "model YAML file; empty uses the built-in model ('healthscore model show')")
 	e.str(&f.topics, "topics", "HEALTHSCORE_TOPICS", "customer-events", "input topics, comma separated")
 	e.str(&f.scoreTopic, "score-topic", "HEALTHSCORE_SCORE_TOPIC", "customer-health", "topic of health.score_changed events")
-	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low and health.recovered events")
+	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low, health.recovered and health.dropped events")
 	e.str(&f.dlqTopic, "dlq-topic", "HEALTHSCORE_DLQ_TOPIC", "customer-events-dlq", "dead-letter topic for bad input records")
 	e.str(&f.group, "group", "HEALTHSCORE_GROUP", "healthscore", "Kafka consumer group")
 	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address of the API (/v1/*), and of /metrics, /livez, /readyz unless --admin-http is set")
