@@ -114,7 +114,10 @@ type Summary struct {
 	// the kills stopped (at the end of production); Records is how many
 	// the input topic held in the end.
 	DuringKills, Records int64
-	Unclean              []string // instances that did not stop cleanly on SIGTERM
+	// StaticMembers is how many members of the group had a group instance
+	// id after the drain (all of them unless Cfg.Dynamic).
+	StaticMembers int
+	Unclean       []string // instances that did not stop cleanly on SIGTERM
 }
 
 // Run runs the suite: build, start everything, produce while breaking
@@ -420,6 +423,9 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 	if sum.Records, err = committedRecords(ctx, adm, Group, InputTopic); err != nil {
 		return nil, err
 	}
+	if sum.StaticMembers, err = staticMembers(ctx, adm, Group); err != nil {
+		return nil, err
+	}
 	logf("group committed everything in %s; stopping instances with SIGTERM", sum.Drain.Round(time.Second))
 	for _, in := range insts {
 		if err := in.Term(30 * time.Second); err != nil {
@@ -492,6 +498,7 @@ func (s *Summary) Failures() []string {
 	for k := range reasons {
 		add(r.DLQ[k] != e.Bad[k], "dead letters %s: %d, bad records sent: %d", k, r.DLQ[k], e.Bad[k])
 	}
+	add(!s.Cfg.Dynamic && s.StaticMembers != s.Cfg.Instances, "%d of the group's members had a group instance id after the drain, want %d (static membership)", s.StaticMembers, s.Cfg.Instances)
 	add(len(s.Unclean) > 0, "unclean SIGTERM exits: %s", strings.Join(s.Unclean, "; "))
 	sort.Strings(f)
 	return f
@@ -575,6 +582,24 @@ func (s *Summary) WriteTable(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "PASSED: nothing lost, nothing applied twice, every alert present")
 	}
+}
+
+// staticMembers returns how many members of group have a group instance id.
+func staticMembers(ctx context.Context, adm *kadm.Client, group string) (int, error) {
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err == nil {
+		err = gs.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot describe group %s: %w", group, err)
+	}
+	n := 0
+	for _, m := range gs[group].Members {
+		if m.InstanceID != nil && *m.InstanceID != "" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // describeGroup says who in the group holds which input partitions.
