@@ -43,7 +43,7 @@ type Config struct {
 	MaxLarge   int    // at most this many records > 1 MiB; default 20
 	Seed       uint64
 
-	KillMin, KillMax time.Duration // a random instance is SIGKILLed every KillMin..KillMax; default 3s..6s
+	KillMin, KillMax time.Duration // a random instance is SIGKILLed every KillMin..KillMax; default 1s..3s
 	// Dynamic makes the instances dynamic group members. By default each
 	// is a static member (--group-instance-id, KIP-345), as a deployment
 	// with stable names (a StatefulSet) would run them: a killed instance
@@ -74,7 +74,7 @@ func (c *Config) defaults() {
 	def(&c.MaxBatch, 2000)
 	def(&c.MaxLarge, 20)
 	if c.KillMin == 0 {
-		c.KillMin, c.KillMax = 3*time.Second, 6*time.Second
+		c.KillMin, c.KillMax = time.Second, 3*time.Second
 	}
 	if c.Fsync == "" {
 		c.Fsync = "everysec"

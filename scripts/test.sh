@@ -193,7 +193,7 @@ fi
 
 # ---- fault suite (short) ------------------------------------------------------
 # `make chaos-short`: dev-broker, redis-server with AOF and 3 healthscore
-# processes as real processes; static group members SIGKILLed every 3-6 s, Redis
+# processes as real processes; static group members SIGKILLed every 1-3 s, Redis
 # SIGKILLed twice, broker errors and a 10 s outage, while 200k events (1% bad)
 # flow; then every state is checked against the offline fold, every alert
 # stream and every dead letter; then the focused Redis-stall and SIGTERM
