@@ -205,7 +205,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low and health.recovered events")
 	e.str(&f.dlqTopic, "dlq-topic", "HEALTHSCORE_DLQ_TOPIC", "customer-events-dlq", "dead-letter topic for bad input records")
 	e.str(&f.group, "group", "HEALTHSCORE_GROUP", "healthscore", "Kafka consumer group")
-	e.str(&f.groupInstanceID, "group-instance-id", "HEALTHSCORE_GROUP_INSTANCE_ID", "", "static group membership (Kafka group.instance.id): a restart with the same id takes its partitions back without a rebalance; unique per running instance (e.g. the pod name of a StatefulSet); empty: a dynamic member")
+	e.str(&f.groupInstanceID, "group-instance-id", "HEALTHSCORE_GROUP_INSTANCE_ID", "", "static group membership (Kafka group.instance.id): a restart with the same id takes its partitions back without a rebalance; unique per running instance (e.g. the pod name of a StatefulSet); a stopped instance keeps its partitions until its session times out; empty: a dynamic member")
 	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address of the API (/v1/*), and of /metrics, /livez, /readyz unless --admin-http is set")
 	e.str(&f.adminHTTP, "admin-http", "HEALTHSCORE_ADMIN_HTTP", "", "separate listen address of /metrics, /livez, /healthz, /readyz and /debug/pprof/ (then not served on --http); empty: all on --http")
 	e.str(&f.apiTokenFile, "api-token-file", "HEALTHSCORE_API_TOKEN_FILE", "", "file holding the bearer token that /v1/* requires (re-read when it changes); empty: the API is open")
