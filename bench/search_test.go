@@ -17,7 +17,7 @@ func threshold(t float64, tried *[]float64) func(float64) (bool, string, error) 
 // TestRateSearchFindsThreshold: for thresholds anywhere in and around the
 // range, the search returns a sustained rate within the ratio of the
 // threshold (or the ceiling, or 0), never a failed one, and stays within
-// its trials.
+// its trials, never trying a rate twice.
 func TestRateSearchFindsThreshold(t *testing.T) {
 	s := rateSearch{start: 50_000, min: 1_000, max: 120_000, ratio: 1.15, trials: 12}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -34,7 +34,12 @@ func TestRateSearchFindsThreshold(t *testing.T) {
 		if len(trials) != len(tried) || len(trials) > s.trials {
 			t.Fatalf("threshold %g: %d trials reported, %d run, limit %d", th, len(trials), len(tried), s.trials)
 		}
+		seen := map[float64]bool{}
 		for i, tr := range trials {
+			if seen[tr.Rate] {
+				t.Fatalf("threshold %g: rate %g tried twice (trials %+v)", th, tr.Rate, trials)
+			}
+			seen[tr.Rate] = true
 			if tr.Rate != tried[i] || tr.Sustained != (tr.Rate <= th) || tr.Rate < s.min || tr.Rate > s.max {
 				t.Fatalf("threshold %g: trial %d = %+v (tried %g)", th, i, tr, tried[i])
 			}
