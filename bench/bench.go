@@ -29,6 +29,8 @@ type run struct {
 	topics struct{ events, score, alerts, dlq, naive string }
 	prefix string // Redis key prefix of the pipeline
 	res    Result
+	// preloadEnds are the events topic's end offsets after the preload.
+	preloadEnds map[int32]int64
 	// scored is the number of distinct preloaded customers with at least
 	// one event a signal reads (those get a stored state).
 	scored int
@@ -81,6 +83,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	if err := r.pipeline(ctx); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if cfg.ClusterNodes > 0 {
+		if r.env.external {
+			r.note("no Redis Cluster row: the single-server row ran on an external Redis, so the ratio would compare different machines")
+		} else if err := r.cluster(ctx); err != nil {
+			return nil, fmt.Errorf("redis cluster: %w", err)
+		}
 	}
 	if err := r.naive(ctx); err != nil {
 		return nil, fmt.Errorf("naive: %w", err)
@@ -203,7 +212,24 @@ func (r *run) preload(ctx context.Context) error {
 			r.scored++
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	cl, err := r.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.topics.events)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot list end offsets of %s: %w", r.topics.events, err)
+	}
+	r.preloadEnds = map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { r.preloadEnds[o.Partition] = o.Offset })
+	return nil
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages, or "".

@@ -92,6 +92,26 @@ func TestConfigValidate(t *testing.T) {
 	if err := bad.validate(); err == nil {
 		t.Error("missing Binary passed validation")
 	}
+	if len(c.LatencyLoads) != 2 || c.LatencyLoads[0] != 0.25 || c.LatencyLoads[1] != 0.5 || c.ClusterNodes != -1 || c.SustainWindow <= 0 {
+		t.Errorf("quick defaults: loads %v, cluster nodes %d, sustain window %s", c.LatencyLoads, c.ClusterNodes, c.SustainWindow)
+	}
+	for _, loads := range [][]float64{{0.5, 0.25}, {0, 0.5}, {0.5, 1.5}} {
+		bad = c
+		bad.LatencyLoads = loads
+		if err := bad.validate(); err == nil {
+			t.Errorf("LatencyLoads %v passed validation", loads)
+		}
+	}
+	bad = c
+	bad.SustainRatio = 1
+	if err := bad.validate(); err == nil {
+		t.Error("SustainRatio 1 (a search that never ends by ratio) passed validation")
+	}
+	full := Config{Binary: "healthscore"}
+	full.setDefaults()
+	if err := full.validate(); err != nil || full.ClusterNodes != 3 || full.SustainTrials != 7 {
+		t.Errorf("full defaults: %v, cluster nodes %d, trials %d", err, full.ClusterNodes, full.SustainTrials)
+	}
 }
 
 // TestCauseOf: the harness's shortcut to data.cause agrees with decoding

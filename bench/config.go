@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,12 +44,32 @@ type Config struct {
 	// each additional customer. Default 1,000,000; 0 after defaults means
 	// "the preloaded customers only" (set it to -1 for that).
 	MemoryCustomers int
-	// LatencyDuration is how long paced load runs; default 20s, negative
-	// skips the latency measurement.
+	// SustainWindow is the window over which a paced rate must hold the
+	// group's lag (after a warm-up of a quarter of it) in the search for
+	// the highest sustained rate; default 10s, negative skips the search
+	// (the latency loads are then fractions of the bulk rate).
+	SustainWindow time.Duration
+	// SustainTrials bounds the rates the search tries; default 7.
+	SustainTrials int
+	// SustainBudget bounds the search's time: no trial starts that would
+	// likely end after it; default 3m.
+	SustainBudget time.Duration
+	// SustainRatio ends the search once the highest sustained and lowest
+	// failed rates are within this factor; default 1.15.
+	SustainRatio float64
+	// LagBound is the most lag a sustained rate may show, in seconds of
+	// input at that rate; default 1s.
+	LagBound time.Duration
+	// LatencyDuration is how long each paced load runs; default 20s,
+	// negative skips the latency measurement.
 	LatencyDuration time.Duration
-	// LatencyLoad is the paced rate as a fraction of the measured pipeline
-	// rate; default 0.5.
-	LatencyLoad float64
+	// LatencyLoads are the paced rates as fractions of the sustained rate
+	// (of the bulk rate when none was found), ascending; default 0.25, 0.5.
+	LatencyLoads []float64
+	// ClusterNodes is how many local redis-server nodes in cluster mode
+	// the Redis Cluster row runs the pipeline against; default 3,
+	// negative skips the row.
+	ClusterNodes int
 	// OfflineEvents is how many events the offline fold reads; default
 	// min(Events, 1,000,000).
 	OfflineEvents int
@@ -68,14 +89,19 @@ type Config struct {
 }
 
 // Quick returns the quick configuration (about 200k events over 20k
-// customers, memory at those customers, 15 s of paced load).
+// customers, memory at those customers, a short rate search, 10 s of paced
+// load per latency row, no Redis Cluster row).
 func Quick() Config {
-	return Config{Events: 200_000, Customers: 20_000, MemoryCustomers: -1, NaiveEvents: 5_000, LatencyDuration: 15 * time.Second, OfflineEvents: 200_000}
+	return Config{Events: 200_000, Customers: 20_000, MemoryCustomers: -1, NaiveEvents: 5_000,
+		SustainWindow: 6 * time.Second, SustainTrials: 5, SustainBudget: 75 * time.Second, SustainRatio: 1.25,
+		LatencyDuration: 10 * time.Second, ClusterNodes: -1, OfflineEvents: 200_000}
 }
 
 // Smoke returns the smallest useful configuration, for CI.
 func Smoke() Config {
-	return Config{Events: 20_000, Customers: 2_000, MemoryCustomers: -1, NaiveEvents: 1_000, LatencyDuration: 3 * time.Second, OfflineEvents: 20_000}
+	return Config{Events: 20_000, Customers: 2_000, MemoryCustomers: -1, NaiveEvents: 1_000,
+		SustainWindow: 2 * time.Second, SustainTrials: 3, SustainBudget: 15 * time.Second, SustainRatio: 2,
+		LatencyDuration: 2 * time.Second, ClusterNodes: -1, OfflineEvents: 20_000}
 }
 
 func (c *Config) setDefaults() {
@@ -95,9 +121,23 @@ func (c *Config) setDefaults() {
 	if c.LatencyDuration == 0 {
 		c.LatencyDuration = 20 * time.Second
 	}
-	if c.LatencyLoad == 0 {
-		c.LatencyLoad = 0.5
+	if c.SustainWindow == 0 {
+		c.SustainWindow = 10 * time.Second
 	}
+	def(&c.SustainTrials, 7)
+	if c.SustainBudget == 0 {
+		c.SustainBudget = 3 * time.Minute
+	}
+	if c.SustainRatio == 0 {
+		c.SustainRatio = 1.15
+	}
+	if c.LagBound == 0 {
+		c.LagBound = time.Second
+	}
+	if len(c.LatencyLoads) == 0 {
+		c.LatencyLoads = []float64{0.25, 0.5}
+	}
+	def(&c.ClusterNodes, 3)
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -127,8 +167,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid MaxBatch: must be positive, got %d", c.MaxBatch)
 	case c.NaiveEvents < 1:
 		return fmt.Errorf("invalid NaiveEvents: must be positive, got %d", c.NaiveEvents)
-	case c.LatencyLoad <= 0 || c.LatencyLoad > 1:
-		return fmt.Errorf("invalid LatencyLoad: must be in (0, 1], got %g", c.LatencyLoad)
+	case !slices.IsSorted(c.LatencyLoads) || c.LatencyLoads[0] <= 0 || c.LatencyLoads[len(c.LatencyLoads)-1] > 1:
+		return fmt.Errorf("invalid LatencyLoads: must be ascending fractions in (0, 1], got %v", c.LatencyLoads)
+	case c.SustainWindow > 0 && (c.SustainTrials < 1 || c.SustainRatio <= 1 || c.LagBound <= 0 || c.SustainBudget <= 0):
+		return fmt.Errorf("invalid rate search: SustainTrials (%d) and SustainBudget (%s) must be positive, SustainRatio (%g) above 1, LagBound (%s) positive",
+			c.SustainTrials, c.SustainBudget, c.SustainRatio, c.LagBound)
 	case c.OfflineEvents < 0:
 		return fmt.Errorf("invalid OfflineEvents: must not be negative, got %d", c.OfflineEvents)
 	}

@@ -20,30 +20,47 @@ type cause struct {
 	offset    int64
 }
 
-// latency produces events at LatencyLoad times the measured pipeline rate
-// for LatencyDuration: the same mix over the same customers as the
-// preloaded events, but with current times. It reads the score topic and
-// matches each output to the event its data.cause names. An output's cause
-// is the customer's latest event in the batch, so the events measured are
-// those that caused an output (the others completed in the same batches);
-// the latency is from the produce call (the record timestamp) to the moment
-// the harness reads the output, which is after the broker acknowledged it.
-func (r *run) latency(ctx context.Context, adm *kadm.Client, group string) error {
+// LatencyRow is the event→output latency at one paced rate.
+type LatencyRow struct {
+	// Load is the rate as a fraction of Basis: "sustained" (the highest
+	// paced rate the pipeline sustained in the same run) or "bulk" (the
+	// bulk rate, when no sustained rate was found or searched).
+	Load     float64 `json:"load"`
+	Basis    string  `json:"basis"`
+	RatePerS float64 `json:"rate_per_s"`
+	Seconds  float64 `json:"seconds"`
+	Events   int     `json:"events"`  // paced events produced
+	Samples  int     `json:"samples"` // paced events that caused an output
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
+	MaxMs    float64 `json:"max_ms"`
+}
+
+// latency produces events at rate for LatencyDuration: the same mix over
+// the same customers as the preloaded events, but with current times. It
+// reads the score topic and matches each output to the event its
+// data.cause names. An output's cause is the customer's latest event in the
+// batch, so the events measured are those that caused an output (the others
+// completed in the same batches); the latency is from the produce call (the
+// record timestamp) to the moment the harness reads the output, which is
+// after the broker acknowledged it.
+func (r *run) latency(ctx context.Context, group string, row *LatencyRow) error {
 	cfg := r.cfg
-	rate := cfg.LatencyLoad * r.res.PipelineEventsPerS
+	rate := row.RatePerS
 	total := int(rate * cfg.LatencyDuration.Seconds())
 	if total < 1 {
 		return fmt.Errorf("a rate of %.1f events/s for %s is no event", rate, cfg.LatencyDuration)
 	}
-	r.res.LatencyRatePerS = rate
-	r.res.LatencySeconds = cfg.LatencyDuration.Seconds()
+	row.Seconds = cfg.LatencyDuration.Seconds()
 
 	cl, err := r.client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.topics.score)
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, r.topics.score)
 	if err != nil {
 		return fmt.Errorf("cannot list end offsets of %s: %w", r.topics.score, err)
 	}
@@ -87,9 +104,9 @@ func (r *run) latency(ctx context.Context, adm *kadm.Client, group string) error
 		return err
 	}
 	defer prod.Close()
-	b := newBar(cfg.Progress, cfg.Terminal, "latency", int64(total))
+	b := newBar(cfg.Progress, cfg.Terminal, fmt.Sprintf("latency %.0f%%", 100*row.Load), int64(total))
 	var firstErr error
-	g := newGen(cfg.Seed+1, total, cfg.Customers, time.Now())
+	g := newGen(cfg.Seed+1+uint64(1000*row.Load), total, cfg.Customers, time.Now())
 	g.idPrefix = "l"
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
@@ -152,17 +169,17 @@ func (r *run) latency(ctx context.Context, adm *kadm.Client, group string) error
 			lat = append(lat, t.Sub(at))
 		}
 	})
-	r.res.LatencyEvents = sent.n
+	row.Events = sent.n
 	if len(lat) == 0 {
 		return fmt.Errorf("no output matched any of %d paced events", sent.n)
 	}
 	slices.Sort(lat)
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	r.res.LatencySamples = len(lat)
-	r.res.P50ms = ms(quantile(lat, 0.50))
-	r.res.P99ms = ms(quantile(lat, 0.99))
-	r.res.P999ms = ms(quantile(lat, 0.999))
-	r.res.MaxMs = ms(lat[len(lat)-1])
+	row.Samples = len(lat)
+	row.P50ms = ms(quantile(lat, 0.50))
+	row.P99ms = ms(quantile(lat, 0.99))
+	row.P999ms = ms(quantile(lat, 0.999))
+	row.MaxMs = ms(lat[len(lat)-1])
 	return nil
 }
 

@@ -28,16 +28,19 @@ type instance struct {
 }
 
 // startInstance runs the real binary against the run's broker, Redis and
-// topics, and waits for its HTTP listener.
-func (r *run) startInstance(ctx context.Context, i int, group string) (*instance, error) {
+// topics, and waits for its HTTP listener. redisFlags are its Redis flags; nil
+// is the run's Redis server (--redis) and key prefix.
+func (r *run) startInstance(ctx context.Context, i int, group string, redisFlags ...string) (*instance, error) {
 	cfg := r.cfg
 	t := r.topics
-	cmd := exec.Command(cfg.Binary, "run",
-		"--brokers", strings.Join(r.env.brokers, ","),
-		"--redis", r.env.redisURL, "--redis-prefix", r.prefix,
+	if redisFlags == nil {
+		redisFlags = []string{"--redis", r.env.redisURL, "--redis-prefix", r.prefix}
+	}
+	args := append([]string{"run", "--brokers", strings.Join(r.env.brokers, ",")}, redisFlags...)
+	cmd := exec.Command(cfg.Binary, append(args,
 		"--http", "127.0.0.1:0", "--group", group,
 		"--topics", t.events, "--score-topic", t.score, "--alert-topic", t.alerts, "--dlq-topic", t.dlq,
-		"--max-batch", strconv.Itoa(cfg.MaxBatch), "--log-level", "info")
+		"--max-batch", strconv.Itoa(cfg.MaxBatch), "--log-level", "info")...)
 	cmd.Env = append(os.Environ(), cfg.ServiceEnv...)
 	if cfg.ProfileDir != "" {
 		// The service's --pprof twin; a binary without it ignores it, and
@@ -49,7 +52,7 @@ func (r *run) startInstance(ctx context.Context, i int, group string) (*instance
 		return nil, fmt.Errorf("cannot create pipe: %w", err)
 	}
 	cmd.Stderr = pw
-	logPath := filepath.Join(r.env.dir, fmt.Sprintf("pipeline-%d.log", i))
+	logPath := filepath.Join(r.env.dir, fmt.Sprintf("%s-%d.log", group[strings.LastIndexByte(group, '-')+1:], i))
 	p, err := startProc(fmt.Sprintf("pipeline %d", i), cmd, logPath)
 	pw.Close()
 	if err != nil {
@@ -235,38 +238,19 @@ func (r *run) pipeline(ctx context.Context) error {
 		r.sampleMemory(ctx)
 	}
 
-	// Latency before memory: the paced load runs against the customers whose
-	// bulk rate it is paced from, not after --memory-customers have made the
-	// sorted sets up to 10 times larger and displaced them from the record
-	// cache (a different system than the one the rate was measured on).
+	// The rate search and latency before memory: the paced load runs
+	// against the customers whose bulk rate it starts from, not after
+	// --memory-customers have made the sorted sets up to 10 times larger
+	// and displaced them from the record cache (a different system than
+	// the one the rate was measured on).
+	if cfg.SustainWindow > 0 {
+		if err := r.sustain(ctx, adm, group); err != nil {
+			return fmt.Errorf("rate search: %w", err)
+		}
+	}
 	if cfg.LatencyDuration > 0 {
-		before, err := scrapeAll(ctx, insts)
-		if err != nil {
-			r.note("%v", err)
-		}
-		var latProf chan bool
-		if cfg.ProfileDir != "" {
-			latProf = make(chan bool, 1)
-			go func() {
-				secs := max(1, min(10, int(cfg.LatencyDuration.Seconds())-2))
-				latProf <- r.fetchProfile(ctx, insts[0].http+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu-latency.pprof", time.Duration(secs+30)*time.Second)
-			}()
-		}
-		cpuLat := r.cpuSnapshot(insts)
-		stopHarnessProf := r.profileHarness("cpu-harness-latency.pprof")
-		if err := r.latency(ctx, adm, group); err != nil {
-			stopHarnessProf()
-			return fmt.Errorf("latency: %w", err)
-		}
-		stopHarnessProf()
-		r.res.LatencyCPUMicrosPerEvent = perEvent(cpuLat, r.cpuSnapshot(insts), int64(r.res.LatencyRatePerS*r.res.LatencySeconds))
-		if latProf != nil && <-latProf {
-			fmt.Fprintf(cfg.Log, "wrote %s\n", filepath.Join(cfg.ProfileDir, "cpu-latency.pprof"))
-		}
-		if after, err := scrapeAll(ctx, insts); err != nil {
-			r.note("%v", err)
-		} else if before != nil {
-			r.res.LatencyService = stats(before, after)
+		if err := r.latencyRows(ctx, group, insts); err != nil {
+			return err
 		}
 	}
 
@@ -304,6 +288,65 @@ func (r *run) pipeline(ctx context.Context) error {
 		} else if !in.cmd.ProcessState.Success() {
 			r.note("%s exited with %s", in.name, in.cmd.ProcessState)
 		}
+	}
+	return nil
+}
+
+// latencyRows measures the latency at each of cfg.LatencyLoads times the
+// sustained rate (the bulk rate without one). The service's histograms,
+// the CPU per event and the profiles are of the last (highest) row, whose
+// figures are also the result's top-level latency figures.
+func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) error {
+	cfg := r.cfg
+	basis, base := "sustained", r.res.SustainedEventsPerS
+	if base <= 0 {
+		basis, base = "bulk", r.res.PipelineEventsPerS
+		if cfg.SustainWindow > 0 {
+			r.note("no paced rate was sustained: the latency loads are fractions of the bulk rate")
+		}
+	}
+	for i, load := range cfg.LatencyLoads {
+		row := LatencyRow{Load: load, Basis: basis, RatePerS: load * base}
+		if i < len(cfg.LatencyLoads)-1 {
+			if err := r.latency(ctx, group, &row); err != nil {
+				return fmt.Errorf("latency at %.0f%%: %w", 100*load, err)
+			}
+			r.res.LatencyRows = append(r.res.LatencyRows, row)
+			continue
+		}
+		before, err := scrapeAll(ctx, insts)
+		if err != nil {
+			r.note("%v", err)
+		}
+		var latProf chan bool
+		if cfg.ProfileDir != "" {
+			latProf = make(chan bool, 1)
+			go func() {
+				secs := max(1, min(10, int(cfg.LatencyDuration.Seconds())-2))
+				latProf <- r.fetchProfile(ctx, insts[0].http+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu-latency.pprof", time.Duration(secs+30)*time.Second)
+			}()
+		}
+		cpuLat := r.cpuSnapshot(insts)
+		stopHarnessProf := r.profileHarness("cpu-harness-latency.pprof")
+		err = r.latency(ctx, group, &row)
+		stopHarnessProf()
+		if err != nil {
+			return fmt.Errorf("latency at %.0f%%: %w", 100*load, err)
+		}
+		r.res.LatencyRows = append(r.res.LatencyRows, row)
+		r.res.LatencyCPUMicrosPerEvent = perEvent(cpuLat, r.cpuSnapshot(insts), int64(row.RatePerS*row.Seconds))
+		if latProf != nil && <-latProf {
+			fmt.Fprintf(cfg.Log, "wrote %s\n", filepath.Join(cfg.ProfileDir, "cpu-latency.pprof"))
+		}
+		if after, err := scrapeAll(ctx, insts); err != nil {
+			r.note("%v", err)
+		} else if before != nil {
+			r.res.LatencyService = stats(before, after)
+		}
+		r.res.LatencyLoad, r.res.LatencyBasis = row.Load, row.Basis
+		r.res.LatencyRatePerS, r.res.LatencySeconds = row.RatePerS, row.Seconds
+		r.res.LatencyEvents, r.res.LatencySamples = row.Events, row.Samples
+		r.res.P50ms, r.res.P99ms, r.res.P999ms, r.res.MaxMs = row.P50ms, row.P99ms, row.P999ms, row.MaxMs
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ const (
 	TargetP99ms             = 100
 	TargetBytesPerCustomer  = 300
 	TargetOfflinePerS       = 1e6
+	// Issue 14: Redis Cluster throughput over single-server in one run.
+	TargetClusterOverSingle = 0.5
 )
 
 // Result holds every figure of a run. Rates are events per second.
@@ -36,6 +38,17 @@ type Result struct {
 	PipelineOverBare  float64 `json:"pipeline_over_bare"`
 	PipelineOverNaive float64 `json:"pipeline_over_naive"`
 
+	// The highest paced rate the pipeline sustained (see Config.LagBound),
+	// as found by the rate search; 0 if none or not searched.
+	SustainedEventsPerS float64     `json:"sustained_events_per_s"`
+	SustainedOverBulk   float64     `json:"sustained_over_bulk"`
+	SustainSeconds      float64     `json:"sustain_seconds"` // the search's wall time
+	RateTrials          []rateTrial `json:"rate_trials,omitempty"`
+	// LatencyRows are the latency at each paced load (Config.LatencyLoads).
+	LatencyRows []LatencyRow `json:"latency_rows,omitempty"`
+	// The last (highest-load) row's figures, as before the rows existed.
+	LatencyLoad     float64 `json:"latency_load"`
+	LatencyBasis    string  `json:"latency_basis"`
 	LatencyRatePerS float64 `json:"latency_rate_per_s"`
 	LatencySeconds  float64 `json:"latency_seconds"`
 	LatencyEvents   int     `json:"latency_events"`  // paced events produced
@@ -44,6 +57,13 @@ type Result struct {
 	P99ms           float64 `json:"p99_ms"`
 	P999ms          float64 `json:"p999_ms"`
 	MaxMs           float64 `json:"max_ms"`
+
+	// The pipeline over the preloaded events against a local Redis Cluster
+	// of ClusterNodes primaries, in the same run; 0 nodes: not measured.
+	ClusterNodes      int     `json:"cluster_nodes"`
+	ClusterEventsPerS float64 `json:"cluster_events_per_s"`
+	ClusterSeconds    float64 `json:"cluster_seconds"`
+	ClusterOverSingle float64 `json:"cluster_over_single"`
 
 	MemoryCustomers  int     `json:"memory_customers"`
 	MemoryBytes      int64   `json:"memory_bytes"` // used_memory growth
@@ -81,6 +101,16 @@ func (r *Result) WriteJSON(path string) error {
 	return nil
 }
 
+func sustainedTrials(ts []rateTrial) int {
+	n := 0
+	for _, t := range ts {
+		if t.Sustained {
+			n++
+		}
+	}
+	return n
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -100,10 +130,26 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "naive per-event\t%s events/s (first %s events)\t\t\n", human(r.NaiveEventsPerS), human(float64(r.NaiveEvents)))
 	fmt.Fprintf(tw, "pipeline / bare\t%.2f\t>= %.2f %s\t\n", r.PipelineOverBare, TargetPipelineOverBare, verdict(r.PipelineOverBare >= TargetPipelineOverBare))
 	fmt.Fprintf(tw, "pipeline / naive\t%.0f\t>= %d %s\t\n", r.PipelineOverNaive, TargetPipelineOverNaive, verdict(r.PipelineOverNaive >= TargetPipelineOverNaive))
-	if r.LatencySamples > 0 {
-		fmt.Fprintf(tw, "latency p50 / p99 / p99.9\t%.1f / %.1f / %.1f ms (max %.1f) at %s events/s for %.0f s; %s of %s events caused an output\tp99 < %d ms %s\t\n",
-			r.P50ms, r.P99ms, r.P999ms, r.MaxMs, human(r.LatencyRatePerS), r.LatencySeconds, human(float64(r.LatencySamples)), human(float64(r.LatencyEvents)), TargetP99ms, verdict(r.P99ms < TargetP99ms))
-	} else {
+	if r.ClusterNodes > 0 {
+		fmt.Fprintf(tw, "pipeline on Redis Cluster (%d nodes)\t%s events/s (%s in %.2f s)\t\t\n", r.ClusterNodes, human(r.ClusterEventsPerS), human(float64(r.Events)), r.ClusterSeconds)
+		fmt.Fprintf(tw, "cluster / single server\t%.2f\t>= %.1f %s\t\n", r.ClusterOverSingle, TargetClusterOverSingle, verdict(r.ClusterOverSingle >= TargetClusterOverSingle))
+	}
+	switch {
+	case r.SustainedEventsPerS > 0:
+		fmt.Fprintf(tw, "highest sustained paced rate\t%s events/s (%.2f of bulk; lag bound held in %d of %d trials, %.0f s)\t\t\n",
+			human(r.SustainedEventsPerS), r.SustainedOverBulk, sustainedTrials(r.RateTrials), len(r.RateTrials), r.SustainSeconds)
+	case len(r.RateTrials) > 0:
+		fmt.Fprintf(tw, "highest sustained paced rate\tnone of %d rates tried\t\t\n", len(r.RateTrials))
+	}
+	for _, l := range r.LatencyRows {
+		target, v := "", ""
+		if l.Basis == "sustained" && l.Load == 0.5 {
+			target, v = fmt.Sprintf("p99 < %d ms", TargetP99ms), verdict(l.P99ms < TargetP99ms)
+		}
+		fmt.Fprintf(tw, "latency p50 / p99 / p99.9 at %.0f%% of %s\t%.1f / %.1f / %.1f ms (max %.1f) at %s events/s for %.0f s; %s of %s events caused an output\t%s %s\t\n",
+			100*l.Load, l.Basis, l.P50ms, l.P99ms, l.P999ms, l.MaxMs, human(l.RatePerS), l.Seconds, human(float64(l.Samples)), human(float64(l.Events)), target, v)
+	}
+	if len(r.LatencyRows) == 0 {
 		fmt.Fprintf(tw, "latency\tnot measured\tp99 < %d ms\t\n", TargetP99ms)
 	}
 	fmt.Fprintf(tw, "Redis memory per customer\t%.0f bytes (used_memory +%s B at %s customers)\t<= %d %s\t\n",
@@ -123,6 +169,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 			break
 		}
 		fmt.Fprintf(w, "pipeline phase Redis: %s\n", c)
+	}
+	if len(r.RateTrials) > 0 {
+		ts := make([]string, len(r.RateTrials))
+		for i, t := range r.RateTrials {
+			v := "not sustained"
+			if t.Sustained {
+				v = "sustained"
+			}
+			ts[i] = fmt.Sprintf("%s/s %s (%s)", human(t.Rate), v, t.Why)
+		}
+		fmt.Fprintf(w, "rate search: %s\n", strings.Join(ts, "; "))
 	}
 	if r.LatencyService != nil {
 		fmt.Fprintf(w, "latency phase: %s\n", r.LatencyService)

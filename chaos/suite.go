@@ -44,13 +44,20 @@ type Config struct {
 	Seed       uint64
 
 	KillMin, KillMax time.Duration // a random instance is SIGKILLed every KillMin..KillMax; default 1s..3s
-	RedisKills       int           // SIGKILLs of redis-server, spread over the production; default 2
-	RedisLose        time.Duration // after each Redis kill, cut its AOF back by this much (power-loss simulation); 0: a plain process crash
-	Fsync            string        // redis appendfsync; default everysec
-	Outage           time.Duration // one broker outage of this length; default 10s
-	Faults           bool          // inject broker errors on produce, fetch and offset commit
-	SessionTimeout   time.Duration // dev-broker --max-session-timeout; default 6s
-	DrainTimeout     time.Duration // time for the group to commit everything after production; default 5m
+	// Dynamic makes the instances dynamic group members. By default each
+	// is a static member (--group-instance-id, KIP-345), as a deployment
+	// with stable names (a StatefulSet) would run them: a killed instance
+	// restarted with its id takes its partitions back without a rebalance,
+	// where a dynamic one leaves a dead member that holds the group in
+	// PreparingRebalance until its session times out.
+	Dynamic        bool
+	RedisKills     int           // SIGKILLs of redis-server, spread over the production; default 2
+	RedisLose      time.Duration // after each Redis kill, cut its AOF back by this much (power-loss simulation); 0: a plain process crash
+	Fsync          string        // redis appendfsync; default everysec
+	Outage         time.Duration // one broker outage of this length; default 10s
+	Faults         bool          // inject broker errors on produce, fetch and offset commit
+	SessionTimeout time.Duration // dev-broker --max-session-timeout; default 6s
+	DrainTimeout   time.Duration // time for the group to commit everything after production; default 5m
 }
 
 func (c *Config) defaults() {
@@ -103,7 +110,14 @@ type Summary struct {
 	MetricApp  float64 // applied, from the instances' metrics (lower bound)
 	Elapsed    time.Duration
 	Drain      time.Duration // from the end of production to everything committed
-	Unclean    []string      // instances that did not stop cleanly on SIGTERM
+	// DuringKills is how many input records the group had committed when
+	// the kills stopped (at the end of production); Records is how many
+	// the input topic held in the end.
+	DuringKills, Records int64
+	// StaticMembers is how many members of the group had a group instance
+	// id after the drain (all of them unless Cfg.Dynamic).
+	StaticMembers int
+	Unclean       []string // instances that did not stop cleanly on SIGTERM
 }
 
 // Run runs the suite: build, start everything, produce while breaking
@@ -153,9 +167,13 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 
 	insts := make([]*Instance, cfg.Instances)
 	for i := range insts {
-		insts[i] = NewInstance(fmt.Sprintf("hs%d", i+1), bin, filepath.Join(cfg.Dir, fmt.Sprintf("hs%d.log", i+1)),
-			"--brokers", broker.Addr, "--redis", rds.URL(), "--group", Group,
-			"--max-batch", fmt.Sprint(cfg.MaxBatch), "--log-level", "info", "--shutdown-grace", "20s")
+		name := fmt.Sprintf("hs%d", i+1)
+		args := []string{"--brokers", broker.Addr, "--redis", rds.URL(), "--group", Group,
+			"--max-batch", fmt.Sprint(cfg.MaxBatch), "--log-level", "info", "--shutdown-grace", "20s"}
+		if !cfg.Dynamic {
+			args = append(args, "--group-instance-id", name)
+		}
+		insts[i] = NewInstance(name, bin, filepath.Join(cfg.Dir, name+".log"), args...)
 		if err := insts[i].Start(); err != nil {
 			return nil, err
 		}
@@ -165,7 +183,11 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 			in.Kill()
 		}
 	}()
-	logf("%d healthscore instances running", len(insts))
+	membership := "static members (--group-instance-id)"
+	if cfg.Dynamic {
+		membership = "dynamic members"
+	}
+	logf("%d healthscore instances running, %s", len(insts), membership)
 
 	model := scorer.DefaultModel()
 	exp := newExpect(model)
@@ -368,6 +390,13 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 	prodEnd := time.Now()
 	stopFaults()
 	wg.Wait()
+	// The kills stopped with the production: what the group committed by
+	// now was processed while instances were being killed.
+	if n, err := committedRecords(ctx, adm, Group, InputTopic); err != nil {
+		logf("cannot read the committed offsets at the end of the kills: %v", err)
+	} else {
+		sum.DuringKills = n
+	}
 	if prodErr != nil {
 		return nil, prodErr
 	}
@@ -391,6 +420,12 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	sum.Drain = time.Since(prodEnd)
+	if sum.Records, err = committedRecords(ctx, adm, Group, InputTopic); err != nil {
+		return nil, err
+	}
+	if sum.StaticMembers, err = staticMembers(ctx, adm, Group); err != nil {
+		return nil, err
+	}
 	logf("group committed everything in %s; stopping instances with SIGTERM", sum.Drain.Round(time.Second))
 	for _, in := range insts {
 		if err := in.Term(30 * time.Second); err != nil {
@@ -426,6 +461,15 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Summary, error) {
 	return sum, nil
 }
 
+// KillShare is the share of the input records the group committed while
+// instances were being killed: DuringKills / Records (0 without records).
+func (s *Summary) KillShare() float64 {
+	if s.Records <= 0 {
+		return 0
+	}
+	return float64(s.DuringKills) / float64(s.Records)
+}
+
 // Failures lists every violated expectation; empty means the run passed.
 func (s *Summary) Failures() []string {
 	var f []string
@@ -458,6 +502,7 @@ func (s *Summary) Failures() []string {
 	for k := range reasons {
 		add(r.DLQ[k] != e.Bad[k], "dead letters %s: %d, bad records sent: %d", k, r.DLQ[k], e.Bad[k])
 	}
+	add(!s.Cfg.Dynamic && s.StaticMembers != s.Cfg.Instances, "%d of the group's members had a group instance id after the drain, want %d (static membership)", s.StaticMembers, s.Cfg.Instances)
 	add(len(s.Unclean) > 0, "unclean SIGTERM exits: %s", strings.Join(s.Unclean, "; "))
 	sort.Strings(f)
 	return f
@@ -514,7 +559,12 @@ func (s *Summary) WriteTable(w io.Writer) {
 		row("  "+k, r.DLQ[k], fmt.Sprintf("%s (sent %d)", st, e.Bad[k]))
 	}
 	f := &s.Faults
-	row("instance SIGKILLs", f.InstanceKills, fmt.Sprintf("every %s–%s", c.KillMin, c.KillMax))
+	membership := "static members (--group-instance-id)"
+	if c.Dynamic {
+		membership = "dynamic members"
+	}
+	row("instance SIGKILLs", f.InstanceKills, fmt.Sprintf("every %s–%s; %s", c.KillMin, c.KillMax, membership))
+	row("processed during kills", fmt.Sprintf("%.0f%%", 100*s.KillShare()), fmt.Sprintf("%d of %d input records committed before the kills stopped (the rest in the drain)", s.DuringKills, s.Records))
 	lose := "process crash: AOF kept"
 	if c.RedisLose > 0 {
 		lose = fmt.Sprintf("power-loss simulation: AOF cut back %s, %d bytes in all", c.RedisLose, f.AOFBytesCut)
@@ -537,6 +587,24 @@ func (s *Summary) WriteTable(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "PASSED: nothing lost, nothing applied twice, every alert present")
 	}
+}
+
+// staticMembers returns how many members of group have a group instance id.
+func staticMembers(ctx context.Context, adm *kadm.Client, group string) (int, error) {
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err == nil {
+		err = gs.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot describe group %s: %w", group, err)
+	}
+	n := 0
+	for _, m := range gs[group].Members {
+		if m.InstanceID != nil && *m.InstanceID != "" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // describeGroup says who in the group holds which input partitions.

@@ -44,6 +44,23 @@ func lag(ctx context.Context, adm *kadm.Client, group, topic string) (int64, err
 	return behind, nil
 }
 
+// committedRecords returns the sum over topic's partitions of group's
+// committed offsets: the records it committed, as the topics of a run
+// start at offset 0.
+func committedRecords(ctx context.Context, adm *kadm.Client, group, topic string) (int64, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, fmt.Errorf("cannot fetch the committed offsets of %s: %w", group, err)
+	}
+	var n int64
+	for _, o := range offs[topic] {
+		if o.Err == nil && o.At > 0 {
+			n += o.At
+		}
+	}
+	return n, nil
+}
+
 // readTopic calls fn for every record of topic from the start to the end
 // offsets of when it was called.
 func readTopic(ctx context.Context, brokers []string, topic string, fn func(*kgo.Record)) error {

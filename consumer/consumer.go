@@ -46,6 +46,12 @@ type Config struct {
 	Brokers []string
 	Topics  []string // default: customer-events
 	Group   string   // default: healthscore
+	// InstanceID, when set, makes this member static in the group
+	// (Kafka's group.instance.id, KIP-345): a restarted process with the
+	// same InstanceID takes its old assignment back without a rebalance,
+	// and a member that stopped keeps its partitions until the session
+	// timeout instead of leaving. It must be unique among running members.
+	InstanceID string
 
 	Model *scorer.Model
 	// Input decodes the input records (ingest: native, CloudEvents,
@@ -239,6 +245,9 @@ func New(cfg Config) (*Consumer, error) {
 			c.metrics.rebalanced("lost", p, n)
 		}),
 	}, cfg.ClientOpts...)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	c.client, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create Kafka client: %w", err)

@@ -43,7 +43,7 @@ import (
 type serviceFlags struct {
 	brokers, redisURL, redisPrefix, model, commitDelay   string
 	topics, scoreTopic, alertTopic, dlqTopic             string
-	group, httpAddr, logLevel                            string
+	group, groupInstanceID, httpAddr, logLevel           string
 	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
 	cacheCustomers, historyDays                          int
@@ -205,6 +205,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.str(&f.alertTopic, "alert-topic", "HEALTHSCORE_ALERT_TOPIC", "customer-health-alerts", "topic of health.low, health.recovered and health.dropped events")
 	e.str(&f.dlqTopic, "dlq-topic", "HEALTHSCORE_DLQ_TOPIC", "customer-events-dlq", "dead-letter topic for bad input records")
 	e.str(&f.group, "group", "HEALTHSCORE_GROUP", "healthscore", "Kafka consumer group")
+	e.str(&f.groupInstanceID, "group-instance-id", "HEALTHSCORE_GROUP_INSTANCE_ID", "", "static group membership (Kafka group.instance.id): a restart with the same id takes its partitions back without a rebalance; unique per running instance (e.g. the pod name of a StatefulSet); a stopped instance keeps its partitions until its session times out; empty: a dynamic member")
 	e.str(&f.httpAddr, "http", "HEALTHSCORE_HTTP", ":8080", "HTTP listen address of the API (/v1/*), and of /metrics, /livez, /readyz unless --admin-http is set")
 	e.str(&f.adminHTTP, "admin-http", "HEALTHSCORE_ADMIN_HTTP", "", "separate listen address of /metrics, /livez, /healthz, /readyz and /debug/pprof/ (then not served on --http); empty: all on --http")
 	e.str(&f.apiTokenFile, "api-token-file", "HEALTHSCORE_API_TOKEN_FILE", "", "file holding the bearer token that /v1/* requires (re-read when it changes); empty: the API is open")
@@ -523,7 +524,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 	}
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	return consumer.New(consumer.Config{
-		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group,
+		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group, InstanceID: f.groupInstanceID,
 		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace, HistoryDays: f.historyDays,

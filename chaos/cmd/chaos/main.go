@@ -32,6 +32,7 @@ func main() {
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.DurationVar(&c.KillMin, "kill-min", time.Second, "shortest time between instance SIGKILLs")
 	fs.DurationVar(&c.KillMax, "kill-max", 3*time.Second, "longest time between instance SIGKILLs")
+	fs.BoolVar(&c.Dynamic, "dynamic", false, "run the instances as dynamic group members (default: static, --group-instance-id hsN)")
 	fs.IntVar(&c.RedisKills, "redis-kills", 3, "redis-server SIGKILLs during production")
 	fs.DurationVar(&c.RedisLose, "redis-lose", 0, "after each Redis SIGKILL, cut the AOF back by this much, as a power loss would (e.g. 1s); 0: process crash only")
 	fs.StringVar(&c.Fsync, "fsync", "everysec", "redis appendfsync: everysec, always or no")
