@@ -91,18 +91,8 @@ func (a *api) forecast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("within=%q must be a whole number of hours or days from 1h to %dd, e.g. 36h or 7d", within, int(maxWithin/(24*time.Hour))))
 		return
 	}
-	limit := 100
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", MaxLimit))
-			return
-		}
-		limit = n
-	}
-	segment := q.Get("segment")
-	if len(segment) > scorer.MaxCustomerIDLen {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("segment must be at most %d bytes", scorer.MaxCustomerIDLen))
+	limit, segment, ok := listParams(w, q)
+	if !ok {
 		return
 	}
 

@@ -77,19 +77,8 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, h, err := a.cfg.History.GetWithHistory(r.Context(), id)
-	if err != nil {
-		a.warnRead("cannot read customer history", err)
-		writeError(w, http.StatusServiceUnavailable, "cannot read customer history: "+err.Error())
-		return
-	}
-	if rec.Version == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no applied events", id))
-		return
-	}
-	m := a.cfg.Model()
-	st, err := m.DecodeState(rec.Data)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot decode customer state: "+err.Error())
+	m, st, ok := a.customerState(w, id, rec, err, "customer history")
+	if !ok {
 		return
 	}
 	v := HistoryView{CustomerID: id, WindowDays: a.cfg.HistoryDays, From: scorer.FormatDay(from), To: scorer.FormatDay(to),

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -217,6 +218,50 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
+// listParams reads the limit (1 to MaxLimit, default 100) and segment
+// parameters shared by the listings; on a bad one it answers 400 and
+// returns false.
+func listParams(w http.ResponseWriter, q url.Values) (limit int, segment string, ok bool) {
+	limit = 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", MaxLimit))
+			return 0, "", false
+		}
+		limit = n
+	}
+	segment = q.Get("segment")
+	if len(segment) > scorer.MaxCustomerIDLen {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("segment must be at most %d bytes", scorer.MaxCustomerIDLen))
+		return 0, "", false
+	}
+	return limit, segment, true
+}
+
+// customerState turns one customer's read (rec, err: what the store
+// answered when reading what) into the current model and the decoded state;
+// otherwise it answers 503 (read failed), 404 (no applied event) or 500
+// (undecodable) and returns false.
+func (a *api) customerState(w http.ResponseWriter, id string, rec state.Record, err error, what string) (*scorer.Model, *scorer.State, bool) {
+	if err != nil {
+		a.warnRead("cannot read "+what, err)
+		writeError(w, http.StatusServiceUnavailable, "cannot read "+what+": "+err.Error())
+		return nil, nil, false
+	}
+	if rec.Version == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no applied events", id))
+		return nil, nil, false
+	}
+	m := a.cfg.Model()
+	st, err := m.DecodeState(rec.Data)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot decode customer state: "+err.Error())
+		return nil, nil, false
+	}
+	return m, st, true
+}
+
 func (a *api) customer(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if id == "" || len(id) > scorer.MaxCustomerIDLen {
@@ -224,19 +269,8 @@ func (a *api) customer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := a.cfg.Store.Get(r.Context(), id)
-	if err != nil {
-		a.warnRead("cannot read customer state", err)
-		writeError(w, http.StatusServiceUnavailable, "cannot read customer state: "+err.Error())
-		return
-	}
-	if rec.Version == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no applied events", id))
-		return
-	}
-	m := a.cfg.Model()
-	st, err := m.DecodeState(rec.Data)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot decode customer state: "+err.Error())
+	m, st, ok := a.customerState(w, id, rec, err, "customer state")
+	if !ok {
 		return
 	}
 	at := a.cfg.Now().UnixNano()
@@ -284,16 +318,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "band must be red, yellow or green")
 		return
 	}
-	limit := 100
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", MaxLimit))
-			return
-		}
-		limit = n
+	limit, segment, ok := listParams(w, q)
+	if !ok {
+		return
 	}
-	segment := q.Get("segment")
 	m := a.cfg.Model()
 	items := []ListItem{}
 	var states []*scorer.State

@@ -541,6 +541,7 @@ func TestErrorPaths(t *testing.T) {
 		{"GET", "/v1/forecast?band=red&within=366d", auth, 400, "from 1h to 365d"},
 		{"GET", "/v1/forecast?band=red&limit=0", auth, 400, "limit must be an integer from 1 to 10000"},
 		{"GET", "/v1/forecast?band=red&segment=" + strings.Repeat("s", 257), auth, 400, "segment must be at most 256 bytes"},
+		{"GET", "/v1/customers?band=red&segment=" + strings.Repeat("s", 257), auth, 400, "segment must be at most 256 bytes"},
 		{"GET", "/v1/model", nil, 401, "bearer token is required"},
 		{"GET", "/v1/nothing", auth, 404, "no route for GET /v1/nothing; the API is described in docs/api.md"},
 		{"GET", "/v1/nothing", nil, 404, "no route"},
