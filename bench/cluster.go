@@ -42,36 +42,15 @@ func (r *run) cluster(ctx context.Context) error {
 	total := int64(cfg.Events)
 	b := newBar(cfg.Progress, cfg.Terminal, "cluster", total)
 	start := time.Now()
-	insts := make([]*instance, 0, cfg.Instances)
-	defer func() {
-		for _, in := range insts {
-			_ = in.stop(60 * time.Second)
-		}
-	}()
-	for i := range cfg.Instances {
-		in, err := r.startInstance(ctx, i, group, "--redis-cluster", strings.Join(nodes, ","), "--redis-prefix", r.prefix)
-		if err != nil {
-			b.finish()
-			return err
-		}
-		insts = append(insts, in)
+	insts, stopInsts, err := r.startInstances(ctx, group, "--redis-cluster", strings.Join(nodes, ","), "--redis-prefix", r.prefix)
+	defer stopInsts()
+	if err != nil {
+		b.finish()
+		return err
 	}
-	err = waitProgress(ctx, func() (int64, error) {
-		for _, in := range insts {
-			select {
-			case <-in.exited:
-				return 0, fmt.Errorf("%s exited:\n%s", in.name, in.tail())
-			default:
-			}
-		}
-		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		n, err := r.committedPreload(qctx, adm, group)
-		if err == nil {
-			b.set(n)
-		}
-		return n, err
-	}, total)
+	err = r.waitCount(ctx, total, b, insts, func(ctx context.Context) (int64, error) {
+		return r.committedPreload(ctx, adm, group)
+	})
 	el := time.Since(start)
 	b.finish()
 	if err != nil {

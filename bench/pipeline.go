@@ -129,6 +129,14 @@ func endOffsets(ctx context.Context, adm *kadm.Client, topics ...string) (int64,
 // waitCommitted waits until group has committed want records of the events
 // topic, counting on b.
 func (r *run) waitCommitted(ctx context.Context, adm *kadm.Client, group string, want int64, b *bar, insts []*instance) error {
+	return r.waitCount(ctx, want, b, insts, func(ctx context.Context) (int64, error) {
+		return committed(ctx, adm, group, r.topics.events)
+	})
+}
+
+// waitCount waits until count reaches want, showing it on b, and fails as
+// soon as one of insts has exited.
+func (r *run) waitCount(ctx context.Context, want int64, b *bar, insts []*instance, count func(context.Context) (int64, error)) error {
 	return waitProgress(ctx, func() (int64, error) {
 		for _, in := range insts {
 			select {
@@ -139,12 +147,31 @@ func (r *run) waitCommitted(ctx context.Context, adm *kadm.Client, group string,
 		}
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		n, err := committed(qctx, adm, group, r.topics.events)
+		n, err := count(qctx)
 		if err == nil {
 			b.set(n)
 		}
 		return n, err
 	}, want)
+}
+
+// startInstances starts cfg.Instances service processes in group (with
+// redisFlags, see startInstance); stop stops those started, also when one
+// failed to start.
+func (r *run) startInstances(ctx context.Context, group string, redisFlags ...string) (insts []*instance, stop func(), err error) {
+	stop = func() {
+		for _, in := range insts {
+			_ = in.stop(60 * time.Second)
+		}
+	}
+	for i := range r.cfg.Instances {
+		in, err := r.startInstance(ctx, i, group, redisFlags...)
+		if err != nil {
+			return insts, stop, err
+		}
+		insts = append(insts, in)
+	}
+	return insts, stop, nil
 }
 
 // pipeline runs the real binary over the preloaded events and measures the
@@ -176,19 +203,11 @@ func (r *run) pipeline(ctx context.Context) error {
 
 	b := newBar(cfg.Progress, cfg.Terminal, "pipeline", total)
 	start := time.Now()
-	insts := make([]*instance, 0, cfg.Instances)
-	defer func() {
-		for _, in := range insts {
-			_ = in.stop(60 * time.Second)
-		}
-	}()
-	for i := range cfg.Instances {
-		in, err := r.startInstance(ctx, i, group)
-		if err != nil {
-			b.finish()
-			return err
-		}
-		insts = append(insts, in)
+	insts, stopInsts, err := r.startInstances(ctx, group)
+	defer stopInsts()
+	if err != nil {
+		b.finish()
+		return err
 	}
 	cpu0 := r.cpuSnapshot(nil)
 	var profDone chan bool
