@@ -210,7 +210,7 @@ func (c *Consumer) processGroup(ctx context.Context, todo []*customerBatch) erro
 // their events duplicates, and their pending outputs are produced again by
 // the next load.
 func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*customerBatch, error) {
-	t := time.Now()
+	t := c.now()
 	ids := make([]string, len(customers))
 	for i, cb := range customers {
 		ids[i] = cb.id
@@ -623,7 +623,7 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 		var failed []*kgo.Record
 		var failedCauses []time.Time
 		var firstErr error
-		now := time.Now()
+		now := c.now()
 		for i, r := range results {
 			if r.Err == nil {
 				if pendingCauses != nil {

@@ -121,12 +121,15 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 	if hold := c.commitHold.Load(); !due.IsZero() && hold > due.UnixNano() {
 		due = time.Unix(0, hold) // the run_id could not be read: try again then
 	}
+	now := c.now()
 	if due.IsZero() {
 		// Turn at least this often, so that a fetch failure that went away
 		// stops showing in Ready even when no record arrives.
-		due = time.Now().Add(maxPollWait)
+		due = now.Add(maxPollWait)
 	}
-	pctx, cancel := context.WithDeadline(ctx, due)
+	// A timeout, not a deadline: due is on the consumer's clock, which a
+	// test may have set apart from the timers' clock.
+	pctx, cancel := context.WithTimeout(ctx, due.Sub(now))
 	defer cancel()
 	return c.client.PollRecords(pctx, c.cfg.MaxPollRecords)
 }
@@ -145,25 +148,25 @@ const maxPollWait = 5 * time.Second
 // the run_id cannot be read (Redis down, or not answering), nothing is
 // committed: Redis may be restarting without those writes.
 func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Record) (rewound bool) {
-	cutoff := time.Now().Add(-c.cfg.CommitDelay)
+	cutoff := c.now().Add(-c.cfg.CommitDelay)
 	if all {
 		if due := c.commits.nextDueLast(c.cfg.CommitDelay); !due.IsZero() {
 			select {
 			case <-ctx.Done():
 				c.log.Warn("offsets not committed: no time left to wait for their durability; the records will be redelivered and skipped as applied")
 				return false
-			case <-time.After(time.Until(due)):
+			case <-time.After(due.Sub(c.now())):
 			}
 		}
 		cutoff = time.Time{}
 	}
-	if c.commits.nextDue(c.cfg.CommitDelay).IsZero() || (!all && c.commits.nextDue(c.cfg.CommitDelay).After(time.Now())) {
+	if c.commits.nextDue(c.cfg.CommitDelay).IsZero() || (!all && c.commits.nextDue(c.cfg.CommitDelay).After(c.now())) {
 		return false
 	}
-	if !all && time.Now().UnixNano() < c.commitHold.Load() {
+	if !all && c.now().UnixNano() < c.commitHold.Load() {
 		return false
 	}
-	start := time.Now()
+	start := c.now()
 	defer func() { c.metrics.since(StageCommit, start) }()
 	now, err := c.serverID(ctx)
 	if err != nil {
@@ -174,7 +177,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 			c.log.Warn("offsets not committed: cannot tell whether Redis kept their writes; the records will be redelivered and skipped as applied", zap.Error(err))
 			return false
 		}
-		c.commitHold.Store(time.Now().Add(time.Second).UnixNano())
+		c.commitHold.Store(c.now().Add(time.Second).UnixNano())
 		return false
 	}
 	c.commitHold.Store(0)
@@ -188,7 +191,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 				c.log.Warn("offsets not committed: their writes did not reach the Redis replicas in time; the records will be redelivered and skipped as applied", zap.Error(err))
 				return false
 			}
-			c.commitHold.Store(time.Now().Add(time.Second).UnixNano())
+			c.commitHold.Store(c.now().Add(time.Second).UnixNano())
 			return false
 		}
 		if waited != "" {
@@ -211,7 +214,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 			cerr = commitError(resp, err)
 		})
 		if cerr == nil {
-			c.metrics.lastCommit.Set(float64(time.Now().UnixNano()) / 1e9)
+			c.metrics.lastCommit.Set(float64(c.now().UnixNano()) / 1e9)
 		}
 		if lostGeneration(cerr) {
 			// Retrying cannot succeed; the effects are saved with their
@@ -246,11 +249,11 @@ type ReplicaWaiter interface {
 // every earlier write), and if the primary is replaced meanwhile, its new
 // run_id makes the consumer rewind instead.
 func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
-	start := time.Now()
+	start := c.now()
 	server, n, err := c.cfg.Replicas.WaitReplicas(ctx)
 	c.waitMetrics.replicas.Set(float64(n))
 	if n > 0 {
-		c.waitMetrics.seconds.Observe(time.Since(start).Seconds())
+		c.waitMetrics.seconds.Observe(c.now().Sub(start).Seconds())
 	}
 	return server, err
 }

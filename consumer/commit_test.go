@@ -63,13 +63,8 @@ func TestCommitRejectedByGroupDoesNotStall(t *testing.T) {
 // waitApplied waits until customer id has a stored state.
 func (h *harness) waitApplied(id string) {
 	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(h.t, 15*time.Second, "customer "+id+" applied (else the consumer is stuck)", func() bool {
 		rec, err := h.store.Get(context.Background(), id)
-		if err == nil && rec.Version > 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	h.t.Fatalf("customer %s not applied within 15 s: the consumer is stuck", id)
+		return err == nil && rec.Version > 0
+	})
 }

@@ -86,7 +86,19 @@ type Config struct {
 	SweepInterval time.Duration // how often the sweeper looks for due customers; default 1s
 	SweepLease    time.Duration // how long a claimed customer is reserved; default 30s
 	SweepBatch    int           // customers claimed per shard and round; default 1000
-	Now           func() time.Time
+	// Now is the consumer's one clock (default time.Now): the time decay
+	// is evaluated at and events are checked for skew against, and also
+	// every delay, hold and duration the package measures (commit delay,
+	// sweeper hold, liveness, retry-warning throttle, stage and batch
+	// durations, event→output latency and lag ages against Kafka record
+	// timestamps). Nothing in the package reads time.Now directly. Waits
+	// run on the runtime's timers (time.After, NewTicker, AfterFunc,
+	// context timeouts) for durations computed on this clock, so under
+	// testing/synctest, where time.Now and the timers share a fake clock,
+	// every timing path runs in fake time; a test that sets Now by hand
+	// moves decay and the consumer's deadlines together (with a clock
+	// that stands still, set CommitDelay < 0: a delay on it never ends).
+	Now func() time.Time
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
@@ -191,6 +203,10 @@ type Consumer struct {
 	// heldUntil is the Unix ns until which the sweeper waits because a
 	// recent poll left records behind (a backlog), see noteBacklog.
 	heldUntil atomic.Int64
+	// swept is the clock's Unix ns at the start of the last sweep round
+	// that went through every shard (0: none yet). Tests wait on it to
+	// know that a sweep at a given time has run.
+	swept atomic.Int64
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -255,6 +271,9 @@ func New(cfg Config) (*Consumer, error) {
 	c.lastErr.Store(&failure{msg: errNotStarted.Error()})
 	return c, nil
 }
+
+// now reads the consumer's clock (Config.Now); see Config.Now.
+func (c *Consumer) now() time.Time { return c.cfg.Now() }
 
 // Model returns the model in use.
 func (c *Consumer) Model() *scorer.Model { return c.model.Load() }
@@ -377,8 +396,14 @@ func (c *Consumer) noteBacklog(fs kgo.Fetches) {
 		}
 	})
 	if behind {
-		c.heldUntil.Store(time.Now().Add(max(sweepHold, c.cfg.SweepInterval)).UnixNano())
+		c.holdSweeper()
 	}
+}
+
+// holdSweeper makes the sweeper wait from now until sweepHold (at least a
+// SweepInterval) has passed.
+func (c *Consumer) holdSweeper() {
+	c.heldUntil.Store(c.now().Add(max(sweepHold, c.cfg.SweepInterval)).UnixNano())
 }
 
 // sweepHold is how long after the last sign of a backlog the sweeper still
@@ -390,7 +415,7 @@ const sweepHold = time.Second
 // period is over, or when the group refuses the commit because this member
 // lost its generation (see lostGeneration).
 func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
-	start := time.Now()
+	start := c.now()
 	c.busy.Store(true)
 	defer c.busy.Store(false)
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -412,8 +437,9 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	if id := c.lastServer.Load(); id != nil {
 		server = *id
 	}
-	c.commits.add(recs, server, time.Now())
-	c.metrics.batchDuration.Observe(time.Since(start).Seconds())
+	now := c.now()
+	c.commits.add(recs, server, now)
+	c.metrics.batchDuration.Observe(now.Sub(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
 	return nil
 }
@@ -431,7 +457,7 @@ func lostGeneration(err error) bool {
 func (c *Consumer) fail(step string, err error) {
 	c.ready.Store(false)
 	c.lastErr.Store(&failure{step: step, msg: err.Error()})
-	if now := time.Now().UnixNano(); now-c.warned.Load() >= int64(10*time.Second) {
+	if now := c.now().UnixNano(); now-c.warned.Load() >= int64(10*time.Second) {
 		c.warned.Store(now)
 		c.log.Warn("pipeline step failed; retrying", zap.String("step", step), zap.Error(err))
 	}

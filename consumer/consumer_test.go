@@ -100,24 +100,20 @@ func (h *harness) waitCommitted(group string) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(h.t, 60*time.Second, "group "+group+" commits all input", func() bool {
 		ends, err1 := adm.ListEndOffsets(context.Background(), "customer-events")
 		committed, err2 := adm.FetchOffsets(context.Background(), group)
-		if err1 == nil && err2 == nil {
-			behind := false
-			ends.Each(func(o kadm.ListedOffset) {
-				if c, ok := committed.Lookup("customer-events", o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
-					behind = true
-				}
-			})
-			if !behind {
-				return
-			}
+		if err1 != nil || err2 != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	h.t.Fatalf("group %s did not commit all input within 60 s", group)
+		behind := false
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, ok := committed.Lookup("customer-events", o.Partition); o.Offset > 0 && (!ok || c.At < o.Offset) {
+				behind = true
+			}
+		})
+		return !behind
+	})
 }
 
 func (h *harness) produce(recs ...*kgo.Record) {
@@ -513,22 +509,14 @@ func TestCommitWaitsForDurability(t *testing.T) {
 		}
 	}()
 	// Wait until every customer's state is written.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n := 0
+	waitFor(t, 30*time.Second, "every state written", func() bool {
 		for i := range 10 {
-			if rec, _ := h.store.Get(context.Background(), fmt.Sprintf("c%02d", i)); rec.Version > 0 {
-				n++
+			if rec, _ := h.store.Get(context.Background(), fmt.Sprintf("c%02d", i)); rec.Version == 0 {
+				return false
 			}
 		}
-		if n == 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("states not written in 30 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return true
+	})
 	written := time.Now()
 	if committed := h.committed("durable"); committed > 0 && time.Since(written) < time.Second {
 		t.Errorf("%d offsets committed right after the state writes; want none before the delay", committed)

@@ -82,7 +82,7 @@ type mainLoopKey struct{}
 
 // turn records that the processing loop made progress: it polled, or it
 // tried a step of a batch again.
-func (c *Consumer) turn() { c.turned.Store(time.Now().UnixNano()) }
+func (c *Consumer) turn() { c.turned.Store(c.now().UnixNano()) }
 
 // Live returns an error when the processing loop is wedged: it has work (a
 // batch in hand, or records fetched and buffered in the client) and has not
@@ -95,7 +95,7 @@ func (c *Consumer) Live(timeout time.Duration) error {
 	if last == 0 {
 		return nil // not running yet
 	}
-	idle := time.Since(time.Unix(0, last))
+	idle := c.now().Sub(time.Unix(0, last))
 	if idle <= timeout {
 		return nil
 	}

@@ -99,10 +99,9 @@ func TestHealthSignals(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
 	h.waitCommitted("health")
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(c.metrics.lastCommit) < start && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "healthscore_last_commit_timestamp_seconds set", func() bool {
+		return testutil.ToFloat64(c.metrics.lastCommit) >= start
+	})
 	if got := testutil.ToFloat64(c.metrics.lastCommit); got < start || got > float64(time.Now().Unix())+1 {
 		t.Errorf("healthscore_last_commit_timestamp_seconds = %v, want about now (%v)", got, start)
 	}
@@ -230,13 +229,7 @@ func TestLiveWedgedVsRetrying(t *testing.T) {
 		<-s.entered
 		const timeout = 300 * time.Millisecond
 		if wedged {
-			deadline := time.Now().Add(10 * time.Second)
-			for c.Live(timeout) == nil {
-				if time.Now().After(deadline) {
-					t.Fatal("a batch stuck in Load for 10 s: still live")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitFor(t, 10*time.Second, "a batch stuck in Load reported as not live", func() bool { return c.Live(timeout) != nil })
 			if err := c.Live(timeout); !strings.Contains(err.Error(), "batch in hand") {
 				t.Errorf("wedged: %v", err)
 			}
@@ -244,12 +237,12 @@ func TestLiveWedgedVsRetrying(t *testing.T) {
 		} else {
 			// Wait until the retries have lasted well over the timeout.
 			start := time.Now()
-			for time.Since(start) < 3*timeout || testutil.ToFloat64(c.metrics.retries.WithLabelValues("state")) < 10 {
+			waitFor(t, 10*time.Second, "retries lasting 3 times the timeout", func() bool {
 				if err := c.Live(timeout); err != nil {
 					t.Fatalf("retrying a down Redis for %s: %v", time.Since(start), err)
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return time.Since(start) >= 3*timeout && testutil.ToFloat64(c.metrics.retries.WithLabelValues("state")) >= 10
+			})
 			if err := c.Ready(); err == nil || !strings.Contains(err.Error(), "connection refused") {
 				t.Errorf("Ready while Redis is down: %v", err)
 			}

@@ -195,11 +195,11 @@ func (h *harness) sweepUntilRed(clock *fakeClock, id string) time.Time {
 			h.t.Fatalf("round %d: %s is not scheduled", round, id)
 		}
 		clock.SetMs(due)
-		deadline := time.Now().Add(10 * time.Second)
 		claimed := due + testLease.Milliseconds()
-		for d := h.due(id); (d == due || d == claimed) && time.Now().Before(deadline); d = h.due(id) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(h.t, 10*time.Second, fmt.Sprintf("round %d: the sweeper reschedules %s, due at %d", round, id, due), func() bool {
+			d := h.due(id)
+			return d != due && d != claimed
+		})
 		rec, err := h.store.Get(context.Background(), id)
 		if err != nil {
 			h.t.Fatal(err)

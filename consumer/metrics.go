@@ -34,7 +34,7 @@ var stageNames = []string{StageLoad, StageFold, StageSchedule, StageSave, StageP
 // since observes the time since start in a stage's histogram and returns
 // now, the start of the next stage.
 func (m *metrics) since(stage string, start time.Time) time.Time {
-	now := time.Now()
+	now := m.now()
 	m.stages.WithLabelValues(stage).Observe(now.Sub(start).Seconds())
 	return now
 }
@@ -64,6 +64,7 @@ type metrics struct {
 	rescorePending prometheus.Gauge
 	overrides      prometheus.Gauge
 	rewinds        prometheus.Counter
+	now            func() time.Time // the consumer's clock (Config.Now)
 }
 
 // rebalanced counts the partitions a rebalance callback moved and sets the
@@ -79,6 +80,7 @@ func (m *metrics) rebalanced(event string, ps map[string][]int32, owned int) {
 
 func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, error) {
 	m := &metrics{
+		now: now,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthscore_events_total",
 			Help: "Input records processed, by result: applied, duplicate (already applied: a redelivery), ignored (no signal reads the type and it names no segment), dead_lettered.",

@@ -169,7 +169,8 @@ type powerLossEnv struct {
 	redis *powerRedis
 	store *crashingStore
 	group string
-	next  int // next event number
+	next  int       // next event number
+	c     *Consumer // the consumer start runs
 }
 
 func newPowerLossEnv(t *testing.T) *powerLossEnv {
@@ -207,6 +208,7 @@ func (e *powerLossEnv) start(commitDelay time.Duration) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.c = c
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
@@ -244,15 +246,10 @@ func (e *powerLossEnv) send(n int) {
 // commit.
 func (e *powerLossEnv) waitState(last int64) {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(e.t, 20*time.Second, fmt.Sprintf("offset %d applied", last), func() bool {
 		rec, err := e.harness.store.Get(context.Background(), "pl")
-		if err == nil && rec.Offsets[state.Partition{Topic: "customer-events", Partition: 0}] == last && len(rec.Pending) == 0 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.t.Fatalf("offset %d not applied within 20 s", last)
+		return err == nil && rec.Offsets[state.Partition{Topic: "customer-events", Partition: 0}] == last && len(rec.Pending) == 0
+	})
 }
 
 // committed returns the group's committed offset of partition 0 (-1: none).
@@ -278,15 +275,10 @@ func (e *powerLossEnv) events() int {
 	e.t.Helper()
 	var rec state.Record
 	var err error
-	for range 100 { // the client may still be reconnecting
-		if rec, err = e.harness.store.Get(context.Background(), "pl"); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	waitFor(e.t, 5*time.Second, "the state read (the client may still be reconnecting)", func() bool {
+		rec, err = e.harness.store.Get(context.Background(), "pl")
+		return err == nil
+	})
 	st, err := e.model.DecodeState(rec.Data)
 	if err != nil {
 		e.t.Fatal(err)
@@ -353,7 +345,12 @@ func TestNoCommitWhileRedisRunIDUnknown(t *testing.T) {
 
 	file, size := e.committedThenPending() // offsets 0-4 durable, 5-9 written and not committed
 	e.redis.powerLoss(file, size)
-	time.Sleep(5 * time.Second) // the commit delay and go-redis's retries of INFO are over
+	// The commit came due and was refused: the consumer reports that it
+	// cannot read the run_id (after go-redis's retries of INFO).
+	waitFor(t, 20*time.Second, "the due commit refused while Redis is down", func() bool {
+		err := e.c.Ready()
+		return err != nil && strings.HasPrefix(err.Error(), "commit: ")
+	})
 	if got := e.committed(); got != 5 {
 		t.Errorf("committed offset %d while Redis was down; want 5 (the offsets of the lost batch must wait)", got)
 	}
@@ -388,11 +385,18 @@ func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
 		e.redis.start()
 		// The other writer: one event of partition 1, saved twice, so the
 		// record is back at the lost version number with other contents.
+		if !eventually(10*time.Second, func() bool { // the client reconnects
+			_, err := e.harness.store.Get(context.Background(), "pl")
+			return err == nil
+		}) {
+			t.Error("the restarted Redis did not answer within 10 s")
+			return
+		}
 		for i := 0; ; i++ {
 			rec, err := e.harness.store.Get(context.Background(), "pl")
 			if err != nil {
-				time.Sleep(20 * time.Millisecond) // the client reconnects
-				continue
+				t.Error(err)
+				return
 			}
 			if rec.Version >= lost.Version {
 				break

@@ -57,13 +57,7 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 	}()
 	waitCalls := func(n int64) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for waiter.calls.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("WaitReplicas called %d times in 15 s", waiter.calls.Load())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitFor(t, 15*time.Second, fmt.Sprintf("WaitReplicas called %d times", n), func() bool { return waiter.calls.Load() >= n })
 	}
 
 	// A record no signal reads: nothing to save or publish, only the

@@ -50,7 +50,7 @@ func (c *Consumer) sweep(ctx context.Context) {
 }
 
 // held reports whether sweeping waits for the consumer to catch up.
-func (c *Consumer) held() bool { return time.Now().UnixNano() < c.heldUntil.Load() }
+func (c *Consumer) held() bool { return c.now().UnixNano() < c.heldUntil.Load() }
 
 // sweepOnce claims and rescores every customer due now, shard by shard.
 func (c *Consumer) sweepOnce(ctx context.Context) error {
@@ -106,6 +106,7 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 			}
 		}
 	}
+	c.swept.Store(now.UnixNano())
 	return nil
 }
 

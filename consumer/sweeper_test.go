@@ -24,16 +24,18 @@ func (f *fakeClock) Set(t time.Time)     { f.ns.Store(t.UnixNano()) }
 func (f *fakeClock) SetMs(ms int64)      { f.ns.Store(ms * int64(time.Millisecond)) }
 func (f *fakeClock) Add(d time.Duration) { f.ns.Add(int64(d)) }
 
-// startSweeping runs a consumer with the schedule and the fake clock until
-// the test ends.
 // testLease is the sweepers' claim lease in these tests: while a sweeper
 // evaluates a customer, its due time is the claim's expiry, now + testLease.
 const testLease = 30 * time.Second
 
-func (h *harness) startSweeping(group string, clock *fakeClock) {
+// startSweeping runs a consumer with the schedule and the fake clock until
+// the test ends. The clock is the consumer's only one, and it stands still
+// between the test's moves: the commit delay is off (a delay on a stopped
+// clock never ends).
+func (h *harness) startSweeping(group string, clock *fakeClock) *Consumer {
 	h.t.Helper()
 	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease,
+		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease, CommitDelay: -1,
 		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry(), HistoryDays: h.historyDays})
 	if err != nil {
 		h.t.Fatal(err)
@@ -47,6 +49,7 @@ func (h *harness) startSweeping(group string, clock *fakeClock) {
 			h.t.Errorf("Run: %v", err)
 		}
 	})
+	return c
 }
 
 // due returns the customer's scheduled Unix ms, 0 when unscheduled.
@@ -167,7 +170,7 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 	clock := &fakeClock{}
 	clock.Set(last)
 	h.produce(recs...)
-	h.startSweeping("sweep", clock)
+	c := h.startSweeping("sweep", clock)
 	h.waitCommitted("sweep")
 
 	// Move the clock to each scheduled instant until the customer is red.
@@ -178,13 +181,13 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 			t.Fatalf("round %d: the customer is not scheduled", round)
 		}
 		clock.SetMs(due)
-		deadline := time.Now().Add(10 * time.Second)
 		// Wait for the rescheduling, not the claim: a claimed customer is
 		// due at the lease's expiry until its evaluation is saved.
 		claimed := due + testLease.Milliseconds()
-		for d := h.due("silent"); (d == due || d == claimed) && time.Now().Before(deadline); d = h.due("silent") {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("round %d: the sweeper reschedules the customer due at %d", round, due), func() bool {
+			d := h.due("silent")
+			return d != due && d != claimed
+		})
 		rec, err := h.store.Get(context.Background(), "silent")
 		if err != nil {
 			t.Fatal(err)
@@ -199,9 +202,10 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 	if d := redAt.Sub(predicted); d < -time.Second || d > time.Second {
 		t.Errorf("went red at %s; the decay math predicts %s (off by %s)", redAt, predicted, d)
 	}
-	// Much later: still red, no second alert.
+	// Much later: still red, no second alert, once the sweeper has run at
+	// that time.
 	clock.Add(60 * 24 * time.Hour)
-	time.Sleep(200 * time.Millisecond)
+	waitSwept(t, c, clock.Now())
 
 	var lows []alertEvent
 	for _, a := range h.alerts("customer-health-alerts", "silent") {
@@ -283,7 +287,10 @@ func TestSweeperWaitsForBacklog(t *testing.T) {
 		}
 	})
 	h.waitCommitted("backlog")
-	time.Sleep(sweepHold + 500*time.Millisecond) // the hold is over and the sweeper has run
+	// Every event is applied; a sweep round that starts now (the hold over)
+	// evaluates decay at the wall clock, as the rounds held during the
+	// backlog would have.
+	waitSwept(t, c, time.Now())
 
 	type out struct {
 		ID   string `json:"id"`
