@@ -128,8 +128,9 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 		due = now.Add(maxPollWait)
 	}
 	// A timeout, not a deadline: due is on the consumer's clock, which a
-	// test may have set apart from the timers' clock.
-	pctx, cancel := context.WithTimeout(ctx, due.Sub(now))
+	// test may have set apart from the timers' clock (and moved back:
+	// hence the bound).
+	pctx, cancel := context.WithTimeout(ctx, min(due.Sub(now), maxPollWait))
 	defer cancel()
 	return c.client.PollRecords(pctx, c.cfg.MaxPollRecords)
 }
