@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,30 +78,6 @@ type Member struct {
 	Data  []byte // the record's scorer state (Record.Data), e.g. for its segment
 }
 
-// Store is the per-customer record store.
-type Store interface {
-	// Load fetches the records of ids in one round trip; missing ids get
-	// the zero Record (Version 0).
-	Load(ctx context.Context, ids []string) ([]Record, error)
-	// Save writes each record with a compare-and-set on its Version, all
-	// compare-and-sets in one round trip, and returns per write whether it
-	// was applied (false: conflict, the stored version is no longer
-	// Expected). Applied writes store Version = Expected+1. Writes may
-	// include the same id more than once; they apply in order.
-	//
-	// If err wraps ErrIndex, applied is valid and the records were saved;
-	// only the derived band index may lag.
-	Save(ctx context.Context, ws []Write) (applied []bool, err error)
-	// Band lists members of a band, lowest score first, at most limit.
-	Band(ctx context.Context, band string, limit int) ([]Member, error)
-	// Get fetches one record; a missing id gets the zero Record.
-	Get(ctx context.Context, id string) (Record, error)
-}
-
-// ErrServerChanged reports that SaveIfServer found another Redis server
-// (a new run_id, i.e. a restart) than the one expected, and wrote nothing.
-var ErrServerChanged = errors.New("redis server changed (restarted)")
-
 // ErrIndex reports that records were saved but the band index could not be
 // brought up to date; it catches up at the customers' next saves.
 var ErrIndex = errors.New("band index may lag")
@@ -132,7 +107,7 @@ type Config struct {
 	SingleKey bool
 	// Cache is how many customers' records the store keeps in memory after
 	// saving them, so that loads bound to the same Redis server
-	// (LoadIfServer) find them without a round trip (see cache.go); about
+	// (Session.Load) find them without a round trip (see cache.go); about
 	// 300 bytes of heap each. 0: no cache. Ignored in single-key mode.
 	Cache int
 	// WaitReplicas is how many replicas WaitReplicas waits for
@@ -280,14 +255,13 @@ return out
 // 2 ms on the 2-core test machine, see docs/performance.md).
 const batchChunk = 256
 
-// Redis is a Store on Redis (a server, a cluster or miniredis).
+// Redis is the record store on Redis (a server, a cluster or miniredis).
+// Readers use it directly; writers through a session (Bind).
 type Redis struct {
 	c     redis.UniversalClient
 	cfg   Config
 	cache *recordCache // nil: none
 }
-
-var _ Store = (*Redis)(nil)
 
 // NewRedis returns a store using client, which the caller keeps owning.
 func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
@@ -320,9 +294,12 @@ func (s *Redis) OutboxKey(id string, version uint64) string {
 // BandKey returns the Redis key of a band's sorted set.
 func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + band }
 
-// Load implements Store.
+// Load fetches the records of ids in one round trip (two when some have an
+// outbox); missing ids get the zero Record (Version 0). It is not bound to
+// a server and skips the record cache: for readers and tools. Writers load
+// through a session (Bind).
 func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
-	recs, err := s.load(ctx, ids, true)
+	recs, err := s.load(ctx, ids, true, "")
 	if err != nil {
 		return nil, fmt.Errorf("cannot load records: %w", err)
 	}
@@ -332,22 +309,29 @@ func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
 // load reads ids in one round trip: a pipeline of GETs in single-key mode
 // (MGET cannot span cluster slots), else of MGETs of batchChunk keys. With
 // outboxes, a second round trip reads the outbox keys the records name;
-// without (band listings, index repair), Pending stays empty.
-func (s *Redis) load(ctx context.Context, ids []string, outboxes bool) ([]Record, error) {
+// without (band listings, index repair), Pending stays empty. With server
+// set, each pipeline checks that it was answered by that server
+// (pipeCheck); on Redis Cluster the caller checks (Session.Load).
+func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	if !s.cfg.SingleKey {
-		return s.loadChunks(ctx, ids, outboxes)
+		return s.loadChunks(ctx, ids, outboxes, server)
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
+	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			cmds[i] = p.Get(ctx, s.Key(id))
 		}
+		check = s.pipeCheck(ctx, p, server)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	if err := check(); err != nil {
 		return nil, err
 	}
 	recs := make([]Record, len(ids))
@@ -371,7 +355,7 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool) ([]Record
 	if !outboxes {
 		stored = nil // the caller reads scores and bands only
 	}
-	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
+	if err := s.loadOutboxes(ctx, ids, recs, stored, server); err != nil {
 		return nil, err
 	}
 	return recs, nil
@@ -380,7 +364,7 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool) ([]Record
 // loadOutboxes reads the outboxes of the records at indexes stored (format
 // 2) in one more round trip. A missing one was cleared after the record was
 // read: its outputs are acknowledged.
-func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int) error {
+func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int, server string) error {
 	if len(stored) == 0 {
 		return nil
 	}
@@ -389,14 +373,19 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 		keys[k] = s.OutboxKey(ids[i], recs[i].Version)
 	}
 	vals := make([]*redis.StringCmd, len(keys))
+	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k, key := range keys {
 			vals[k] = p.Get(ctx, key)
 		}
+		check = s.pipeCheck(ctx, p, server)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("cannot read outboxes: %w", err)
+	}
+	if err := check(); err != nil {
+		return err
 	}
 	for k, i := range stored {
 		b, err := vals[k].Bytes()
@@ -411,8 +400,9 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 	return nil
 }
 
-func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool) ([]Record, error) {
+func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
 	var cmds []*redis.SliceCmd
+	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		keys := make([]string, 0, min(len(ids), batchChunk))
 		for start := 0; start < len(ids); start += batchChunk {
@@ -422,9 +412,13 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool) ([]
 			}
 			cmds = append(cmds, p.MGet(ctx, keys...))
 		}
+		check = s.pipeCheck(ctx, p, server)
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := check(); err != nil {
 		return nil, err
 	}
 	recs := make([]Record, len(ids))
@@ -455,79 +449,19 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool) ([]
 	if !outboxes {
 		stored = nil // the caller reads scores and bands only
 	}
-	if err := s.loadOutboxes(ctx, ids, recs, stored); err != nil {
+	if err := s.loadOutboxes(ctx, ids, recs, stored, server); err != nil {
 		return nil, err
 	}
 	return recs, nil
 }
 
-// Get implements Store.
+// Get fetches one record, as Load; a missing id gets the zero Record.
 func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
-	recs, err := s.load(ctx, []string{id}, true)
+	recs, err := s.load(ctx, []string{id}, true, "")
 	if err != nil {
 		return Record{}, fmt.Errorf("cannot get record: %w", err)
 	}
 	return recs[0], nil
-}
-
-// Save implements Store. The compare-and-sets take one round trip; in
-// single-key mode, when some apply, updating the band index takes two more
-// (index writes, then a re-read that repairs the index if another writer
-// saved in between).
-func (s *Redis) Save(ctx context.Context, ws []Write) ([]bool, error) {
-	return s.SaveIfServer(ctx, "", ws)
-}
-
-// ChecksServer reports whether SaveIfServer checks the server: always
-// (in single-key mode, each script checks the node it runs on).
-func (s *Redis) ChecksServer() bool { return true }
-
-// SaveIfServer is Save, done only on the Redis server whose run_id is
-// server (see ServerID); "" skips the check. On another server (Redis
-// restarted, and may have lost writes the caller based its writes on) it
-// writes nothing and returns an error wrapping ErrServerChanged: a version
-// that matches there may have been re-used by another writer since the
-// restart, so a compare-and-set alone could not be trusted. The check is
-// atomic with the writes, in the save script. In single-key mode each
-// customer's script checks the node that holds the customer: on Redis
-// Cluster, server is the run_ids of every primary (see ServerID), so a
-// primary that restarted or was replaced by a replica is refused.
-func (s *Redis) SaveIfServer(ctx context.Context, server string, ws []Write) ([]bool, error) {
-	if len(ws) == 0 {
-		return nil, nil
-	}
-	vals := make([][]byte, len(ws))
-	for i, w := range ws {
-		if w.ID == "" {
-			return nil, fmt.Errorf("cannot save records: write %d: empty id", i)
-		}
-		if w.Expected == math.MaxUint64 {
-			return nil, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
-		}
-		rec := w.Rec
-		rec.Version = w.Expected + 1
-		b, err := encodeRecord(nil, rec)
-		if err != nil {
-			return nil, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
-		}
-		vals[i] = b
-	}
-	if !s.cfg.SingleKey {
-		applied, err := s.saveChunks(ctx, server, ws, vals)
-		s.cacheSaved(server, ws, vals, applied, err)
-		if err != nil {
-			return nil, fmt.Errorf("cannot save records: %w", err)
-		}
-		return applied, nil
-	}
-	applied, err := s.compareAndSet(ctx, server, ws, vals)
-	if err != nil {
-		return nil, fmt.Errorf("cannot save records: %w", err)
-	}
-	if err := s.index(ctx, ws, applied); err != nil {
-		return applied, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
-	}
-	return applied, nil
 }
 
 func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
@@ -676,31 +610,6 @@ var clearScript = redis.NewScript(checkServerLua + `
 return redis.call('DEL', unpack(KEYS))
 `)
 
-// ClearOutboxes deletes outboxes whose outputs the broker acknowledged.
-// Each key names its record version, so a clear never touches an outbox
-// that another writer saved since. One round trip.
-func (s *Redis) ClearOutboxes(ctx context.Context, obs []Outbox) error {
-	return s.ClearOutboxesIfServer(ctx, "", obs)
-}
-
-// ClearOutboxesIfServer is ClearOutboxes, done only on the Redis server
-// whose run_id is server ("": any), as SaveIfServer: on a restarted server that lost a record
-// version, another writer may have saved that version again with an outbox
-// of its own, not acknowledged yet.
-func (s *Redis) ClearOutboxesIfServer(ctx context.Context, server string, obs []Outbox) error {
-	if len(obs) == 0 {
-		return nil
-	}
-	if s.cfg.SingleKey { // DEL cannot span cluster slots: one key per call
-		return s.evalEach(ctx, clearScript, len(obs), func(i int) ([]string, []any) {
-			return []string{s.OutboxKey(obs[i].ID, obs[i].Version)}, []any{server}
-		}, clearDone)
-	}
-	err := s.clearChunks(ctx, server, obs)
-	s.cacheCleared(server, obs, err)
-	return err
-}
-
 func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) error {
 	var chunks [][]string
 	for start := 0; start < len(obs); start += batchChunk {
@@ -765,7 +674,7 @@ func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
 		for i, e := range todo {
 			ids[i] = e.id
 		}
-		recs, err := s.load(ctx, ids, false)
+		recs, err := s.load(ctx, ids, false, "")
 		if err != nil {
 			return err
 		}
@@ -782,7 +691,7 @@ func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
 	return nil
 }
 
-// Band implements Store. It pages through the band's sorted set and keeps
+// Band lists members of a band, lowest score first, at most limit. It pages through the band's sorted set and keeps
 // only candidates whose record is still in the band, reporting the record's
 // score; the result is sorted by that score.
 func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, error) {
@@ -802,7 +711,7 @@ func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, err
 		if len(ids) == 0 {
 			break
 		}
-		recs, err := s.load(ctx, ids, false)
+		recs, err := s.load(ctx, ids, false, "")
 		if err != nil {
 			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
 		}
