@@ -178,20 +178,24 @@ type Consumer struct {
 	// waitMetrics measure the waits for Redis replicas (commit.go).
 	waitMetrics *waitMetrics
 
-	model       atomic.Pointer[scorer.Model]
-	commits     commitQueue
-	unbound     atomic.Bool                 // warned that the server gives no id (see bind)
-	session     atomic.Pointer[state.Bound] // the current session (see session); nil after a rewind
-	commitHold  atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
-	ready       atomic.Bool
-	lastErr     atomic.Pointer[failure]
-	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
-	assigned    assignment
-	turned      atomic.Int64 // Unix ns of the processing loop's last turn (see Live)
-	busy        atomic.Bool  // a batch is in hand
+	model      atomic.Pointer[scorer.Model]
+	commits    commitQueue
+	commitHold atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
+	ready      atomic.Bool
+	lastErr    atomic.Pointer[failure]
+	warned     atomic.Int64 // Unix ns of the last retry warning (throttle)
+	assigned   assignment
+	turned     atomic.Int64 // Unix ns of the processing loop's last turn (see Live)
+	busy       atomic.Bool  // a batch is in hand
 	// heldUntil is the Unix ns until which the sweeper waits because a
 	// recent poll left records behind (a backlog), see noteBacklog.
 	heldUntil atomic.Int64
+
+	// session is the state session batches are bound to (see
+	// openSession); nil at start and after a rewind. unbound is set once
+	// the server was found to give no id (warned about once).
+	session atomic.Pointer[state.Bound]
+	unbound atomic.Bool
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until

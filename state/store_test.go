@@ -584,11 +584,12 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 	})
 }
 
-// TestSaveIfServer: a save bound to another server's run_id (as after a
-// restart) writes nothing and says so; bound to the server's own run_id it
-// applies, in both modes; a comma-separated set of run_ids that holds the
-// server's (Redis Cluster: every primary's) is the server's own.
-func TestSaveIfServer(t *testing.T) {
+// TestSessionBoundToServer: a save or clear through a session bound to
+// another server's run_id (as after a restart) writes nothing and says so;
+// bound to the server's own run_id it applies, in both modes; a
+// comma-separated set of run_ids that holds the server's (Redis Cluster:
+// every primary's) is the server's own.
+func TestSessionBoundToServer(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		s := newStore(t, newClient(), cfg)
 		ctx := t.Context()
