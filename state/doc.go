@@ -63,6 +63,17 @@
 // readers never see stale members; a customer missing from the index after a
 // crash reappears at its next save.
 //
+// # Files
+//
+// store.go: the record and write types, Config and the Redis store with its
+// key names; session.go: the binding (Bind, Bound, Session, ErrServerChanged);
+// server.go: the server identity (ServerID) and persistence settings;
+// scripts.go: the Lua scripts, which take the record's byte offsets from
+// codec.go (luaCodec); load.go and save.go: the reads and writes in both
+// modes; band.go: the band index; history.go, schedule.go, overrides.go,
+// replicas.go and cache.go: the score history, the decay schedule, the
+// override expiries, WAIT and the record cache.
+//
 // Non-goals: scoring and the encoding of the scorer state (package scorer),
 // metrics (the consumer counts conflicts), key expiry and deletion.
 package state
