@@ -386,6 +386,20 @@ func TestBatchRoundTrips(t *testing.T) {
 				t.Fatalf("record %d = %+v", i, r)
 			}
 		}
+
+		// Through the session, the server check rides in the same
+		// pipeline: still one round trip.
+		rt.n.Store(0)
+		bound, err := b.Load(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.n.Load(); got != 1 {
+			t.Errorf("session Load of %d ids took %d round trips, want 1", n, got)
+		}
+		if !slices.EqualFunc(bound, recs, func(x, y state.Record) bool { return x.Version == y.Version && x.Score == y.Score }) {
+			t.Error("session Load differs from Load")
+		}
 	})
 }
 
