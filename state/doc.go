@@ -34,9 +34,11 @@
 // their scripts, atomically with the writes (on a cluster, each script on
 // its own node), and its loads check it in the same pipeline as their reads
 // (on a cluster, once after the read). Only a session's loads use the
-// record cache (cache.go). Redis itself offers reads only (Load, Get, Band,
-// ...): unbound, for readers and tools. A server without a run_id (the
-// embedded miniredis) gives an unbound session that checks nothing.
+// record cache (cache.go). Redis itself writes no record, outbox or
+// history: it reads them (Load, Get, Band, ...) unbound, for readers and
+// tools, and writes only the schedule, the override expiries and the WAIT
+// counter. A server without a run_id (the embedded miniredis) gives
+// an unbound session that checks nothing.
 //
 // WaitReplicas (WAIT) confirms that the writes so far reached the replicas
 // of a single primary (Sentinel), before a failover could lose them.
