@@ -132,7 +132,7 @@ type outcome struct {
 // customer's events all go to one group, so groups never race each other);
 // in each group, customers whose save loses a compare-and-set race are
 // reloaded and redone until they win.
-func (c *Consumer) process(ctx context.Context, b *batch) error {
+func (c *Consumer) process(ctx context.Context, sess state.Bound, b *batch) error {
 	if len(b.dead) > 0 {
 		if err := c.produce(ctx, b.dead, nil); err != nil {
 			return err
@@ -144,16 +144,16 @@ func (c *Consumer) process(ctx context.Context, b *batch) error {
 	}
 	groups := c.split(b.customers)
 	if len(groups) == 1 {
-		return c.processGroup(ctx, groups[0])
+		return c.processGroup(ctx, sess, groups[0])
 	}
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {
-		wg.Go(func() { errs[i] = c.processGroup(ctx, g) })
+		wg.Go(func() { errs[i] = c.processGroup(ctx, sess, g) })
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if errors.Is(err, errRedisRestarted) {
+		if errors.Is(err, state.ErrServerChanged) {
 			return err // the batch is abandoned whatever the other groups did
 		}
 	}
@@ -183,12 +183,12 @@ func (c *Consumer) split(customers []*customerBatch) [][]*customerBatch {
 
 var groupSeed = maphash.MakeSeed()
 
-func (c *Consumer) processGroup(ctx context.Context, todo []*customerBatch) error {
+func (c *Consumer) processGroup(ctx context.Context, sess state.Bound, todo []*customerBatch) error {
 	for len(todo) > 0 {
 		var conflicted []*customerBatch
 		err := c.retry(ctx, "state", func() error {
 			var err error
-			conflicted, err = c.attempt(ctx, todo)
+			conflicted, err = c.attempt(ctx, sess, todo)
 			return err
 		})
 		if err != nil {
@@ -208,52 +208,24 @@ func (c *Consumer) processGroup(ctx context.Context, todo []*customerBatch) erro
 // whose first save lost a compare-and-set race, to be redone; an error means
 // the attempt must be retried as a whole, which is safe: saved states make
 // their events duplicates, and their pending outputs are produced again by
-// the next load.
-func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*customerBatch, error) {
+// the next load. Every Redis step goes through sess, so none applies once
+// Redis restarted since the session was opened (state.ErrServerChanged).
+func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*customerBatch) ([]*customerBatch, error) {
 	t := c.now()
 	ids := make([]string, len(customers))
 	for i, cb := range customers {
 		ids[i] = cb.id
 	}
-	// The attempt is bound to the Redis server known when it starts: its
-	// loads may come from the store's cache of what was saved there, and
-	// its saves and clears apply only there.
-	known := c.lastServer.Load()
-	var loaded []state.Record
-	var err error
-	if sl, ok := c.cfg.Store.(serverLoader); ok && known != nil {
-		loaded, err = sl.LoadIfServer(ctx, *known, ids)
-	} else {
-		loaded, err = c.cfg.Store.Load(ctx, ids)
-	}
+	// The client reconnects and retries by itself, so a load sent before
+	// a Redis restart can be answered by the restarted server, with states
+	// that lost this instance's uncommitted batches; folding on those would
+	// move the customers' applied offsets past the lost records, which the
+	// rewind could then no longer re-apply. The session refuses such a
+	// load, and any save or clear on that server, with
+	// state.ErrServerChanged.
+	loaded, err := sess.Load(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load customer states: %w", err)
-	}
-	// The run_id is checked after the Load, not before: the client
-	// reconnects and retries by itself, so a Load sent before a Redis
-	// restart can be answered by the restarted server, with states that
-	// lost this instance's uncommitted batches. Folding on those would move
-	// the customers' applied offsets past the lost records, which the
-	// rewind could then no longer re-apply. The server that answers after
-	// the Load was up when the Load was answered, and a server never comes
-	// back with an old run_id: if it is still the one the pending batches
-	// were written to, the Load came from it.
-	//
-	// With a store whose saves check the run_id themselves (atomically, in
-	// the save script), the check here is needed only to learn the run_id
-	// the first time: a load answered by a restarted server cannot lead to
-	// a save, since the save is bound to the run_id known before.
-	if ss, ok := c.cfg.Store.(serverSaver); !ok || !ss.ChecksServer() || known == nil {
-		if err := c.checkServer(ctx); err != nil {
-			return nil, err
-		}
-	}
-	server := "" // no run_id: not checked (see serverID)
-	if known == nil {
-		known = c.lastServer.Load() // learnt by checkServer after the load
-	}
-	if known != nil {
-		server = *known
 	}
 	if len(loaded) != len(ids) {
 		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
@@ -333,7 +305,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	for k, p := range plans {
 		writes[k] = p.write
 	}
-	applied, err := c.save(ctx, server, writes)
+	applied, err := c.save(ctx, sess, writes)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +349,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	// 1b. Outputs are published only once the states that call for them
 	// reached the replicas (see outputsReplicated).
 	if len(outputs) > 0 {
-		if err := c.outputsReplicated(ctx, server); err != nil {
+		if err := c.outputsReplicated(ctx, sess.Server()); err != nil {
 			return nil, err
 		}
 	}
@@ -392,7 +364,7 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	// saved with, so this never deletes one that a racing writer saved
 	// since; and one that such a writer loaded is produced again by it,
 	// under the same ids.
-	if err := c.clear(ctx, server, clears); err != nil {
+	if err := c.clear(ctx, sess, clears); err != nil {
 		return nil, err
 	}
 	c.metrics.since(StageClear, t)
@@ -422,58 +394,29 @@ func (c *Consumer) attempt(ctx context.Context, customers []*customerBatch) ([]*
 	return conflicted, nil
 }
 
-// serverSaver is a store that can make a save conditional on the Redis
-// server it reaches (see state.Redis.SaveIfServer).
-type serverSaver interface {
-	SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error)
-	ClearOutboxesIfServer(ctx context.Context, server string, obs []state.Outbox) error
-	ChecksServer() bool
-}
-
-// serverLoader is a store that can serve loads bound to a Redis server from
-// what it saved there (see state.Redis.LoadIfServer).
-type serverLoader interface {
-	LoadIfServer(ctx context.Context, server string, ids []string) ([]state.Record, error)
-}
-
-// clear deletes acknowledged outboxes, on the Redis server the attempt is
-// bound to where the store supports it (see save). A restarted server means
-// the batch is abandoned and re-read, as for a save.
-func (c *Consumer) clear(ctx context.Context, server string, obs []state.Outbox) error {
+// clear deletes acknowledged outboxes through the batch's session: on a
+// restarted server it fails with state.ErrServerChanged and the batch is
+// abandoned and re-read, as for a save.
+func (c *Consumer) clear(ctx context.Context, sess state.Bound, obs []state.Outbox) error {
 	if len(obs) == 0 {
 		return nil
 	}
-	ss, ok := c.cfg.Store.(serverSaver)
-	if !ok {
-		return c.cfg.Store.ClearOutboxes(ctx, obs)
+	if err := sess.ClearOutboxes(ctx, obs); err != nil {
+		return fmt.Errorf("cannot clear outboxes: %w", err)
 	}
-	err := ss.ClearOutboxesIfServer(ctx, server, obs)
-	if errors.Is(err, state.ErrServerChanged) {
-		return fmt.Errorf("%w: %w", errRedisRestarted, err)
-	}
-	return err
+	return nil
 }
 
-// save writes with compare-and-set; a lagging band index is not a failure.
-// Where the store supports it, the writes apply only on the Redis server
-// the attempt is bound to (known before its load, or checked after it): a
+// save writes with compare-and-set through the batch's session, so only on
+// the Redis server the session was opened on (before the batch's loads): a
 // save that reaches a restarted server (the client reconnects by itself)
 // could otherwise match a version that another writer re-used after the
-// restart.
-func (c *Consumer) save(ctx context.Context, server string, writes []state.Write) ([]bool, error) {
+// restart. A lagging band index is not a failure.
+func (c *Consumer) save(ctx context.Context, sess state.Bound, writes []state.Write) ([]bool, error) {
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	var applied []bool
-	var err error
-	if ss, ok := c.cfg.Store.(serverSaver); ok {
-		applied, err = ss.SaveIfServer(ctx, server, writes)
-		if errors.Is(err, state.ErrServerChanged) {
-			return nil, fmt.Errorf("%w: %w", errRedisRestarted, err)
-		}
-	} else {
-		applied, err = c.cfg.Store.Save(ctx, writes)
-	}
+	applied, err := sess.Save(ctx, writes)
 	switch {
 	case errors.Is(err, state.ErrIndex) && len(applied) == len(writes):
 		// The records are saved; only the derived band index lags, and

@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -169,7 +168,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	}
 	start := c.now()
 	defer func() { c.metrics.since(StageCommit, start) }()
-	now, err := c.serverID(ctx)
+	cur, err := c.bind(ctx) // the server Redis is now
 	if err != nil {
 		// Not knowing is not "the same server": a Redis that lost the
 		// writes in a machine crash is down first. Wait until it answers.
@@ -182,6 +181,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 		return false
 	}
 	c.commitHold.Store(0)
+	now := cur.Server()
 	if c.cfg.Replicas != nil {
 		// Every batch due now was written before this wait, so the wait
 		// covers their writes.
@@ -276,7 +276,7 @@ func (c *Consumer) outputsReplicated(ctx context.Context, server string) error {
 			return err
 		}
 		if server != "" && waited != "" && waited != server {
-			return fmt.Errorf("%w: the writes were waited for on another primary (run_id %s, not %s)", errRedisRestarted, waited, server)
+			return fmt.Errorf("%w: the writes were waited for on another primary (run_id %s, not %s)", state.ErrServerChanged, waited, server)
 		}
 		return nil
 	})
@@ -342,37 +342,41 @@ func (c *Consumer) rewind(taken map[string]map[int32]kgo.EpochOffset, polled []*
 		}
 	}
 	c.client.SetOffsets(set)
-	c.lastServer.Store(nil) // the next batch records the new server
+	c.session.Store(nil) // the next batch opens a session on the server Redis is now
 	c.metrics.rewinds.Inc()
 	c.log.Warn("Redis restarted since these batches were written: not committing their offsets; consuming again from the committed offsets so that writes it may have lost are re-applied",
 		zap.Int("partitions", n))
 }
 
-// serverID returns the Redis run_id, or an error when it cannot be read.
-// Stores that have none (the embedded miniredis) switch the check off: ""
-// and no error.
-func (c *Consumer) serverID(ctx context.Context) (string, error) {
-	if c.serverIDOff.Load() {
-		return "", nil
+// openSession returns the session the next batch is bound to: the current
+// one, or after a start or a rewind a new one, bound to the server Redis is
+// now. Batches run one at a time and the sweeper shares their session, so
+// everything written since the last rewind was written on one server.
+func (c *Consumer) openSession(ctx context.Context) (state.Bound, error) {
+	if b := c.session.Load(); b != nil {
+		return *b, nil
 	}
-	sid, ok := c.cfg.Store.(interface {
-		ServerID(context.Context) (string, error)
-	})
-	if !ok {
-		c.serverIDOff.Store(true)
-		return "", nil
-	}
-	id, err := sid.ServerID(ctx)
+	b, err := c.bind(ctx)
 	if err != nil {
-		if errors.Is(err, state.ErrNoServerID) {
-			if !c.serverIDOff.Swap(true) {
-				c.log.Warn("Redis gives no run_id: a Redis restart cannot be detected, so writes it loses are not re-applied; use a Redis that answers INFO server for durability (see docs/reliability.md)", zap.Error(err))
-			}
-			return "", nil
-		}
-		return "", err
+		return nil, err
 	}
-	return id, nil
+	if !c.session.CompareAndSwap(nil, &b) {
+		return *c.session.Load(), nil // opened meanwhile (by the sweeper)
+	}
+	return b, nil
+}
+
+// bind opens a session on the store, warning once when the server gives no
+// identity (the embedded miniredis): then restarts cannot be detected.
+func (c *Consumer) bind(ctx context.Context) (state.Bound, error) {
+	b, err := c.cfg.Store.Bind(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if b.Server() == "" && !c.unbound.Swap(true) {
+		c.log.Warn("Redis gives no run_id: a Redis restart cannot be detected, so writes it loses are not re-applied; use a Redis that answers INFO server for durability (see docs/reliability.md)")
+	}
+	return b, nil
 }
 
 // nextDueLast reports when the newest pending entry becomes due.
@@ -396,34 +400,6 @@ func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// errRedisRestarted stops a batch: Redis restarted since this instance's
-// uncommitted batches were written, and writing on top of states that may
-// have lost those writes would advance their applied offsets past records
-// that are not in them. The run loop rewinds instead (see rewind).
-var errRedisRestarted = errors.New("redis restarted since the uncommitted batches were written")
-
-// checkServer returns errRedisRestarted when the Redis run_id differs from
-// the one the pending batches were written under, and an error (to retry)
-// when it cannot be read.
-func (c *Consumer) checkServer(ctx context.Context) error {
-	id, err := c.serverID(ctx)
-	if err != nil {
-		return err
-	}
-	if id == "" {
-		return nil
-	}
-	last := c.lastServer.Load()
-	if last == nil || *last == "" {
-		c.lastServer.Store(&id)
-		return nil
-	}
-	if id != *last {
-		return errRedisRestarted
 	}
 	return nil
 }

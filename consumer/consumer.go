@@ -22,17 +22,18 @@ import (
 	"github.com/healthscore/healthscore/state"
 )
 
-// Store is what the pipeline needs from the state store.
+// Store is what the pipeline needs from the state store: sessions bound to
+// the Redis server they were opened on (state.Redis implements it). Every
+// load, save and outbox clear of a batch goes through the one session the
+// batch was started with, and fails with state.ErrServerChanged once Redis
+// restarted or failed over: writes it acknowledged may be lost, so the batch
+// is abandoned and consumption rewinds to the committed offsets (see
+// rewind). Opening a session is also how a commit learns the server's
+// identity now.
 type Store interface {
-	// Load returns the records of ids, in order, in one round trip.
-	Load(ctx context.Context, ids []string) ([]state.Record, error)
-	// Save writes with a compare-and-set on each record's version and
-	// reports which writes were applied; a write's Rec.Pending (its
-	// outbox) is saved with it.
-	Save(ctx context.Context, ws []state.Write) ([]bool, error)
-	// ClearOutboxes deletes the outboxes saved with the given record
-	// versions, once their outputs are acknowledged.
-	ClearOutboxes(ctx context.Context, obs []state.Outbox) error
+	// Bind opens a session bound to the server reached now; its Server()
+	// is "" when the server gives no identity (nothing is checked then).
+	Bind(ctx context.Context) (state.Bound, error)
 }
 
 // Dead-letter reasons decided here (decoding reasons come from scorer).
@@ -189,17 +190,15 @@ type Consumer struct {
 	// waitMetrics measure the waits for Redis replicas (commit.go).
 	waitMetrics *waitMetrics
 
-	model       atomic.Pointer[scorer.Model]
-	commits     commitQueue
-	serverIDOff atomic.Bool // the store has no server id (see serverID)
-	lastServer  atomic.Pointer[string]
-	commitHold  atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
-	ready       atomic.Bool
-	lastErr     atomic.Pointer[failure]
-	warned      atomic.Int64 // Unix ns of the last retry warning (throttle)
-	assigned    assignment
-	turned      atomic.Int64 // Unix ns of the processing loop's last turn (see Live)
-	busy        atomic.Bool  // a batch is in hand
+	model      atomic.Pointer[scorer.Model]
+	commits    commitQueue
+	commitHold atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
+	ready      atomic.Bool
+	lastErr    atomic.Pointer[failure]
+	warned     atomic.Int64 // Unix ns of the last retry warning (throttle)
+	assigned   assignment
+	turned     atomic.Int64 // Unix ns of the processing loop's last turn (see Live)
+	busy       atomic.Bool  // a batch is in hand
 	// heldUntil is the Unix ns until which the sweeper waits because a
 	// recent poll left records behind (a backlog), see noteBacklog.
 	heldUntil atomic.Int64
@@ -207,6 +206,12 @@ type Consumer struct {
 	// that went through every shard (0: none yet). Tests wait on it to
 	// know that a sweep at a given time has run.
 	swept atomic.Int64
+
+	// session is the state session batches are bound to (see
+	// openSession); nil at start and after a rewind. unbound is set once
+	// the server was found to give no id (warned about once).
+	session atomic.Pointer[state.Bound]
+	unbound atomic.Bool
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -364,7 +369,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err == nil {
 				c.metrics.lagSeconds.processed(fetches)
 			}
-			if errors.Is(err, errRedisRestarted) {
+			if errors.Is(err, state.ErrServerChanged) {
 				c.rewind(nil, recs) // the batch is fetched again from the committed offsets
 				c.client.AllowRebalance()
 				continue
@@ -428,17 +433,18 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	defer stop()
 
 	b := c.decode(recs)
-	if err := c.process(bctx, b); err != nil {
+	var sess state.Bound
+	if err := c.retry(bctx, "state", func() (err error) { sess, err = c.openSession(bctx); return err }); err != nil {
 		return err
 	}
-	// The Redis run_id every attempt checked before writing ("" when the
-	// store has none): the batch's writes were made under it.
-	server := ""
-	if id := c.lastServer.Load(); id != nil {
-		server = *id
+	if err := c.process(bctx, sess, b); err != nil {
+		return err
 	}
+	// The batch's writes were all made on the session's server ("" when
+	// it gives no id): its offsets are committed only if Redis is still
+	// that server then.
 	now := c.now()
-	c.commits.add(recs, server, now)
+	c.commits.add(recs, sess.Server(), now)
 	c.metrics.batchDuration.Observe(now.Sub(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
 	return nil
@@ -476,7 +482,7 @@ func (c *Consumer) retry(ctx context.Context, step string, fn func() error) erro
 			c.ready.Store(true)
 			return nil
 		}
-		if errors.Is(err, errRedisRestarted) {
+		if errors.Is(err, state.ErrServerChanged) {
 			return err // not retried: the batch must be abandoned
 		}
 		c.metrics.retries.WithLabelValues(step).Inc()

@@ -300,7 +300,7 @@ func TestOutboxSurvivesCrash(t *testing.T) {
 	}
 	lost := &kgo.Record{Topic: "customer-health-alerts", Key: []byte("c00"), Value: []byte(`{"specversion":"1.0","type":"health.low","id":"lost-in-crash"}`)}
 	rec.Pending = encodeOutbox([]*kgo.Record{lost})
-	if ok, err := h.store.Save(context.Background(), []state.Write{{ID: "c00", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+	if ok, err := mustBind(t, h.store).Save(context.Background(), []state.Write{{ID: "c00", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
 		t.Fatalf("seeding the outbox: %v %v", ok, err)
 	}
 
@@ -525,6 +525,16 @@ func TestCommitWaitsForDurability(t *testing.T) {
 	if d := time.Since(written); d < time.Second {
 		t.Errorf("offsets committed %s after the writes; the delay is 1.5 s", d)
 	}
+}
+
+// mustBind opens a session on store.
+func mustBind(t testing.TB, store *state.Redis) state.Bound {
+	t.Helper()
+	b, err := store.Bind(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // committed sums the group's committed offsets.

@@ -187,8 +187,8 @@ func TestLive(t *testing.T) {
 	}
 }
 
-// stuckStore is a Store whose Load either hangs, ignoring its context (a
-// wedged call), or fails at once (Redis down).
+// stuckStore is a Store whose sessions' Load either hangs, ignoring its
+// context (a wedged call), or fails at once (Redis down).
 type stuckStore struct {
 	Store
 	hang    chan struct{} // Load waits for it to close, when not nil
@@ -196,7 +196,21 @@ type stuckStore struct {
 	once    sync.Once
 }
 
-func (s *stuckStore) Load(ctx context.Context, ids []string) ([]state.Record, error) {
+func (s *stuckStore) Bind(ctx context.Context) (state.Bound, error) {
+	b, err := s.Store.Bind(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stuckSession{Bound: b, s: s}, nil
+}
+
+type stuckSession struct {
+	state.Bound
+	s *stuckStore
+}
+
+func (b stuckSession) Load(ctx context.Context, ids []string) ([]state.Record, error) {
+	s := b.s
 	s.once.Do(func() { close(s.entered) })
 	if s.hang != nil {
 		<-s.hang

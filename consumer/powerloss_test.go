@@ -135,33 +135,39 @@ func (r *powerRedis) powerLoss(file string, size int64) {
 	}
 }
 
-// crashingStore is the Redis store with hooks run once before a Load and
-// before a save.
+// crashingStore is the Redis store whose sessions run hooks once before a
+// load and before a save.
 type crashingStore struct {
-	*state.Redis // Load, LoadIfServer, Save, SaveIfServer and ServerID
-	beforeLoad   atomic.Pointer[func()]
-	beforeSave   atomic.Pointer[func()]
+	*state.Redis
+	beforeLoad atomic.Pointer[func()]
+	beforeSave atomic.Pointer[func()]
 }
 
-func (s *crashingStore) SaveIfServer(ctx context.Context, server string, ws []state.Write) ([]bool, error) {
-	if f := s.beforeSave.Swap(nil); f != nil {
-		(*f)()
+func (s *crashingStore) Bind(ctx context.Context) (state.Bound, error) {
+	b, err := s.Redis.Bind(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return s.Redis.SaveIfServer(ctx, server, ws)
+	return &crashingSession{Bound: b, s: s}, nil
 }
 
-func (s *crashingStore) Load(ctx context.Context, ids []string) ([]state.Record, error) {
-	if f := s.beforeLoad.Swap(nil); f != nil {
-		(*f)()
-	}
-	return s.Redis.Load(ctx, ids)
+type crashingSession struct {
+	state.Bound
+	s *crashingStore
 }
 
-func (s *crashingStore) LoadIfServer(ctx context.Context, server string, ids []string) ([]state.Record, error) {
-	if f := s.beforeLoad.Swap(nil); f != nil {
+func (b *crashingSession) Save(ctx context.Context, ws []state.Write) ([]bool, error) {
+	if f := b.s.beforeSave.Swap(nil); f != nil {
 		(*f)()
 	}
-	return s.Redis.LoadIfServer(ctx, server, ids)
+	return b.Bound.Save(ctx, ws)
+}
+
+func (b *crashingSession) Load(ctx context.Context, ids []string) ([]state.Record, error) {
+	if f := b.s.beforeLoad.Swap(nil); f != nil {
+		(*f)()
+	}
+	return b.Bound.Load(ctx, ids)
 }
 
 type powerLossEnv struct {
@@ -416,7 +422,12 @@ func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
 				rec.Offsets[state.Partition{Topic: "customer-events", Partition: 1}] = 0
 			}
 			rec.Data = e.model.AppendState(nil, st)
-			if ok, err := e.harness.store.Save(context.Background(), []state.Write{{ID: "pl", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+			other, err := e.harness.store.Bind(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok, err := other.Save(context.Background(), []state.Write{{ID: "pl", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
 				t.Errorf("other writer: %v %v", ok, err)
 				return
 			}

@@ -48,7 +48,7 @@ func (h *harness) seedSchedule(tb testing.TB, idle, due int, nowMs int64) {
 		ws = append(ws, state.Write{ID: id, Rec: state.Record{Score: o.Eval.Score, Band: o.Eval.Band.String(), Data: m.AppendState(nil, st)}})
 		ds = append(ds, state.Due{ID: id, At: nowMs})
 		if len(ws) == 5000 || i == due-1 {
-			if _, err := h.store.Save(ctx, ws); err != nil {
+			if _, err := mustBind(tb, h.store).Save(ctx, ws); err != nil {
 				tb.Fatal(err)
 			}
 			if err := h.store.ScheduleEarlier(ctx, ds); err != nil {

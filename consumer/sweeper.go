@@ -90,7 +90,11 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 			}
 			// The batch context ends with shutdown; an unfinished claim is
 			// taken again when its lease ends.
-			if err := c.process(ctx, b); err != nil {
+			sess, err := c.openSession(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.process(ctx, sess, b); err != nil {
 				return err
 			}
 			dues := make([]state.Due, len(ids))
@@ -140,7 +144,11 @@ func (c *Consumer) RescoreAll(ctx context.Context, l Lister) (int, error) {
 		for i, id := range ids[:n] {
 			b.customers[i] = &customerBatch{id: id, decayAt: at, reload: true}
 		}
-		if err := c.process(ctx, b); err != nil {
+		sess, err := c.openSession(ctx)
+		if err != nil {
+			return done, err
+		}
+		if err := c.process(ctx, sess, b); err != nil {
 			return done, err
 		}
 		done += n

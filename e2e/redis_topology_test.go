@@ -475,10 +475,11 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 		}
 	}
 	t.Logf("INFO through the cluster client answered with %d different run_ids in 10 calls", len(seen))
-	id, err := store.ServerID(ctx)
+	sess, err := store.Bind(ctx) // bound to the cluster as it is now
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := sess.Server()
 	if n := len(strings.Split(id, ",")); n != 3 {
 		t.Fatalf("server id %q has %d run_ids, want one per primary", id, n)
 	}
@@ -547,7 +548,7 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 		}
 	}
 	for _, c := range custs {
-		if ok, err := store.SaveIfServer(ctx, id, []state.Write{{ID: c, Rec: state.Record{Band: state.BandGreen, Score: 90}}}); err != nil || !ok[0] {
+		if ok, err := sess.Save(ctx, []state.Write{{ID: c, Rec: state.Record{Band: state.BandGreen, Score: 90}}}); err != nil || !ok[0] {
 			t.Fatalf("save of %s bound to the cluster's id: %v, %v", c, ok, err)
 		}
 	}
@@ -564,12 +565,19 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 		t.Fatalf("server id after the restart %q has %d run_ids", after, n)
 	}
 	for node, c := range custs {
-		_, err := store.SaveIfServer(ctx, id, []state.Write{{ID: c, Expected: 1, Rec: state.Record{Band: state.BandGreen, Score: 80}}})
+		_, err := sess.Save(ctx, []state.Write{{ID: c, Expected: 1, Rec: state.Record{Band: state.BandGreen, Score: 80}}})
 		if node == 1 && !errors.Is(err, state.ErrServerChanged) {
 			t.Errorf("save on the restarted node bound to the old id: %v; want ErrServerChanged", err)
 		}
 		if node != 1 && err != nil {
 			t.Errorf("save on an unchanged node bound to the old id: %v", err)
+		}
+	}
+	// A load through the old session is refused wherever it reads: the
+	// cluster's id changed.
+	for _, c := range custs {
+		if _, err := sess.Load(ctx, []string{c}); !errors.Is(err, state.ErrServerChanged) {
+			t.Errorf("load of %s through the session bound to the old id: %v; want ErrServerChanged", c, err)
 		}
 	}
 }

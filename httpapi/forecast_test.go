@@ -339,6 +339,10 @@ func TestForecastFromSchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dues []state.Due
+	sess, err := store.Bind(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for id, rec := range fe.reader.recs {
 		if id == "g" {
 			continue
@@ -350,7 +354,7 @@ func TestForecastFromSchedule(t *testing.T) {
 		}
 		o := model.Step(st, now.UnixNano())
 		rec = state.Record{Score: o.Eval.Score, Band: o.Eval.Band.String(), Data: model.AppendState(nil, st)}
-		if applied, err := store.Save(t.Context(), []state.Write{{ID: id, Rec: rec}}); err != nil || !applied[0] {
+		if applied, err := sess.Save(t.Context(), []state.Write{{ID: id, Rec: rec}}); err != nil || !applied[0] {
 			t.Fatalf("save %s: %v", id, err)
 		}
 		if next, ok := model.NextChange(st, now.UnixNano()); ok {

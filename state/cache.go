@@ -1,8 +1,6 @@
 package state
 
 import (
-	"context"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -18,7 +16,7 @@ import (
 // Redis server, so a matching version is the cached record; after a
 // restart a lost version can be written again with other contents, which
 // is why every entry is bound to the run_id of the server it was saved on
-// and used only by loads bound to that same server (LoadIfServer). The
+// and used only by sessions bound to that same server (Session.Load). The
 // single-key mode (Redis Cluster) keeps no cache: its saves are bound to
 // the set of the primaries' run_ids, and a cache per primary is not worth
 // its complexity there.
@@ -134,50 +132,6 @@ func (s *Redis) CacheStats() (hits, misses uint64) {
 		return 0, 0
 	}
 	return s.cache.hits.Load(), s.cache.misses.Load()
-}
-
-// LoadIfServer is Load for a caller bound to the Redis server whose run_id
-// is server (see SaveIfServer): records this store saved on that server
-// come from the record cache (Config.Cache) without a round trip, the
-// others from Redis. With server "" or no cache it is Load.
-func (s *Redis) LoadIfServer(ctx context.Context, server string, ids []string) ([]Record, error) {
-	if s.cache == nil || server == "" || len(ids) == 0 {
-		return s.Load(ctx, ids)
-	}
-	g := s.cache.gen.Load()
-	if g.server != server {
-		s.cache.misses.Add(uint64(len(ids)))
-		return s.Load(ctx, ids)
-	}
-	recs := make([]Record, len(ids))
-	var missIdx []int
-	var missIDs []string
-	for i, id := range ids {
-		e, ok := s.cache.get(g, id)
-		if !ok {
-			missIdx = append(missIdx, i)
-			missIDs = append(missIDs, id)
-			continue
-		}
-		r, _, err := decodeRecord(e.val)
-		if err != nil { // cannot happen: it was encoded here
-			return nil, fmt.Errorf("cannot decode cached record of %q: %w", id, err)
-		}
-		r.Pending = e.pending
-		recs[i] = r
-	}
-	s.cache.hits.Add(uint64(len(ids) - len(missIDs)))
-	s.cache.misses.Add(uint64(len(missIDs)))
-	if len(missIDs) > 0 {
-		loaded, err := s.Load(ctx, missIDs)
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range missIdx {
-			recs[i] = loaded[k]
-		}
-	}
-	return recs, nil
 }
 
 // cacheSaved records the outcome of a save bound to server: applied writes

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -36,11 +37,11 @@ func TestCacheServesOwnSaves(t *testing.T) {
 	s, _, rt, server := cacheStore(t, state.Config{Cache: 100})
 	ctx := t.Context()
 	rec := state.Record{Offsets: map[state.Partition]int64{{Topic: "events", Partition: 3}: 41}, Score: 30, Band: state.BandRed, Data: []byte("st"), Pending: []byte("outbox")}
-	if applied, err := s.SaveIfServer(ctx, server, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
+	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	before := rt.n.Load()
-	got, err := s.LoadIfServer(ctx, server, []string{"a"})
+	got, err := s.BindTo(server).Load(ctx, []string{"a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,29 +51,28 @@ func TestCacheServesOwnSaves(t *testing.T) {
 	if got[0].Version != 1 || got[0].Offsets[state.Partition{Topic: "events", Partition: 3}] != 41 || string(got[0].Data) != "st" || string(got[0].Pending) != "outbox" {
 		t.Fatalf("cached record %+v", got[0])
 	}
-	if err := s.ClearOutboxesIfServer(ctx, server, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
+	if err := s.BindTo(server).ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ = s.LoadIfServer(ctx, server, []string{"a"}); got[0].Pending != nil || got[0].Version != 1 {
+	if got, _ = s.BindTo(server).Load(ctx, []string{"a"}); got[0].Pending != nil || got[0].Version != 1 {
 		t.Fatalf("after the clear: pending %q version %d", got[0].Pending, got[0].Version)
 	}
 	if hits, misses := s.CacheStats(); hits != 2 || misses != 0 {
 		t.Fatalf("cache stats %d hits %d misses, want 2 and 0", hits, misses)
 	}
 
-	before = rt.n.Load()
-	for name, load := range map[string]func() ([]state.Record, error){
-		"another server": func() ([]state.Record, error) { return s.LoadIfServer(ctx, "another", []string{"a"}) },
-		"unbound":        func() ([]state.Record, error) { return s.Load(ctx, []string{"a"}) },
-	} {
-		got, err := load()
-		if err != nil || got[0].Version != 1 {
-			t.Fatalf("%s: %+v %v", name, got, err)
-		}
+	// A session bound to another server reads Redis and refuses what it
+	// read; an unbound load reads the record, then the outbox key it
+	// names (cleared).
+	if got, err := s.BindTo("another").Load(ctx, []string{"a"}); !errors.Is(err, state.ErrServerChanged) {
+		t.Fatalf("load bound to another server: %+v %v; want ErrServerChanged", got, err)
 	}
-	// Each reads the record, and then the outbox key it names (cleared).
-	if n := rt.n.Load() - before; n != 4 {
-		t.Fatalf("loads not bound to the server took %d round trips, want 4 (from Redis)", n)
+	before = rt.n.Load()
+	if got, err := s.Load(ctx, []string{"a"}); err != nil || got[0].Version != 1 {
+		t.Fatalf("unbound load: %+v %v", got, err)
+	}
+	if n := rt.n.Load() - before; n != 2 {
+		t.Fatalf("unbound load took %d round trips, want 2 (from Redis)", n)
 	}
 }
 
@@ -85,23 +85,23 @@ func TestCacheStaleEntryIsNeverSaved(t *testing.T) {
 	ctx := t.Context()
 	other := newStore(t, c, state.Config{Prefix: s.Key("")[:len(s.Key(""))-len("c:{}")]})
 	rec := state.Record{Score: 30, Band: state.BandRed, Data: []byte("mine")}
-	if applied, err := s.SaveIfServer(ctx, server, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
+	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	theirs := rec
 	theirs.Data = []byte("theirs")
-	if applied, err := other.SaveIfServer(ctx, server, []state.Write{{ID: "a", Expected: 1, Rec: theirs}}); err != nil || !applied[0] {
+	if applied, err := other.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: 1, Rec: theirs}}); err != nil || !applied[0] {
 		t.Fatalf("other writer: %v %v", applied, err)
 	}
-	stale, _ := s.LoadIfServer(ctx, server, []string{"a"})
+	stale, _ := s.BindTo(server).Load(ctx, []string{"a"})
 	if stale[0].Version != 1 || string(stale[0].Data) != "mine" {
 		t.Fatalf("want the stale cached record (version 1), got %+v", stale[0])
 	}
 	rec.Data = []byte("mine, on a stale base")
-	if applied, err := s.SaveIfServer(ctx, server, []state.Write{{ID: "a", Expected: stale[0].Version, Rec: rec}}); err != nil || applied[0] {
+	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: stale[0].Version, Rec: rec}}); err != nil || applied[0] {
 		t.Fatalf("a save based on the stale cached record: applied %v, %v; want refused", applied, err)
 	}
-	fresh, _ := s.LoadIfServer(ctx, server, []string{"a"})
+	fresh, _ := s.BindTo(server).Load(ctx, []string{"a"})
 	if fresh[0].Version != 2 || string(fresh[0].Data) != "theirs" {
 		t.Fatalf("after the refused save: %+v, want the other writer's version 2", fresh[0])
 	}
@@ -114,7 +114,7 @@ func TestCacheNewServerStartsEmpty(t *testing.T) {
 	s, c, rt, server := cacheStore(t, state.Config{Cache: 100})
 	ctx := t.Context()
 	rec := state.Record{Score: 30, Band: state.BandRed, Data: []byte("v1")}
-	if applied, err := s.SaveIfServer(ctx, server, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}}); err != nil || !applied[0] || !applied[1] {
+	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}}); err != nil || !applied[0] || !applied[1] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	// "Restart": the records are lost, and the store saves on a server
@@ -123,11 +123,11 @@ func TestCacheNewServerStartsEmpty(t *testing.T) {
 	if err := c.Del(ctx, s.Key("a"), s.Key("b")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SaveIfServer(ctx, "restarted", []state.Write{{ID: "b", Expected: 1, Rec: rec}}); err == nil {
+	if _, err := s.BindTo("restarted").Save(ctx, []state.Write{{ID: "b", Expected: 1, Rec: rec}}); err == nil {
 		t.Fatal("a save bound to another run_id applied")
 	}
 	before := rt.n.Load()
-	got, err := s.LoadIfServer(ctx, server, []string{"a", "b"})
+	got, err := s.BindTo(server).Load(ctx, []string{"a", "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +148,10 @@ func TestCacheLimit(t *testing.T) {
 		ids = append(ids, id)
 		ws = append(ws, state.Write{ID: id, Rec: state.Record{Score: float64(i % 100), Band: state.BandGreen, Data: []byte(id)}})
 	}
-	if _, err := s.SaveIfServer(ctx, server, ws); err != nil {
+	if _, err := s.BindTo(server).Save(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.LoadIfServer(ctx, server, ids)
+	got, err := s.BindTo(server).Load(ctx, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +171,11 @@ func TestCacheLimit(t *testing.T) {
 func TestCacheOffInSingleKeyMode(t *testing.T) {
 	s, _, rt, server := cacheStore(t, state.Config{Cache: 100, SingleKey: true})
 	ctx := context.Background()
-	if _, err := s.SaveIfServer(ctx, server, []state.Write{{ID: "a", Rec: state.Record{Band: state.BandRed}}}); err != nil {
+	if _, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: state.Record{Band: state.BandRed}}}); err != nil {
 		t.Fatal(err)
 	}
 	before := rt.n.Load()
-	if _, err := s.LoadIfServer(ctx, server, []string{"a"}); err != nil {
+	if _, err := s.BindTo(server).Load(ctx, []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	if rt.n.Load() == before {

@@ -27,15 +27,21 @@ import (
 // outbox inside the record. It is still read; the next save moves the
 // outbox to its own key.
 //
-// Every format keeps the version at bytes [1:9]: the save script compares
-// those raw bytes without parsing the value, and reads the format byte to
-// find a stored outbox.
+// Every format keeps the version at bytes [1:9]: the save scripts compare
+// those raw bytes without parsing the value, read the format byte to find a
+// stored outbox, and compare score and band ([9:18]) to skip an unchanged
+// band index. The offsets below are the one place that says where those
+// bytes are: the scripts get them through luaCodec (scripts.go).
 const (
 	formatV1      byte = 1
-	formatV2      byte = 2
-	versionOffset      = 1 // first byte of the version; the Lua script uses 1-based versionOffset+1
+	formatV2      byte = 2 // an outbox is stored under its own key
+	formatOffset       = 0
+	versionOffset      = formatOffset + 1
 	versionLen         = 8
-	headerLen          = 1 + versionLen + 8 + 1
+	scoreOffset        = versionOffset + versionLen
+	scoreLen           = 8
+	bandOffset         = scoreOffset + scoreLen
+	headerLen          = bandOffset + 1
 )
 
 // Band names.
@@ -149,15 +155,15 @@ func decodeRecord(b []byte) (r Record, stored bool, err error) {
 	if b[0] != formatV1 && b[0] != formatV2 {
 		return r, false, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
 	}
-	stored = b[0] == formatV2
+	stored = b[formatOffset] == formatV2
 	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
-	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[9:]))
+	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[scoreOffset:]))
 	if math.IsNaN(r.Score) {
 		return Record{}, false, fmt.Errorf("%w: score is NaN", errCorrupt)
 	}
-	band, ok := byteBand(b[17])
+	band, ok := byteBand(b[bandOffset])
 	if !ok {
-		return Record{}, false, fmt.Errorf("%w: unknown band %d", errCorrupt, b[17])
+		return Record{}, false, fmt.Errorf("%w: unknown band %d", errCorrupt, b[bandOffset])
 	}
 	r.Band = band
 	d := decoder{b: b[headerLen:]}

@@ -22,18 +22,30 @@
 // Redis Cluster requires: one GET and one script per customer, and the band
 // index is updated after the records (see below).
 //
-// # Servers and replicas
+// # The binding: sessions
 //
-// Saves and outbox clears can be bound to the Redis server they expect
-// (SaveIfServer): the script checks the server's run_id (ServerID) and
-// writes nothing on a server that restarted. On Redis Cluster the id is
-// the set of every primary's run_id and each script checks its own node.
+// Every write goes through a session (Redis.Bind, the Bound interface),
+// bound to the identity of the server it was opened on (ServerID: its
+// run_id, which changes at every restart; on Redis Cluster the run_ids of
+// every primary). A restart can lose writes Redis acknowledged but had not
+// fsynced yet, and a version re-used after it would fool a compare-and-set;
+// so the session refuses every operation on another server with the one
+// error ErrServerChanged: its saves and outbox clears check the run_id in
+// their scripts, atomically with the writes (on a cluster, each script on
+// its own node), and its loads check it in the same pipeline as their reads
+// (on a cluster, once after the read). Only a session's loads use the
+// record cache (cache.go). Redis itself writes no record, outbox or
+// history: it reads them (Load, Get, Band, ...) unbound, for readers and
+// tools, and writes only the schedule, the override expiries and the WAIT
+// counter. A server without a run_id (the embedded miniredis) gives
+// an unbound session that checks nothing.
+//
 // WaitReplicas (WAIT) confirms that the writes so far reached the replicas
 // of a single primary (Sentinel), before a failover could lose them.
 //
 // # Writes
 //
-// [Store.Save] is a compare-and-set on the record version: a Lua script
+// [Session.Save] is a compare-and-set on the record version: a Lua script
 // (EVALSHA, so it also runs on miniredis) compares the stored version bytes
 // with the version the writer loaded and only then replaces the value,
 // storing version+1. A stale worker or a replay therefore cannot regress a
@@ -48,10 +60,21 @@
 // mode the index is derived: it is
 // updated after the records are saved, for applied writes only, and can lag
 // behind the records after a crash between the two steps (or an index error,
-// reported as [ErrIndex]). [Store.Band] therefore re-checks every candidate
+// reported as [ErrIndex]). [Redis.Band] therefore re-checks every candidate
 // against its record and drops members whose record is in another band, so
 // readers never see stale members; a customer missing from the index after a
 // crash reappears at its next save.
+//
+// # Files
+//
+// store.go: the record and write types, Config and the Redis store with its
+// key names; session.go: the binding (Bind, Bound, Session, ErrServerChanged);
+// server.go: the server identity (ServerID) and persistence settings;
+// scripts.go: the Lua scripts, which take the record's byte offsets from
+// codec.go (luaCodec); load.go and save.go: the reads and writes in both
+// modes; band.go: the band index; history.go, schedule.go, overrides.go,
+// replicas.go and cache.go: the score history, the decay schedule, the
+// override expiries, WAIT and the record cache.
 //
 // Non-goals: scoring and the encoding of the scorer state (package scorer),
 // metrics (the consumer counts conflicts), key expiry and deletion.

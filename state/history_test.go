@@ -188,11 +188,11 @@ func TestHistoryRejectsBadDays(t *testing.T) {
 		{{Day: 1, Score: 50, Band: state.BandNone}},
 		{day(1), day(1 + state.MaxHistoryDays)},
 	} {
-		if _, err := s.Save(t.Context(), []state.Write{{ID: "a", Days: ds}}); err == nil {
+		if _, err := s.BindTo("").Save(t.Context(), []state.Write{{ID: "a", Days: ds}}); err == nil {
 			t.Errorf("days %+v accepted", ds)
 		}
 	}
-	if _, err := s.Save(t.Context(), []state.Write{{ID: "a", Changes: [][]byte{{}}}}); err == nil {
+	if _, err := s.BindTo("").Save(t.Context(), []state.Write{{ID: "a", Changes: [][]byte{{}}}}); err == nil {
 		t.Error("empty change accepted")
 	}
 	if _, err := state.NewRedis(c, state.Config{HistoryDays: state.MaxHistoryDays + 1}); err == nil {

@@ -43,7 +43,7 @@ func TestOutboxLifecycle(t *testing.T) {
 			t.Fatalf("outbox keys %q, want %q", keys, s.OutboxKey("a", 1))
 		}
 
-		if err := s.ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
+		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ = s.Get(ctx, "a"); got.Pending != nil || got.Version != 1 || got.Score != 30 {
@@ -61,7 +61,7 @@ func TestOutboxLifecycle(t *testing.T) {
 		if keys := outboxes(); !slices.Equal(keys, []string{s.OutboxKey("a", 2)}) {
 			t.Fatalf("outbox keys %q, want %q", keys, s.OutboxKey("a", 2))
 		}
-		if err := s.ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
+		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ = s.Get(ctx, "a"); string(got.Pending) != "outbox 2" {

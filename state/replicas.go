@@ -159,13 +159,3 @@ func crc16(s string) uint16 {
 	}
 	return crc
 }
-
-// infoField returns the value of name in an INFO reply ("" if absent).
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
-}

@@ -207,7 +207,7 @@ func (s *Redis) DueBefore(ctx context.Context, untilMs int64, limit int) (ds []D
 // (Pending stays empty): for readers such as the HTTP API. Missing ids get
 // the zero Record.
 func (s *Redis) Read(ctx context.Context, ids []string) ([]Record, error) {
-	recs, err := s.load(ctx, ids, false)
+	recs, err := s.load(ctx, ids, false, "")
 	if err != nil {
 		return nil, fmt.Errorf("cannot read records: %w", err)
 	}

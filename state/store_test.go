@@ -98,9 +98,19 @@ func counter(t *testing.T, r state.Record) uint64 {
 	return binary.BigEndian.Uint64(r.Data)
 }
 
-func mustSave(t *testing.T, s state.Store, ws ...state.Write) []bool {
+// bind opens a session on s (unbound on miniredis, which has no run_id).
+func bind(t *testing.T, s *state.Redis) state.Bound {
 	t.Helper()
-	applied, err := s.Save(t.Context(), ws)
+	b, err := s.Bind(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustSave(t *testing.T, s *state.Redis, ws ...state.Write) []bool {
+	t.Helper()
+	applied, err := bind(t, s).Save(t.Context(), ws)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +148,7 @@ func TestSaveRejectsBadWrites(t *testing.T) {
 		"empty id":     {},
 		"unknown band": {ID: "a", Rec: state.Record{Band: "blue"}},
 	} {
-		if _, err := s.Save(t.Context(), []state.Write{w}); err == nil {
+		if _, err := s.BindTo("").Save(t.Context(), []state.Write{w}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -271,7 +281,7 @@ func TestRacingWriters(t *testing.T) {
 						n = binary.BigEndian.Uint64(r.Data)
 					}
 					band := state.Bands[(w+i)%3]
-					applied, err := s.Save(ctx, []state.Write{{ID: "hot", Expected: r.Version, Rec: state.Record{
+					applied, err := bind(t, s).Save(ctx, []state.Write{{ID: "hot", Expected: r.Version, Rec: state.Record{
 						Score: float64(n), Band: band, Data: binary.BigEndian.AppendUint64(nil, n+1),
 					}}})
 					if err != nil {
@@ -328,12 +338,16 @@ func TestBatchRoundTrips(t *testing.T) {
 			ws[i] = state.Write{ID: ids[i], Rec: state.Record{Score: float64(i), Band: state.Bands[i%3],
 				Offsets: map[state.Partition]int64{{Topic: "events", Partition: int32(i % 7)}: int64(i)}}}
 		}
-		if _, err := s.Save(ctx, ws[:1]); err != nil { // loads the script
+		b := bind(t, s)
+		if _, err := b.Save(ctx, ws[:1]); err != nil { // loads the script
 			t.Fatal(err)
 		}
 
 		rt.n.Store(0)
-		applied := mustSave(t, s, ws...)
+		applied, err := b.Save(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i, ok := range applied {
 			if ok != (i > 0) {
 				t.Fatalf("write %d applied=%v", i, ok)
@@ -348,7 +362,10 @@ func TestBatchRoundTrips(t *testing.T) {
 		}
 
 		rt.n.Store(0)
-		applied = mustSave(t, s, ws...) // all conflict: Expected 0, stored 1
+		applied, err = b.Save(ctx, ws) // all conflict: Expected 0, stored 1
+		if err != nil {
+			t.Fatal(err)
+		}
 		if slices.Contains(applied, true) {
 			t.Fatal("conflicting write applied")
 		}
@@ -368,6 +385,20 @@ func TestBatchRoundTrips(t *testing.T) {
 			if r.Version != 1 || r.Score != float64(i) || r.Offsets[state.Partition{Topic: "events", Partition: int32(i % 7)}] != int64(i) {
 				t.Fatalf("record %d = %+v", i, r)
 			}
+		}
+
+		// Through the session, the server check rides in the same
+		// pipeline: still one round trip.
+		rt.n.Store(0)
+		bound, err := b.Load(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.n.Load(); got != 1 {
+			t.Errorf("session Load of %d ids took %d round trips, want 1", n, got)
+		}
+		if !slices.EqualFunc(bound, recs, func(x, y state.Record) bool { return x.Version == y.Version && x.Score == y.Score }) {
+			t.Error("session Load differs from Load")
 		}
 	})
 }
@@ -481,7 +512,7 @@ func testIndexRepair(t *testing.T, passes int) {
 		// writer's index write then puts the customer back in red, and its
 		// re-read must repair that.
 		slow.AddHook(&beforeIndex{fn: func() {
-			if _, err := fast.Save(ctx, []state.Write{{ID: "c", Expected: 1, Rec: state.Record{Score: 0.9, Band: state.BandGreen}}}); err != nil {
+			if _, err := bind(t, fast).Save(ctx, []state.Write{{ID: "c", Expected: 1, Rec: state.Record{Score: 0.9, Band: state.BandGreen}}}); err != nil {
 				t.Error(err)
 			}
 		}})
@@ -489,7 +520,7 @@ func testIndexRepair(t *testing.T, passes int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		applied, err := s.Save(ctx, []state.Write{{ID: "c", Rec: state.Record{Score: 0.1, Band: state.BandRed}}})
+		applied, err := bind(t, s).Save(ctx, []state.Write{{ID: "c", Rec: state.Record{Score: 0.1, Band: state.BandRed}}})
 		if len(applied) != 1 || !applied[0] {
 			t.Fatalf("slow save: applied=%v, err=%v", applied, err)
 		}
@@ -558,7 +589,7 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 		if err := c.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.ClearOutboxes(ctx, []state.Outbox{{ID: "f000", Version: 2}}); err != nil {
+		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{{ID: "f000", Version: 2}}); err != nil {
 			t.Fatalf("clear after SCRIPT FLUSH: %v", err)
 		}
 		if r, _ := s.Get(ctx, "f000"); r.Pending != nil {
@@ -567,11 +598,12 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 	})
 }
 
-// TestSaveIfServer: a save bound to another server's run_id (as after a
-// restart) writes nothing and says so; bound to the server's own run_id it
-// applies, in both modes; a comma-separated set of run_ids that holds the
-// server's (Redis Cluster: every primary's) is the server's own.
-func TestSaveIfServer(t *testing.T) {
+// TestSessionBoundToServer: a save or clear through a session bound to
+// another server's run_id (as after a restart) writes nothing and says so;
+// bound to the server's own run_id it applies, in both modes; a
+// comma-separated set of run_ids that holds the server's (Redis Cluster:
+// every primary's) is the server's own.
+func TestSessionBoundToServer(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		s := newStore(t, newClient(), cfg)
 		ctx := t.Context()
@@ -580,7 +612,7 @@ func TestSaveIfServer(t *testing.T) {
 			t.Skipf("no run_id on this backend: %v", err)
 		}
 		w := state.Write{ID: "srv", Rec: state.Record{Score: 10, Band: state.BandRed}}
-		applied, err := s.SaveIfServer(ctx, "0123456789abcdef0123456789abcdef01234567", []state.Write{w})
+		applied, err := s.BindTo("0123456789abcdef0123456789abcdef01234567").Save(ctx, []state.Write{w})
 		if !errors.Is(err, state.ErrServerChanged) {
 			t.Fatalf("save bound to another run_id: %v, %v; want ErrServerChanged", applied, err)
 		}
@@ -594,17 +626,17 @@ func TestSaveIfServer(t *testing.T) {
 		if cfg.SingleKey {
 			id = "0123456789abcdef0123456789abcdef01234567," + id // as ServerID on a cluster
 		}
-		if applied, err := s.SaveIfServer(ctx, id, []state.Write{w}); err != nil || !applied[0] {
+		if applied, err := s.BindTo(id).Save(ctx, []state.Write{w}); err != nil || !applied[0] {
 			t.Fatalf("save bound to the server's run_id: %v, %v", applied, err)
 		}
 		ob := []state.Outbox{{ID: "srv", Version: 1}}
-		if err := s.ClearOutboxesIfServer(ctx, "0123456789abcdef0123456789abcdef01234567", ob); !errors.Is(err, state.ErrServerChanged) {
+		if err := s.BindTo("0123456789abcdef0123456789abcdef01234567").ClearOutboxes(ctx, ob); !errors.Is(err, state.ErrServerChanged) {
 			t.Fatalf("clear bound to another run_id: %v; want ErrServerChanged", err)
 		}
 		if r, _ := s.Get(ctx, "srv"); string(r.Pending) != "outbox" {
 			t.Fatalf("clear bound to another run_id deleted the outbox: pending %q", r.Pending)
 		}
-		if err := s.ClearOutboxesIfServer(ctx, id, ob); err != nil {
+		if err := s.BindTo(id).ClearOutboxes(ctx, ob); err != nil {
 			t.Fatalf("clear bound to the server's run_id: %v", err)
 		}
 		if r, _ := s.Get(ctx, "srv"); r.Pending != nil {

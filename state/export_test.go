@@ -1,0 +1,5 @@
+package state
+
+// BindTo opens a session bound to server without reading it, as if it had
+// been opened on that server (e.g. before a restart).
+func (s *Redis) BindTo(server string) Bound { return &Session{s: s, server: server} }

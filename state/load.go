@@ -1,0 +1,182 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Loads: MGETs (or GETs in single-key mode) of the records, then the
+// outbox keys they name.
+
+// Load fetches the records of ids in one round trip (two when some have an
+// outbox); missing ids get the zero Record (Version 0). It is not bound to
+// a server and skips the record cache: for readers and tools. Writers load
+// through a session (Bind).
+func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
+	recs, err := s.load(ctx, ids, true, "")
+	if err != nil {
+		return nil, fmt.Errorf("cannot load records: %w", err)
+	}
+	return recs, nil
+}
+
+// load reads ids in one round trip: a pipeline of GETs in single-key mode
+// (MGET cannot span cluster slots), else of MGETs of batchChunk keys. With
+// outboxes, a second round trip reads the outbox keys the records name;
+// without (band listings, index repair), Pending stays empty. With server
+// set, each pipeline checks that it was answered by that server
+// (pipeCheck); on Redis Cluster the caller checks (Session.Load).
+func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if !s.cfg.SingleKey {
+		return s.loadChunks(ctx, ids, outboxes, server)
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	check := func() error { return nil }
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.Key(id))
+		}
+		check = s.pipeCheck(ctx, p, server)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	if err := check(); err != nil {
+		return nil, err
+	}
+	recs := make([]Record, len(ids))
+	var stored []int
+	for i, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var st bool
+		if recs[i], st, err = decodeRecord(b); err != nil {
+			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
+		}
+		if st {
+			stored = append(stored, i)
+		}
+	}
+	if !outboxes {
+		stored = nil // the caller reads scores and bands only
+	}
+	if err := s.loadOutboxes(ctx, ids, recs, stored, server); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// loadOutboxes reads the outboxes of the records at indexes stored (format
+// 2) in one more round trip. A missing one was cleared after the record was
+// read: its outputs are acknowledged.
+func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int, server string) error {
+	if len(stored) == 0 {
+		return nil
+	}
+	keys := make([]string, len(stored))
+	for k, i := range stored {
+		keys[k] = s.OutboxKey(ids[i], recs[i].Version)
+	}
+	vals := make([]*redis.StringCmd, len(keys))
+	check := func() error { return nil }
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, key := range keys {
+			vals[k] = p.Get(ctx, key)
+		}
+		check = s.pipeCheck(ctx, p, server)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("cannot read outboxes: %w", err)
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	for k, i := range stored {
+		b, err := vals[k].Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return fmt.Errorf("cannot read outbox of %q: %w", ids[i], err)
+		default:
+			recs[i].Pending = b
+		}
+	}
+	return nil
+}
+
+func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
+	var cmds []*redis.SliceCmd
+	check := func() error { return nil }
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		keys := make([]string, 0, min(len(ids), batchChunk))
+		for start := 0; start < len(ids); start += batchChunk {
+			keys = keys[:0]
+			for _, id := range ids[start:min(start+batchChunk, len(ids))] {
+				keys = append(keys, s.Key(id))
+			}
+			cmds = append(cmds, p.MGet(ctx, keys...))
+		}
+		check = s.pipeCheck(ctx, p, server)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := check(); err != nil {
+		return nil, err
+	}
+	recs := make([]Record, len(ids))
+	var stored []int
+	i := 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			switch v := v.(type) {
+			case nil: // missing: the zero Record
+			case string:
+				r, st, err := decodeRecord([]byte(v))
+				if err != nil {
+					return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
+				}
+				recs[i] = r
+				if st {
+					stored = append(stored, i)
+				}
+			default:
+				return nil, fmt.Errorf("cannot read record of %q: unexpected MGET reply %T", ids[i], v)
+			}
+			i++
+		}
+	}
+	if i != len(ids) {
+		return nil, fmt.Errorf("MGET returned %d values for %d keys", i, len(ids))
+	}
+	if !outboxes {
+		stored = nil // the caller reads scores and bands only
+	}
+	if err := s.loadOutboxes(ctx, ids, recs, stored, server); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// Get fetches one record, as Load; a missing id gets the zero Record.
+func (s *Redis) Get(ctx context.Context, id string) (Record, error) {
+	recs, err := s.load(ctx, []string{id}, true, "")
+	if err != nil {
+		return Record{}, fmt.Errorf("cannot get record: %w", err)
+	}
+	return recs[0], nil
+}

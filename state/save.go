@@ -1,0 +1,136 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Saves and outbox clears: the compare-and-sets of Session.Save and
+// Session.ClearOutboxes, in both modes.
+
+func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
+	applied := make([]bool, len(ws))
+	days, changes, err := s.historyArgsAll(ws)
+	if err != nil {
+		return nil, err
+	}
+	err = s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
+		w := &ws[i]
+		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID)}
+		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending, days[i], changes[i], s.cfg.HistoryDays}
+	}, func(i int, cmd *redis.Cmd) error {
+		n, err := cmd.Int()
+		if redis.HasErrorPrefix(err, "RESTARTED") {
+			// Writes before this one may have applied: the caller
+			// abandons the whole batch and re-reads.
+			return fmt.Errorf("%w: %w", ErrServerChanged, err)
+		}
+		if err != nil {
+			return fmt.Errorf("write of %q: %w", ws[i].ID, err)
+		}
+		applied[i] = n == 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// saveChunks runs the writes through batchSaveScript, batchChunk writes per
+// call, all calls in one pipeline (see evalEach).
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
+	bandKeys := make([]string, len(Bands))
+	for i, b := range Bands {
+		bandKeys[i] = s.BandKey(b)
+	}
+	type chunk struct {
+		start, end int
+		keys       []string
+		args       []any
+	}
+	days, changes, err := s.historyArgsAll(ws)
+	if err != nil {
+		return nil, err
+	}
+	var chunks []*chunk
+	for start := 0; start < len(ws); start += batchChunk {
+		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
+		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
+		c.args = append(make([]any, 0, 2+10*(c.end-c.start)), server, s.cfg.HistoryDays)
+		for i := c.start; i < c.end; i++ {
+			w := &ws[i]
+			prevOutbox, newOutbox := "", ""
+			if !w.NoPrevOutbox {
+				prevOutbox = s.OutboxKey(w.ID, w.Expected)
+			}
+			if len(w.Rec.Pending) > 0 {
+				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
+			}
+			c.keys = append(c.keys, s.Key(w.ID))
+			histKey := ""
+			if len(days[i]) > 0 || len(changes[i]) > 0 {
+				histKey = s.HistoryKey(w.ID)
+			}
+			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
+				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox,
+				days[i], changes[i], histKey)
+		}
+		chunks = append(chunks, c)
+	}
+	applied := make([]bool, len(ws))
+	err = s.evalEach(ctx, batchSaveScript, len(chunks), func(i int) ([]string, []any) {
+		return chunks[i].keys, chunks[i].args
+	}, func(i int, cmd *redis.Cmd) error {
+		c := chunks[i]
+		res, err := cmd.Int64Slice()
+		switch {
+		case err == nil && len(res) == c.end-c.start:
+			for k, n := range res {
+				applied[c.start+k] = n == 1
+			}
+			return nil
+		case err == nil:
+			return fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
+		case redis.HasErrorPrefix(err, "RESTARTED"):
+			// Chunks before this one may have applied: the caller
+			// abandons the whole batch and re-reads.
+			return fmt.Errorf("%w: %w", ErrServerChanged, err)
+		default:
+			return fmt.Errorf("writes of %q…: %w", ws[c.start].ID, err)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) error {
+	var chunks [][]string
+	for start := 0; start < len(obs); start += batchChunk {
+		keys := make([]string, 0, min(len(obs)-start, batchChunk))
+		for _, o := range obs[start:min(start+batchChunk, len(obs))] {
+			keys = append(keys, s.OutboxKey(o.ID, o.Version))
+		}
+		chunks = append(chunks, keys)
+	}
+	return s.evalEach(ctx, clearScript, len(chunks), func(i int) ([]string, []any) {
+		return chunks[i], []any{server}
+	}, clearDone)
+}
+
+func clearDone(_ int, cmd *redis.Cmd) error {
+	switch err := cmd.Err(); {
+	case err == nil:
+		return nil
+	case redis.HasErrorPrefix(err, "RESTARTED"):
+		return fmt.Errorf("cannot clear outboxes: %w: %w", ErrServerChanged, err)
+	default:
+		return fmt.Errorf("cannot clear outboxes: %w", err)
+	}
+}

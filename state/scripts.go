@@ -1,0 +1,170 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts of the writes, with the codec's byte positions taken
+// from codec.go (luaCodec), and evalEach, which runs a script per chunk or
+// per customer in one pipeline.
+
+// luaCodec writes the record layout's byte positions (codec.go) into the
+// save scripts, 1-based as Lua's string.sub and string.byte count:
+// $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
+// outbox is stored, $VERSION_FIRST..$VERSION_LAST the version ($VERSION_LEN
+// bytes), $SCORE_FIRST..$BAND_POS the score and band, $BAND_POS the band.
+var luaCodec = strings.NewReplacer(
+	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
+	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
+	"$VERSION_FIRST", strconv.Itoa(versionOffset+1),
+	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
+	"$VERSION_LEN", strconv.Itoa(versionLen),
+	"$SCORE_FIRST", strconv.Itoa(scoreOffset+1),
+	"$BAND_POS", strconv.Itoa(bandOffset+1),
+)
+
+// checkServerLua starts the scripts that are bound to a Redis server: when
+// ARGV[1] is not empty it must hold the server's run_id (one run_id, or on
+// Redis Cluster the run_ids of every primary, see ServerID), else the script
+// stops before writing anything and fails with a RESTARTED error.
+const checkServerLua = `
+if ARGV[1] ~= '' then
+  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  if not id or not string.find(ARGV[1], id, 1, true) then
+    return redis.error_reply('RESTARTED the server run_id is ' .. tostring(id) .. ', not ' .. ARGV[1])
+  end
+end
+`
+
+// saveScript is the single-key Save: bound to a server as checkServerLua
+// says (ARGV[1]), it compares the stored version bytes of record KEYS[1]
+// with ARGV[2] (8 bytes, big-endian; a missing key has version 0) and only
+// then stores ARGV[3], deletes the outbox of the version it replaces
+// (KEYS[2], if the stored record says it has one: format byte 2) and stores
+// outbox ARGV[4] (if not empty) under KEYS[3], the outbox key of the new
+// version. When applied, it also adds the history days ARGV[5] and the
+// changes ARGV[6] to KEYS[4], for a window of ARGV[7] days (see
+// history.go). Its keys share the customer's hash tag.
+// Returns 1 if applied, 0 on conflict.
+var saveLua = checkServerLua + historyLua + luaCodec.Replace(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.sub(cur, $VERSION_FIRST, $VERSION_LAST) ~= ARGV[2] then return 0 end
+elseif ARGV[2] ~= string.rep(string.char(0), $VERSION_LEN) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+if cur and string.byte(cur, $FORMAT_POS) == $FORMAT_OUTBOX then redis.call('DEL', KEYS[2]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4]) end
+history(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
+return 1
+`)
+
+var saveScript = redis.NewScript(saveLua)
+
+// batchSaveScript is the multi-key Save (see Config.SingleKey). ARGV[1] is
+// the run_id the writer expects the server to have ("": do not check); on
+// another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
+// are the band index keys of red, yellow and green (band bytes 1..3);
+// ARGV[2] is the history window in days; KEYS[4..] are record keys, and
+// each has ten more ARGV: the expected version
+// (8 bytes, as in saveScript), the new value, the customer id, its score
+// as a decimal string, the new outbox ("" for none) and the outbox keys of
+// the expected version ("": known to have none, see Write.NoPrevOutbox) and
+// of the new version, then the history days, the history changes and the
+// history key ("" when both are empty). Each write is a compare-and-set with
+// its outbox and history as in saveScript (the outbox and history keys are
+// not declared: this script runs on single servers only); an applied write
+// also moves the customer in the band index, so record and index change
+// together. Returns one 1 (applied) or 0 (conflict) per write.
+var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
+local zero = string.rep(string.char(0), $VERSION_LEN)
+local out = {}
+for i = 4, #KEYS do
+  local j = 2 + (i - 4) * 10
+  local cur = redis.call('GET', KEYS[i])
+  local ok
+  if cur then ok = string.sub(cur, $VERSION_FIRST, $VERSION_LAST) == ARGV[j+1] else ok = ARGV[j+1] == zero end
+  if ok then
+    local val = ARGV[j+2]
+    redis.call('SET', KEYS[i], val)
+    if ARGV[j+6] ~= '' and cur and string.byte(cur, $FORMAT_POS) == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6]) end
+    if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
+    if ARGV[j+10] ~= '' then history(ARGV[j+10], ARGV[j+8], ARGV[j+9], ARGV[2]) end
+    -- score and band unchanged (e.g. an outbox clear): the index
+    -- already holds them.
+    if not cur or string.sub(cur, $SCORE_FIRST, $BAND_POS) ~= string.sub(val, $SCORE_FIRST, $BAND_POS) then
+      local nb = string.byte(val, $BAND_POS)
+      local ob = 0
+      if cur then ob = string.byte(cur, $BAND_POS) end
+      if ob ~= nb then
+        for b = 1, 3 do
+          if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
+        end
+      end
+      if nb >= 1 and nb <= 3 then
+        redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
+      end
+    end
+    out[#out+1] = 1
+  else
+    out[#out+1] = 0
+  end
+end
+return out
+`)
+
+var batchSaveScript = redis.NewScript(batchSaveLua)
+
+// clearScript deletes KEYS, on the server whose run_id is ARGV[1] only
+// ("": any), like batchSaveScript.
+var clearScript = redis.NewScript(checkServerLua + `
+return redis.call('DEL', unpack(KEYS))
+`)
+
+// evalEach runs script n times, with the keys and arguments args gives for
+// each call, all calls in one pipeline: one round trip, and a second only
+// to load the script into a server that does not have it (NOSCRIPT: the
+// call was not executed, so running it again is safe). done gets each
+// call's result, in order; its first error ends evalEach.
+func (s *Redis) evalEach(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any), done func(i int, cmd *redis.Cmd) error) error {
+	todo := make([]int, n)
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		cmds := make([]*redis.Cmd, len(todo))
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range todo {
+				keys, argv := args(i)
+				cmds[j] = script.EvalSha(ctx, p, keys, argv...)
+			}
+			return nil
+		})
+		var retry []int
+		for j, i := range todo {
+			if attempt == 0 && redis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+				retry = append(retry, i)
+				continue
+			}
+			if derr := done(i, cmds[j]); derr != nil {
+				return derr
+			}
+		}
+		if err != nil && len(retry) == 0 {
+			return err
+		}
+		if len(retry) > 0 {
+			if err := script.Load(ctx, s.c).Err(); err != nil {
+				return fmt.Errorf("cannot load script: %w", err)
+			}
+		}
+		todo = retry
+	}
+	return nil
+}

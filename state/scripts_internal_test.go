@@ -1,0 +1,47 @@
+package state
+
+import (
+	"encoding/binary"
+	"math"
+	"strings"
+	"testing"
+)
+
+// TestScriptsTakeCodecOffsets: the save scripts read the record's format,
+// version, score and band at the byte positions the codec writes them
+// (luaCodec), and no placeholder is left in their text.
+func TestScriptsTakeCodecOffsets(t *testing.T) {
+	for name, src := range map[string]string{"save": saveLua, "batch save": batchSaveLua} {
+		if i := strings.Index(src, "$"); i >= 0 {
+			t.Errorf("%s script: placeholder left: %q", name, src[i:min(len(src), i+20)])
+		}
+	}
+	// The single-key script, expanded, as Redis sees it (1-based).
+	src := saveLua
+	for _, want := range []string{"string.sub(cur, 2, 9)", "string.rep(string.char(0), 8)", "string.byte(cur, 1) == 2"} {
+		if !strings.Contains(src, want) {
+			t.Errorf("save script lacks %q", want)
+		}
+	}
+	if !strings.Contains(batchSaveLua, "string.sub(cur, 10, 18) ~= string.sub(val, 10, 18)") {
+		t.Error("batch save script does not compare score and band at bytes 10..18")
+	}
+	rec := Record{Version: 0x0102030405060708, Score: 42.5, Band: BandGreen, Pending: []byte("o")}
+	b, err := encodeRecord(nil, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lua := func(first, last int) []byte { return b[first-1 : last] } // Lua's string.sub
+	if b[formatOffset] != formatV2 {
+		t.Errorf("format byte %d at %d, want %d", b[formatOffset], formatOffset, formatV2)
+	}
+	if got := binary.BigEndian.Uint64(lua(versionOffset+1, versionOffset+versionLen)); got != rec.Version {
+		t.Errorf("version at the scripts' bytes: %x", got)
+	}
+	if got := math.Float64frombits(binary.BigEndian.Uint64(lua(scoreOffset+1, scoreOffset+scoreLen))); got != rec.Score {
+		t.Errorf("score at the scripts' bytes: %v", got)
+	}
+	if got := lua(bandOffset+1, bandOffset+1)[0]; got != 3 {
+		t.Errorf("band byte at the scripts' position: %d, want 3 (green)", got)
+	}
+}

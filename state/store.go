@@ -1,0 +1,207 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The store: the record and write types, the configuration, and the
+// Redis store with its key names. Reads are in load.go and band.go; every
+// write goes through a session (session.go).
+
+// Partition is an input topic-partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// Record is everything stored for one customer.
+type Record struct {
+	// Version is bumped by every successful Save; 0 means "not stored yet".
+	Version uint64
+	// Offsets holds, per input topic-partition, the highest Kafka offset
+	// already applied to this customer.
+	Offsets map[Partition]int64
+	// Score is the last evaluated score (unrounded), used by the band index.
+	Score float64
+	// Band is "red", "yellow", "green" or "", used by the band index.
+	Band string
+	// Data is the opaque scorer state (encoded by package scorer).
+	Data []byte
+	// Pending is the consumer's outbox: outputs decided with this state
+	// but not yet known to be acknowledged by the broker (opaque here). It
+	// is stored under its own key (OutboxKey of the customer and version),
+	// written atomically with the record and deleted by ClearOutboxes once
+	// acknowledged, so clearing it does not rewrite the record.
+	Pending []byte
+}
+
+// Outbox names a stored outbox: the customer and the record version it was
+// saved with.
+type Outbox struct {
+	ID      string
+	Version uint64
+}
+
+// Write is one compare-and-set of a customer's record.
+type Write struct {
+	ID string
+	// Expected is the Version read by Load; the write applies only if the
+	// stored version still equals it (0: only if nothing is stored).
+	Expected uint64
+	// Rec is the new record; its Version is ignored and Expected+1 is stored.
+	Rec Record
+	// SkipIndex leaves the band index alone: for writes that do not change
+	// the score or band (e.g. clearing Pending).
+	SkipIndex bool
+	// NoPrevOutbox tells the save that the record at version Expected has
+	// no outbox left to delete: it had none, or it was read back empty
+	// (cleared), and an outbox key is never written again for a version
+	// once saved. The save then skips the delete. False is always safe.
+	NoPrevOutbox bool
+	// Days are score-history days this write closes (oldest first,
+	// increasing), and Changes band-change and alert entries (oldest
+	// first, opaque, 1 to 65535 bytes each), both added to HistoryKey. Both are written by the save script only if the
+	// compare-and-set applies, and only when Config.HistoryDays > 0.
+	Days    []Day
+	Changes [][]byte
+}
+
+// Member is a customer in a band.
+type Member struct {
+	ID    string
+	Score float64
+	Data  []byte // the record's scorer state (Record.Data), e.g. for its segment
+}
+
+// ErrIndex reports that records were saved but the band index could not be
+// brought up to date; it catches up at the customers' next saves.
+var ErrIndex = errors.New("band index may lag")
+
+// DefaultPrefix starts every key unless Config.Prefix says otherwise.
+const DefaultPrefix = "hs:"
+
+// Config configures a Redis store.
+type Config struct {
+	// Prefix starts every key (default "hs:"). It must not contain '{' or
+	// '}', which would break the customer keys' hash tags.
+	Prefix string
+	// IndexPasses bounds how often Save re-reads records to repair the band
+	// index after racing writers (default 8). Each pass costs two round
+	// trips and is needed only while other writers save the same customers.
+	IndexPasses int
+	// Shards is the number of schedule shards (default DefaultShards). All
+	// instances sharing a prefix must use the same number.
+	Shards int
+	// SingleKey restricts the store to commands and scripts that touch one
+	// key each, as Redis Cluster requires; it is set automatically for a
+	// *redis.ClusterClient. Otherwise (a single server, or a primary with
+	// replicas) Save runs its compare-and-sets and band-index updates in
+	// multi-key scripts, a chunk of customers per call: atomically, so the
+	// index never lags, and with a fraction of the commands. All instances
+	// sharing a prefix must use the same mode.
+	SingleKey bool
+	// Cache is how many customers' records the store keeps in memory after
+	// saving them, so that loads bound to the same Redis server
+	// (Session.Load) find them without a round trip (see cache.go); about
+	// 300 bytes of heap each. 0: no cache. Ignored in single-key mode.
+	Cache int
+	// WaitReplicas is how many replicas WaitReplicas waits for
+	// (AutoReplicas: those connected at the time; 0: none), and WaitTimeout
+	// how long at most (default DefaultWaitTimeout).
+	WaitReplicas int
+	WaitTimeout  time.Duration
+	// HistoryDays is how many days of score history are kept per customer
+	// (see history.go); 0: none, and Save writes no history.
+	HistoryDays int
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.IndexPasses == 0 {
+		c.IndexPasses = 8
+	}
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
+	}
+}
+
+func (c Config) validate() error {
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return fmt.Errorf("invalid Prefix %q: must not contain '{' or '}'", c.Prefix)
+	}
+	if c.IndexPasses < 1 {
+		return fmt.Errorf("invalid IndexPasses %d: must be positive", c.IndexPasses)
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
+	}
+	if c.WaitReplicas < AutoReplicas {
+		return fmt.Errorf("invalid WaitReplicas %d: must be AutoReplicas, 0 or more", c.WaitReplicas)
+	}
+	if c.WaitTimeout < 0 {
+		return fmt.Errorf("invalid WaitTimeout %s: must be positive", c.WaitTimeout)
+	}
+	if c.HistoryDays < 0 || c.HistoryDays > MaxHistoryDays {
+		return fmt.Errorf("invalid HistoryDays %d: must be from 0 (none) to %d", c.HistoryDays, MaxHistoryDays)
+	}
+	if c.Cache < 0 {
+		return fmt.Errorf("invalid Cache %d: must be 0 (none) or more", c.Cache)
+	}
+	return nil
+}
+
+// batchChunk is the number of writes per multi-key script call, and of keys
+// per MGET: large enough to amortise the per-command cost, small enough that
+// one call holds the server briefly (a script call of 256 writes took about
+// 2 ms on the 2-core test machine, see docs/performance.md).
+const batchChunk = 256
+
+// Redis is the record store on Redis (a server, a cluster or miniredis).
+// Readers use it directly; writers through a session (Bind).
+type Redis struct {
+	c     redis.UniversalClient
+	cfg   Config
+	cache *recordCache // nil: none
+}
+
+// NewRedis returns a store using client, which the caller keeps owning.
+func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("cannot create redis state store: client is nil")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cannot create redis state store: %w", err)
+	}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		cfg.SingleKey = true
+	}
+	s := &Redis{c: client, cfg: cfg}
+	if cfg.Cache > 0 && !cfg.SingleKey {
+		s.cache = newRecordCache(cfg.Cache)
+	}
+	return s, nil
+}
+
+// Key returns the Redis key of a customer's record.
+func (s *Redis) Key(id string) string { return s.cfg.Prefix + "c:{" + id + "}" }
+
+// OutboxKey returns the Redis key of the outbox saved with version of a
+// customer's record. It shares the record key's hash tag.
+func (s *Redis) OutboxKey(id string, version uint64) string {
+	return s.cfg.Prefix + "o:{" + id + "}:" + strconv.FormatUint(version, 10)
+}
+
+// BandKey returns the Redis key of a band's sorted set.
+func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + band }
