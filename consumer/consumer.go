@@ -212,6 +212,10 @@ type Consumer struct {
 	// the server was found to give no id (warned about once).
 	session atomic.Pointer[state.Bound]
 	unbound atomic.Bool
+	// stale is set when the sweeper or a rescoring pass found the current
+	// session refused (Redis restarted): the loop then rewinds at its next
+	// turn, as a refused batch makes it do, since no batch may come.
+	stale atomic.Bool
 }
 
 // New validates cfg and creates the Kafka client. Nothing is consumed until
@@ -341,6 +345,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.client.AllowRebalance()
 			c.log.Info("consumer stopping: shutdown requested", c.totals()...)
 			return nil
+		}
+		if c.stale.Swap(false) {
+			c.rewind(nil, fetches.Records()) // the polled records are fetched again
+			c.client.AllowRebalance()
+			continue
 		}
 		if c.commitPending(ctx, false, fetches.Records()) {
 			c.client.AllowRebalance() // the polled records are fetched again

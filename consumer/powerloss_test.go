@@ -445,3 +445,49 @@ func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
 		t.Errorf("state holds %d events, want 16 (15 sent here and the other writer's one)", got)
 	}
 }
+
+// TestSweeperAfterRedisRestart: Redis restarts (from an append-only file
+// that kept every write) while the consumer is idle and nothing waits to be
+// committed. No batch comes to find the session stale, so the sweeper's
+// refusal must make the loop rewind and open a new session; before, every
+// later sweep round was refused and a silent customer's decay was never
+// published again until some event arrived.
+func TestSweeperAfterRedisRestart(t *testing.T) {
+	e := newPowerLossEnv(t)
+	h := e.harness
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	for i := range 7 {
+		v := fmt.Sprintf(`{"customer_id":"silent","type":"login","time":%q}`, base.Add(time.Duration(i)*24*time.Hour).Format(time.RFC3339))
+		recs = append(recs, &kgo.Record{Key: []byte("silent"), Value: []byte(v)})
+	}
+	clock := &fakeClock{}
+	clock.Set(base.Add(6 * 24 * time.Hour))
+	h.produce(recs...)
+	h.startSweeping("restart", clock)
+	h.waitCommitted("restart")
+	version := func() uint64 {
+		rec, err := h.store.Get(context.Background(), "silent")
+		if err != nil {
+			return 0 // Redis restarting
+		}
+		return rec.Version
+	}
+	v0 := version()
+	if h.due("silent") == 0 || v0 == 0 {
+		t.Fatalf("the customer is not stored (version %d) or not scheduled", v0)
+	}
+
+	e.redis.kill()
+	e.redis.start() // a new run_id; the file kept everything
+
+	// Time passes: the clock follows the customer's due time (its next
+	// decay evaluation, or a refused round's claim expiry) until an
+	// evaluation is saved.
+	waitFor(t, 30*time.Second, "a decay evaluation saved after the restart", func() bool {
+		if d := h.due("silent"); d > clock.Now().UnixMilli() {
+			clock.SetMs(d)
+		}
+		return version() > v0
+	})
+}

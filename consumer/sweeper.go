@@ -2,7 +2,9 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"reflect"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,6 +97,7 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 				return err
 			}
 			if err := c.process(ctx, sess, b); err != nil {
+				c.refused(sess, err)
 				return err
 			}
 			dues := make([]state.Due, len(ids))
@@ -149,10 +152,34 @@ func (c *Consumer) RescoreAll(ctx context.Context, l Lister) (int, error) {
 			return done, err
 		}
 		if err := c.process(ctx, sess, b); err != nil {
+			c.refused(sess, err)
 			return done, err
 		}
 		done += n
 		ids = ids[n:]
 	}
 	return done, nil
+}
+
+// refused handles a sweep's or rescoring pass's failure: when the session
+// was refused because Redis restarted since it was opened, and it is still
+// the current one, the main loop is told to rewind (see Consumer.stale).
+// Otherwise, on an idle consumer, nothing would ever open a new session and
+// every later round would be refused too: no decay alert would be published
+// until an event arrived.
+func (c *Consumer) refused(sess state.Bound, err error) {
+	if !errors.Is(err, state.ErrServerChanged) {
+		return
+	}
+	cur := c.session.Load()
+	if cur == nil {
+		return // rewound meanwhile: the next round opens a new session
+	}
+	// A session the loop opened since is not stale. Implementations are
+	// pointers in practice; one that cannot be compared is taken as current
+	// (an extra rewind only costs a redelivery).
+	if reflect.TypeOf(sess).Comparable() && reflect.TypeOf(*cur).Comparable() && *cur != sess {
+		return
+	}
+	c.stale.Store(true)
 }
