@@ -118,15 +118,6 @@ func (c *Consumer) deadLetter(b *batch, r *kgo.Record, reason, detail string) {
 	b.reasons = append(b.reasons, reason)
 }
 
-// outcome is one customer's result in an attempt.
-type outcome struct {
-	applied, duplicate, ignored int
-	write                       *state.Write // nil when nothing was applied
-	nextDue                     int64        // Unix ms, 0: never (see customerBatch)
-	override                    *state.Due   // set when an override event was folded: its expiry
-	rescored                    bool         // evaluated (by an event or by the sweeper)
-}
-
 // process takes a decoded batch through produce and save. The customers
 // are split by id over Config.Workers groups that run concurrently (a
 // customer's events all go to one group, so groups never race each other);
@@ -203,159 +194,61 @@ func (c *Consumer) processGroup(ctx context.Context, sess state.Bound, todo []*c
 	return nil
 }
 
-// attempt takes the customers through one load → fold → save → produce →
-// clear cycle (the outbox order: see outbox.go). It returns the customers
-// whose first save lost a compare-and-set race, to be redone; an error means
-// the attempt must be retried as a whole, which is safe: saved states make
-// their events duplicates, and their pending outputs are produced again by
-// the next load. Every Redis step goes through sess, so none applies once
-// Redis restarted since the session was opened (state.ErrServerChanged).
+// attempt takes the customers through one load → plan → schedule → save →
+// produce → clear cycle (the outbox order: see outbox.go); plan (plan.go)
+// makes every decision, this is only the I/O around it. It returns the
+// customers whose first save lost a compare-and-set race, to be redone; an
+// error means the attempt must be retried as a whole, which is safe: saved
+// states make their events duplicates, and their pending outputs are
+// produced again by the next load. Every Redis step goes through sess, so
+// none applies once Redis restarted since the session was opened
+// (state.ErrServerChanged).
 func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*customerBatch) ([]*customerBatch, error) {
 	t := c.now()
-	ids := make([]string, len(customers))
-	for i, cb := range customers {
-		ids[i] = cb.id
-	}
-	// The client reconnects and retries by itself, so a load sent before
-	// a Redis restart can be answered by the restarted server, with states
-	// that lost this instance's uncommitted batches; folding on those would
-	// move the customers' applied offsets past the lost records, which the
-	// rewind could then no longer re-apply. The session refuses such a
-	// load, and any save or clear on that server, with
-	// state.ErrServerChanged.
-	loaded, err := sess.Load(ctx, ids)
+	loaded, err := c.load(ctx, sess, customers)
 	if err != nil {
-		return nil, fmt.Errorf("cannot load customer states: %w", err)
-	}
-	if len(loaded) != len(ids) {
-		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
+		return nil, err
 	}
 	t = c.metrics.since(StageLoad, t)
 
-	// Fold, and decide each customer's write: new state plus everything
-	// still pending (an earlier attempt's outputs that may not have been
-	// acknowledged come first, so per-customer order holds).
-	type plan struct {
-		i       int
-		write   state.Write
-		outputs []*kgo.Record // pending ones first
-		pending int           // how many of outputs an earlier attempt left (not timed)
-		cause   time.Time     // the cause timestamp of the others
-	}
-	results := make([]outcome, len(customers))
-	plans := make([]plan, 0, len(customers))
-	for i, cb := range customers {
-		rec := loaded[i]
-		pending, err := decodeOutbox(rec.Pending)
-		if err != nil {
-			c.metrics.corruptStates.Inc()
-			c.log.Error("stored outbox is corrupt; dropping it", zap.String("customer_id", cb.id), zap.Error(err))
-			pending = nil
-		}
-		var fresh []*kgo.Record
-		fresh, results[i] = c.fold(nil, cb, rec)
-		if results[i].write == nil && len(pending) == 0 {
-			continue // only duplicates or ignored types: nothing to do
-		}
-		p := plan{i: i, outputs: append(pending, fresh...), pending: len(pending), cause: cb.causeTimestamp()}
-		if w := results[i].write; w != nil {
-			p.write = *w
-		} else {
-			// Nothing new, but an earlier attempt's outputs to finish: the
-			// record is saved again (a new version, with the outbox under
-			// its key) and that outbox is cleared like any other. This
-			// also moves an outbox stored inside a record by an earlier
-			// version of the service to its own key.
-			p.write = state.Write{ID: cb.id, Expected: rec.Version, Rec: rec, SkipIndex: true}
-		}
-		p.write.Rec.Pending = encodeOutbox(p.outputs)
-		plans = append(plans, p)
-	}
-
+	p := plan(c.planConfig(), customers, loaded)
+	c.reportCorrupt(p.corrupt)
 	t = c.metrics.since(StageFold, t)
 
 	// 0. Schedule the next decay-driven evaluations, before the states are
 	// saved: a crash in between can only wake a customer early, never lose
 	// its wake-up.
 	if c.cfg.Schedule != nil {
-		var dues []state.Due
-		for i, r := range results {
-			customers[i].nextDue = r.nextDue
-			if r.nextDue > 0 {
-				dues = append(dues, state.Due{ID: customers[i].id, At: r.nextDue})
-			}
+		for i := range customers {
+			customers[i].nextDue = p.outcomes[i].nextDue
 		}
-		if err := c.cfg.Schedule.ScheduleEarlier(ctx, dues); err != nil {
+		if err := c.cfg.Schedule.ScheduleEarlier(ctx, p.dues(customers)); err != nil {
 			return nil, err
 		}
-		var overrides []state.Due
-		for _, r := range results {
-			if r.override != nil {
-				overrides = append(overrides, *r.override)
-			}
-		}
-		if err := c.cfg.Schedule.TrackOverrides(ctx, overrides); err != nil {
+		if err := c.cfg.Schedule.TrackOverrides(ctx, p.overrides()); err != nil {
 			return nil, err
 		}
 		t = c.metrics.since(StageSchedule, t)
 	}
 
 	// 1. Save states with their outbox.
-	writes := make([]state.Write, len(plans))
-	for k, p := range plans {
-		writes[k] = p.write
-	}
-	applied, err := c.save(ctx, sess, writes)
+	applied, err := c.save(ctx, sess, p.stateWrites())
 	if err != nil {
 		return nil, err
 	}
 	t = c.metrics.since(StageSave, t)
-	done := make([]bool, len(customers))
-	for i := range customers {
-		done[i] = true
-	}
-	var conflicted []*customerBatch
-	nOut := 0
-	for _, p := range plans {
-		nOut += len(p.outputs)
-	}
-	outputs := make([]*kgo.Record, 0, nOut)
-	causes := make([]time.Time, 0, nOut)
-	clears := make([]state.Outbox, 0, len(plans))
-	for k, p := range plans {
-		if !applied[k] {
-			// A lost clear-only write is done: its events were duplicates
-			// or ignored, and whoever won owns the outbox now.
-			if results[p.i].write != nil {
-				done[p.i] = false
-				conflicted = append(conflicted, customers[p.i])
-			}
-			continue
-		}
-		if len(p.outputs) == 0 {
-			continue
-		}
-		outputs = append(outputs, p.outputs...)
-		for j := range p.outputs {
-			if j < p.pending {
-				causes = append(causes, time.Time{}) // unknown: not timed
-			} else {
-				causes = append(causes, p.cause)
-			}
-		}
-		clears = append(clears, state.Outbox{ID: p.write.ID, Version: p.write.Expected + 1})
-	}
+	s := p.settle(applied)
 
 	// 1b. Outputs are published only once the states that call for them
 	// reached the replicas (see outputsReplicated).
-	if len(outputs) > 0 {
+	if len(s.outputs) > 0 {
 		if err := c.outputsReplicated(ctx, sess.Server()); err != nil {
 			return nil, err
 		}
 	}
 
 	// 2. Produce and wait for every acknowledgement.
-	if err := c.produce(ctx, outputs, causes); err != nil {
+	if err := c.produce(ctx, s.outputs, s.causes); err != nil {
 		return nil, err
 	}
 	t = c.metrics.since(StageProduce, t)
@@ -364,34 +257,66 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 	// saved with, so this never deletes one that a racing writer saved
 	// since; and one that such a writer loaded is produced again by it,
 	// under the same ids.
-	if err := c.clear(ctx, sess, clears); err != nil {
+	if err := c.clear(ctx, sess, s.clears); err != nil {
 		return nil, err
 	}
 	c.metrics.since(StageClear, t)
 
-	var nApplied, nDup, nIgn, nEvent, nDecay, nReload int
-	for i, r := range results {
-		if done[i] {
-			nApplied += r.applied
-			nDup += r.duplicate
-			nIgn += r.ignored
-			switch {
-			case r.rescored && r.applied > 0:
-				nEvent++
-			case r.rescored && customers[i].reload:
-				nReload++
-			case r.rescored:
-				nDecay++
-			}
+	c.count(p.tally(customers, s.done))
+	var conflicted []*customerBatch
+	for _, i := range s.redo {
+		conflicted = append(conflicted, customers[i])
+	}
+	return conflicted, nil
+}
+
+// load reads the customers' records through the batch's session. The client
+// reconnects and retries by itself, so a load sent before a Redis restart
+// can be answered by the restarted server, with states that lost this
+// instance's uncommitted batches; folding on those would move the
+// customers' applied offsets past the lost records, which the rewind could
+// then no longer re-apply. The session refuses such a load, and any save or
+// clear on that server, with state.ErrServerChanged.
+func (c *Consumer) load(ctx context.Context, sess state.Bound, customers []*customerBatch) ([]state.Record, error) {
+	ids := make([]string, len(customers))
+	for i, cb := range customers {
+		ids[i] = cb.id
+	}
+	loaded, err := sess.Load(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load customer states: %w", err)
+	}
+	if len(loaded) != len(ids) {
+		return nil, fmt.Errorf("cannot load customer states: store returned %d records for %d customers", len(loaded), len(ids))
+	}
+	return loaded, nil
+}
+
+// planConfig is the model and settings plan decides with.
+func (c *Consumer) planConfig() planConfig {
+	return planConfig{model: c.model.Load(), encoder: c.cfg.Encoder, historyDays: c.cfg.HistoryDays}
+}
+
+// reportCorrupt logs and counts the stored data plan had to replace.
+func (c *Consumer) reportCorrupt(cs []corruption) {
+	for _, x := range cs {
+		c.metrics.corruptStates.Inc()
+		if x.what == "outbox" {
+			c.log.Error("stored outbox is corrupt; dropping it", zap.String("customer_id", x.id), zap.Error(x.err))
+		} else {
+			c.log.Error("stored customer state is corrupt; starting it afresh", zap.String("customer_id", x.id), zap.Error(x.err))
 		}
 	}
-	c.metrics.rescored.WithLabelValues("event").Add(float64(nEvent))
-	c.metrics.rescored.WithLabelValues("decay").Add(float64(nDecay))
-	c.metrics.rescored.WithLabelValues("reload").Add(float64(nReload))
-	c.metrics.events.WithLabelValues(ResultApplied).Add(float64(nApplied))
-	c.metrics.events.WithLabelValues(ResultDuplicate).Add(float64(nDup))
-	c.metrics.events.WithLabelValues(ResultIgnored).Add(float64(nIgn))
-	return conflicted, nil
+}
+
+// count adds a finished attempt's tally to the metrics.
+func (c *Consumer) count(n tally) {
+	c.metrics.rescored.WithLabelValues("event").Add(float64(n.event))
+	c.metrics.rescored.WithLabelValues("decay").Add(float64(n.decay))
+	c.metrics.rescored.WithLabelValues("reload").Add(float64(n.reload))
+	c.metrics.events.WithLabelValues(ResultApplied).Add(float64(n.applied))
+	c.metrics.events.WithLabelValues(ResultDuplicate).Add(float64(n.duplicate))
+	c.metrics.events.WithLabelValues(ResultIgnored).Add(float64(n.ignored))
 }
 
 // clear deletes acknowledged outboxes through the batch's session: on a
@@ -426,129 +351,6 @@ func (c *Consumer) save(ctx context.Context, sess state.Bound, writes []state.Wr
 		return nil, fmt.Errorf("cannot save customer states: %w", err)
 	}
 	return applied, nil
-}
-
-// causeTimestamp is the Kafka timestamp of the customer's latest record in
-// the batch, the start of the event-to-output latency (zero: not timed).
-func (cb *customerBatch) causeTimestamp() time.Time {
-	if len(cb.events) == 0 {
-		return time.Time{} // a decay evaluation: no event to time from
-	}
-	return cb.events[len(cb.events)-1].rec.Timestamp
-}
-
-// fold applies the customer's events not applied yet to its stored state and
-// appends the outputs the new evaluation calls for.
-func (c *Consumer) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Record) ([]*kgo.Record, outcome) {
-	m := c.model.Load()
-	var res outcome
-	st, err := m.DecodeState(rec.Data)
-	if err != nil {
-		c.metrics.corruptStates.Inc()
-		c.log.Error("stored customer state is corrupt; starting it afresh", zap.String("customer_id", cb.id), zap.Error(err))
-		st = m.NewState()
-	}
-	offsets := make(map[state.Partition]int64, len(rec.Offsets)+1)
-	for k, v := range rec.Offsets {
-		offsets[k] = v
-	}
-	// Score history (see history.go): each event closes the days before it.
-	hist := c.cfg.HistoryDays > 0
-	if !hist {
-		st.DropDay()
-	}
-	var closed []scorer.DayPoint
-	var cause *inEvent
-	for i := range cb.events {
-		e := cb.events[i]
-		if !m.Folds(&e.ev) {
-			res.ignored++ // first, so a redelivery counts it the same way
-			continue
-		}
-		tp := state.Partition{Topic: e.rec.Topic, Partition: e.rec.Partition}
-		if last, ok := offsets[tp]; ok && e.rec.Offset <= last {
-			res.duplicate++
-			continue
-		}
-		if hist {
-			closed, _ = m.ApplyWithHistory(st, &e.ev, c.cfg.HistoryDays, closed)
-		} else {
-			m.Apply(st, &e.ev)
-		}
-		if e.ev.Type == scorer.TypeOverride && st.Override != nil {
-			exp := int64(0) // none
-			if st.Override.Expires != scorer.NoExpiry {
-				exp = st.Override.Expires / int64(time.Millisecond)
-			}
-			res.override = &state.Due{ID: cb.id, At: exp}
-		}
-		offsets[tp] = e.rec.Offset
-		res.applied++
-		if cause == nil || e.ev.Time > cause.ev.Time || (e.ev.Time == cause.ev.Time && e.rec.Offset > cause.rec.Offset) {
-			cause = e
-		}
-	}
-	// Never evaluate before an instant already published: after the sweeper
-	// published a decayed score at the wall clock, events dated earlier
-	// (a backlog) must not make the score jump back up.
-	at := max(st.LastEvent, st.PublishedAt)
-	var why alerts.Cause
-	switch {
-	case res.applied > 0:
-		why = alerts.Cause{EventID: cause.ev.ID, Topic: cause.rec.Topic, Partition: cause.rec.Partition, Offset: cause.rec.Offset}
-	case cb.decayAt > 0 && rec.Version > 0:
-		at = max(at, cb.decayAt)
-		why = alerts.Cause{Decay: !cb.reload, Reload: cb.reload, At: at}
-	default:
-		return outputs, res
-	}
-	if hist {
-		closed = m.BeginDay(closed, st, at, c.cfg.HistoryDays)
-	}
-	o := m.Step(st, at)
-	if hist {
-		m.NoteDay(st, &o.Eval)
-		closed = windowDays(closed, scorer.DayOf(at), c.cfg.HistoryDays)
-	}
-	res.rescored = true
-	// The wake-up for a customer that gets no more events. After events,
-	// the customer will likely have more before it is due, so a bound that
-	// is never late and costs one evaluation does (scorer.EarliestChange);
-	// if it stays silent, the sweeper's evaluation at that wake-up computes
-	// the exact instant (NextChange, a search ~40 times dearer).
-	nextChange := m.NextChange
-	if res.applied > 0 {
-		nextChange = m.EarliestChange
-	}
-	if t, ok := nextChange(st, at); ok {
-		res.nextDue = (t + int64(time.Millisecond) - 1) / int64(time.Millisecond)
-	}
-	publish := o.Changed || o.Alert != scorer.AlertNone || o.Dropped
-	if res.applied == 0 && !publish {
-		return outputs, res // a decay check with nothing to publish: no write
-	}
-	if publish {
-		outputs = c.cfg.Encoder.AppendRecords(outputs, &alerts.Change{
-			CustomerID: cb.id,
-			Outcome:    o,
-			Model:      m,
-			EventTime:  at,
-			Cause:      why,
-		})
-	}
-	res.write = &state.Write{ID: cb.id, Expected: rec.Version, NoPrevOutbox: len(rec.Pending) == 0, Rec: state.Record{
-		Offsets: offsets,
-		Score:   o.Eval.Score,
-		Band:    o.Eval.Band.String(),
-		Data:    m.AppendState(nil, st),
-	}}
-	if hist {
-		res.write.Days = historyDays(closed)
-		if publish {
-			res.write.Changes = historyChanges(&o, at)
-		}
-	}
-	return outputs, res
 }
 
 // produce sends records and waits until every one is acknowledged, retrying
