@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 	"time"
@@ -95,9 +96,11 @@ func TestPlan(t *testing.T) {
 		due                         bool     // a wake-up is planned
 		overrideAt                  int64    // Unix ms of the override's expiry; 0: none planned
 		rescored                    bool
+		cause                       string // in the first output's cause
 	}{
 		{name: "first event", events: []*inEvent{ev("login", 1, 0)},
-			applied: 1, write: true, outputs: []string{alerts.TypeScoreChanged}, band: "yellow", due: true, rescored: true},
+			applied: 1, write: true, outputs: []string{alerts.TypeScoreChanged}, band: "yellow", due: true, rescored: true,
+			cause: `"event_id":"elogin","topic":"in","partition":0,"offset":1`},
 		{name: "duplicate by offset", before: healthy, events: []*inEvent{ev("login", 5, time.Hour)},
 			duplicate: 1},
 		{name: "redelivered batch", before: healthy, events: healthy[0],
@@ -107,15 +110,22 @@ func TestPlan(t *testing.T) {
 		{name: "ignored type at an old offset still counts as ignored", before: healthy, events: []*inEvent{ev("page_viewed", 1, time.Hour)},
 			ignored: 1},
 		{name: "band change to red raises an alert", before: healthy, events: troubles,
-			applied: 8, write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true, rescored: true},
+			applied: 8, write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true, rescored: true,
+			cause: `"offset":17`},
 		{name: "decay by the sweeper", before: healthy, decayAt: planT0.Add(30 * 24 * time.Hour),
-			write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true, rescored: true},
+			write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true, rescored: true,
+			cause: `"decay":true,"at":"2026-12-01T09:00:00`},
+		{name: "rescoring after a model reload", before: healthy, decayAt: planT0.Add(30 * 24 * time.Hour), reload: true,
+			write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true, rescored: true,
+			cause: `"model_reload":true`},
+		{name: "event with nothing to publish still saves its offset", before: healthy, events: []*inEvent{ev("payment_succeeded", 6, 5*time.Minute)},
+			applied: 1, write: true, band: "yellow", due: true, rescored: true},
 		{name: "decay check with nothing to publish", before: healthy, decayAt: planT0.Add(time.Second),
 			due: true, rescored: true},
 		{name: "sweeper on a customer never stored", decayAt: planT0.Add(time.Hour)},
 		{name: "override", before: healthy, events: []*inEvent{override},
 			applied: 1, write: true, outputs: []string{alerts.TypeScoreChanged, alerts.TypeLow}, band: "red", due: true,
-			overrideAt: planT0.Add(48*time.Hour).UnixMilli(), rescored: true},
+			overrideAt: planT0.Add(48 * time.Hour).UnixMilli(), rescored: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +167,22 @@ func TestPlan(t *testing.T) {
 			w := p.writes[0]
 			if got := outputTypes(w.outputs); !slices.Equal(got, tc.outputs) {
 				t.Errorf("outputs = %v, want %v", got, tc.outputs)
+			}
+			if len(w.outputs) > 0 && !bytes.Contains(w.outputs[0].Value, []byte(tc.cause)) {
+				t.Errorf("first output %s, want cause %s", w.outputs[0].Value, tc.cause)
+			}
+			// After events the wake-up is EarliestChange's cheap bound; after
+			// a sweeper's evaluation, NextChange's exact instant.
+			st, err := pc.model.DecodeState(w.write.Rec.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, at := pc.model.NextChange, cb.decayAt
+			if tc.applied > 0 {
+				next, at = pc.model.EarliestChange, tc.events[len(tc.events)-1].ev.Time
+			}
+			if due, _ := next(st, at); o.nextDue != (due+int64(time.Millisecond)-1)/int64(time.Millisecond) {
+				t.Errorf("nextDue = %d, want %d", o.nextDue, due)
 			}
 			if w.write.Rec.Band != tc.band {
 				t.Errorf("band = %q, want %q", w.write.Rec.Band, tc.band)
