@@ -310,3 +310,38 @@ func TestPlanCorrupt(t *testing.T) {
 		t.Errorf("writes = %+v, want the fresh state saved over version 3 with no pending outputs", p.writes)
 	}
 }
+
+// With a score history, a band change records its changes in the write,
+// and an evaluation that publishes nothing records none.
+func TestPlanHistory(t *testing.T) {
+	pc := testPlanConfig(t)
+	pc.historyDays = 30
+	rec := history(t, pc, []*inEvent{ev("login", 1, 0), ev("payment_succeeded", 2, time.Minute)})
+	low := ev(scorer.TypeOverride, 3, time.Hour)
+	low.ev.Value = 10 // red: a low alert
+	for _, tc := range []struct {
+		name    string
+		e       *inEvent
+		changes bool
+	}{
+		{"band change", low, true},
+		{"nothing published", ev("payment_succeeded", 3, 2*time.Minute), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plan(pc, []*customerBatch{{id: "c1", events: []*inEvent{tc.e}}}, []state.Record{rec})
+			if len(p.writes) != 1 {
+				t.Fatalf("planned %d writes, want 1", len(p.writes))
+			}
+			w := p.writes[0]
+			if (len(w.write.Changes) > 0) != tc.changes || (len(w.outputs) > 0) != tc.changes {
+				t.Errorf("%d history changes, %d outputs; want both present: %v", len(w.write.Changes), len(w.outputs), tc.changes)
+			}
+		})
+	}
+	// Without a history, none is written.
+	pc.historyDays = 0
+	p := plan(pc, []*customerBatch{{id: "c1", events: []*inEvent{low}}}, []state.Record{rec})
+	if w := p.writes[0].write; len(w.Changes) != 0 || len(w.Days) != 0 {
+		t.Errorf("history written with HistoryDays 0: %d changes, %d days", len(w.Changes), len(w.Days))
+	}
+}
