@@ -144,14 +144,7 @@ func TestSweeperFeedsHistory(t *testing.T) {
 				h.withHistory(days)
 			}
 			base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-			var recs []*kgo.Record
-			var evs []scorer.Event
-			for i := range 7 {
-				v := fmt.Sprintf(`{"customer_id":"silent","type":"login","time":%q}`, base.Add(time.Duration(i)*24*time.Hour).Format(time.RFC3339))
-				recs = append(recs, &kgo.Record{Key: []byte("silent"), Value: []byte(v)})
-				ev, _ := scorer.DecodeEvent([]byte(v))
-				evs = append(evs, ev)
-			}
+			recs, evs := weekOfLogins(base)
 			clock := &fakeClock{}
 			clock.Set(base.Add(6 * 24 * time.Hour))
 			h.produceKeyed(recs...) // in order: the closed days are exact

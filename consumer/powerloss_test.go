@@ -456,11 +456,7 @@ func TestSweeperAfterRedisRestart(t *testing.T) {
 	e := newPowerLossEnv(t)
 	h := e.harness
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var recs []*kgo.Record
-	for i := range 7 {
-		v := fmt.Sprintf(`{"customer_id":"silent","type":"login","time":%q}`, base.Add(time.Duration(i)*24*time.Hour).Format(time.RFC3339))
-		recs = append(recs, &kgo.Record{Key: []byte("silent"), Value: []byte(v)})
-	}
+	recs, _ := weekOfLogins(base)
 	clock := &fakeClock{}
 	clock.Set(base.Add(6 * 24 * time.Hour))
 	h.produce(recs...)

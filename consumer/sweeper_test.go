@@ -107,14 +107,9 @@ func (h *harness) alerts(topic, id string) []alertEvent {
 	return out
 }
 
-// TestSilentCustomerGoesRed: a customer whose only events are a week of
-// daily logins, then nothing, is rescored by the sweeper as its score
-// decays, goes red at the instant the decay math predicts (within a
-// second of a brute-force scan, and exactly at the forecast's red_at), and
-// gets exactly one health.low.
-func TestSilentCustomerGoesRed(t *testing.T) {
-	h := newHarness(t)
-	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+// weekOfLogins returns the records and events of customer "silent"'s daily
+// logins on the 7 days from base: it ends yellow with the default model.
+func weekOfLogins(base time.Time) ([]*kgo.Record, []scorer.Event) {
 	var recs []*kgo.Record
 	var evs []scorer.Event
 	for i := range 7 {
@@ -123,6 +118,18 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 		ev, _ := scorer.DecodeEvent([]byte(v))
 		evs = append(evs, ev)
 	}
+	return recs, evs
+}
+
+// TestSilentCustomerGoesRed: a customer whose only events are a week of
+// daily logins, then nothing, is rescored by the sweeper as its score
+// decays, goes red at the instant the decay math predicts (within a
+// second of a brute-force scan, and exactly at the forecast's red_at), and
+// gets exactly one health.low.
+func TestSilentCustomerGoesRed(t *testing.T) {
+	h := newHarness(t)
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	recs, evs := weekOfLogins(base)
 	last := base.Add(6 * 24 * time.Hour)
 
 	// The predicted instant, by brute force over the decay math: the first
