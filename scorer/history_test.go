@@ -2,6 +2,7 @@ package scorer
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -410,7 +411,7 @@ func TestChangeCodec(t *testing.T) {
 		t.Errorf("a change with two drivers takes %d bytes", len(b))
 	}
 	got, err := DecodeChange(b)
-	if err != nil || got.Type != c.Type || got.At != c.At || got.Score != c.Score || got.Band != c.Band || got.PrevBand != c.PrevBand || !sameDrivers(got.Drivers, c.Drivers) {
+	if err != nil || got.Type != c.Type || got.At != c.At || got.Score != c.Score || got.Band != c.Band || got.PrevBand != c.PrevBand || !slices.Equal(got.Drivers, c.Drivers) {
 		t.Fatalf("decoded %+v %v, want %+v", got, err, c)
 	}
 	for n := range len(b) {
@@ -428,18 +429,6 @@ func TestChangeCodec(t *testing.T) {
 	if v.Time != "2026-11-20T10:00:00Z" || v.PrevBand == nil || *v.PrevBand != "green" || v.Drivers[0].Points != -12.34 {
 		t.Fatalf("view %+v", v)
 	}
-}
-
-func sameDrivers(a, b []Driver) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzDecodeChange: DecodeChange never panics, and what it decodes encodes
@@ -463,7 +452,7 @@ func FuzzDecodeChange(f *testing.F) {
 			// Varints have one canonical form per value; anything else
 			// decodes to a change that re-encodes canonically.
 			again, err := DecodeChange(enc)
-			if err != nil || again.Type != c.Type || again.At != c.At || again.Score != c.Score || !sameDrivers(again.Drivers, c.Drivers) {
+			if err != nil || again.Type != c.Type || again.At != c.At || again.Score != c.Score || !slices.Equal(again.Drivers, c.Drivers) {
 				t.Fatalf("round trip %+v %v, want %+v", again, err, c)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -461,7 +462,7 @@ func TestPage(t *testing.T) {
 		before := s.atRisk(t)
 		shown = eval[[]row](t, ctx, readRows)
 		after := s.atRisk(t)
-		if equalRows(shown, before) || equalRows(shown, after) {
+		if slices.Equal(shown, before) || slices.Equal(shown, after) {
 			break
 		}
 		if attempt == 3 {
@@ -575,7 +576,7 @@ func TestPage(t *testing.T) {
 		}
 		shown := eval[[]row](t, ctx, readRows)
 		want := s.listed(t, f.segment, f.bands...)
-		if !equalRows(shown, want) && !equalRows(shown, s.listed(t, f.segment, f.bands...)) {
+		if !slices.Equal(shown, want) && !slices.Equal(shown, s.listed(t, f.segment, f.bands...)) {
 			t.Errorf("filtered by %s the page shows %v, the API %v", f.query, shown, want)
 		}
 		if len(want) == 0 {
@@ -589,18 +590,6 @@ func TestPage(t *testing.T) {
 	for _, e := range con.take() {
 		t.Errorf("console error: %s", e)
 	}
-}
-
-func equalRows(a, b []row) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkCustomer compares the open customer page with the API.
