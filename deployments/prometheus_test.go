@@ -233,7 +233,10 @@ func containsString(list []string, s string) bool {
 
 func checkRuleHealth(t *testing.T, api *promAPI, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// rules.yaml evaluates its group every 30 s, and Prometheus places a
+	// group's first evaluation anywhere within its interval (an offset from
+	// the group's hash): wait for one whole interval and a margin.
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		var body struct {
 			Data struct {
