@@ -103,6 +103,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if r.res.NaiveEventsPerS > 0 {
 		r.res.PipelineOverNaive = r.res.PipelineEventsPerS / r.res.NaiveEventsPerS
 	}
+	if b, ok := r.res.capacityBasis(); ok {
+		r.res.CapacityBasis, r.res.Capacity = &b, Capacity(b)
+	}
 	r.res.LoadAverageAtEnd = loadAvg()
 	if r.env.external {
 		if err := r.deleteKeys(ctx); err != nil {

@@ -193,3 +193,46 @@ func TestTimesByOffset(t *testing.T) {
 		t.Fatalf("each visited %d, want 4", seen)
 	}
 }
+
+// TestCapacity checks the capacity plan's arithmetic on round figures:
+// 10 µs of pipeline CPU per evaluation at 100k events/s and 1M customers
+// is 100k + 11.6 decay evaluations/s, just over 1 core, so 2 instances of
+// 2 cores at 50%; Redis at 5 µs is just over 0.5 core, past 50% of one
+// core, so 2 primaries; and memory can need more: 100M customers at 300 B +
+// 200 B is 46.6 GiB, three 16 GiB primaries.
+func TestCapacity(t *testing.T) {
+	rows := Capacity(CapacityBasis{PipelineMicros: 10, RedisMicros: 5, BytesPerCustomer: 300, HistoryBytesPerCustomer: 200})
+	if len(rows) != 9 {
+		t.Fatalf("got %d rows, want 9", len(rows))
+	}
+	find := func(n, rate float64) CapacityRow {
+		for _, r := range rows {
+			if r.Customers == n && r.EventsPerS == rate {
+				return r
+			}
+		}
+		t.Fatalf("no row for %g customers at %g events/s", n, rate)
+		return CapacityRow{}
+	}
+	r := find(1e6, 1e5)
+	if want := 1e5 + 1e6/86400; math.Abs(r.EvaluationsPS-want) > 1e-6 {
+		t.Errorf("evaluations/s = %g, want %g", r.EvaluationsPS, want)
+	}
+	if r.Instances != 2 || r.Partitions != 8 || r.Shards != 2 {
+		t.Errorf("1M at 100k/s: %d instances, %d partitions, %d shards; want 2, 8, 2 (0.5 Redis core at 50%%, rounded up past 1)", r.Instances, r.Partitions, r.Shards)
+	}
+	r = find(1e8, 1e3)
+	if r.Shards != 3 {
+		t.Errorf("100M customers at 500 B: %d shards, want 3 (46.6 GiB over 16 GiB primaries)", r.Shards)
+	}
+	big := Capacity(CapacityBasis{PipelineMicros: 40, RedisMicros: 20, BytesPerCustomer: 300})
+	for _, r := range big {
+		if r.Customers == 1e6 && r.EventsPerS == 1e5 {
+			// Just over 4 cores of pipeline at 50% of 2-core
+			// instances: 5 instances.
+			if r.Instances != 5 || r.Partitions != 10 {
+				t.Errorf("40 µs at 100k/s: %d instances, %d partitions; want 5, 10", r.Instances, r.Partitions)
+			}
+		}
+	}
+}

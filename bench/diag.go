@@ -157,15 +157,17 @@ func (r *run) memorySample(ctx context.Context, n int) (string, error) {
 	if members > 0 {
 		s += fmt.Sprintf("; band index: %.0f B per member (%d members)", float64(index)/float64(members), members)
 	}
-	s += "; " + r.historySample(ctx, keys)
-	return s, nil
+	hs, perCustomer := r.historySample(ctx, keys)
+	r.res.HistoryBytesPerCustomer = perCustomer
+	return s + "; " + hs, nil
 }
 
 // historySample reports the score history's share (--history-days): the
 // mean MEMORY USAGE and STRLEN per sampled customer of its history key
 // (daily points and last changes, under the record key's hash tag).
-// Included in the used_memory growth per customer.
-func (r *run) historySample(ctx context.Context, recordKeys []string) string {
+// Included in the used_memory growth per customer; perCustomer is that
+// mean, for the figure without the history.
+func (r *run) historySample(ctx context.Context, recordKeys []string) (_ string, perCustomer float64) {
 	rdb := r.env.rdb
 	var usage, strlen float64
 	var with int
@@ -178,5 +180,5 @@ func (r *run) historySample(ctx context.Context, recordKeys []string) string {
 	}
 	m := float64(len(recordKeys))
 	return fmt.Sprintf("score history: MEMORY USAGE %.0f B per customer (value %.0f B: daily points and last changes; %d of %d customers have one)",
-		usage/m, strlen/m, with, len(recordKeys))
+		usage/m, strlen/m, with, len(recordKeys)), usage / m
 }

@@ -300,6 +300,7 @@ func (r *run) pipeline(ctx context.Context) error {
 	r.res.MemoryCustomers = customers
 	r.res.MemoryBytes = memAfter - memBefore
 	r.res.BytesPerCustomer = float64(r.res.MemoryBytes) / float64(max(customers, 1))
+	r.res.BytesPerCustomerNoHistory = r.res.BytesPerCustomer - r.res.HistoryBytesPerCustomer
 
 	for _, in := range insts {
 		if err := in.stop(60 * time.Second); err != nil {
