@@ -57,12 +57,35 @@ func (r *run) cluster(ctx context.Context) error {
 		return err
 	}
 	r.res.ClusterNodes = len(nodes)
+	if cs, err := clusterCommandStats(ctx, nodes); err != nil {
+		r.note("%v", err)
+	} else {
+		r.res.ClusterRedisCommands = cs
+	}
 	r.res.ClusterSeconds = el.Seconds()
 	r.res.ClusterEventsPerS = float64(total) / el.Seconds()
 	if r.res.PipelineEventsPerS > 0 {
 		r.res.ClusterOverSingle = r.res.ClusterEventsPerS / r.res.PipelineEventsPerS
 	}
 	return nil
+}
+
+// clusterCommandStats sums INFO commandstats over the cluster's nodes (the
+// phase's own; the nodes are new), busiest first: with the pipeline's
+// per-call figures it shows what single-key mode and the binding's INFO
+// calls cost there.
+func clusterCommandStats(ctx context.Context, nodes []string) ([]string, error) {
+	sum := map[string]cmdStat{}
+	for _, addr := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		info, err := c.Info(ctx, "commandstats").Result()
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read INFO commandstats of cluster node %s: %w", addr, err)
+		}
+		parseCommandStats(info, sum)
+	}
+	return formatCommandStats(sum), nil
 }
 
 // committedPreload returns how many of the preloaded records group has

@@ -74,41 +74,57 @@ func (r *run) commandStats(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read Redis INFO commandstats: %w", err)
 	}
-	type stat struct {
-		name        string
-		calls, usec float64
-		usecPerCall float64
+	return formatCommandStats(parseCommandStats(info, nil)), nil
+}
+
+// cmdStat is one command's line of INFO commandstats.
+type cmdStat struct {
+	calls, usec float64
+}
+
+// parseCommandStats adds the commands of an INFO commandstats reply to
+// into (a new map when nil) and returns it.
+func parseCommandStats(info string, into map[string]cmdStat) map[string]cmdStat {
+	if into == nil {
+		into = map[string]cmdStat{}
 	}
-	var stats []stat
 	for _, line := range strings.Split(info, "\n") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok || !strings.HasPrefix(name, "cmdstat_") {
 			continue
 		}
-		s := stat{name: strings.TrimPrefix(name, "cmdstat_")}
+		name = strings.TrimPrefix(name, "cmdstat_")
+		s := into[name]
 		for _, kv := range strings.Split(rest, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			f, _ := strconv.ParseFloat(v, 64)
 			switch k {
 			case "calls":
-				s.calls = f
+				s.calls += f
 			case "usec":
-				s.usec = f
-			case "usec_per_call":
-				s.usecPerCall = f
+				s.usec += f
 			}
 		}
-		stats = append(stats, s)
+		into[name] = s
 	}
-	sort.Slice(stats, func(i, j int) bool { return stats[i].usec > stats[j].usec })
-	var out []string
-	for _, s := range stats {
-		if s.calls == 0 {
-			continue
+	return into
+}
+
+// formatCommandStats lists the commands busiest first.
+func formatCommandStats(m map[string]cmdStat) []string {
+	names := make([]string, 0, len(m))
+	for n, s := range m {
+		if s.calls > 0 {
+			names = append(names, n)
 		}
-		out = append(out, fmt.Sprintf("%s %.0f calls, %.2f µs/call, %.2f s", s.name, s.calls, s.usecPerCall, s.usec/1e6))
 	}
-	return out, nil
+	sort.Slice(names, func(i, j int) bool { return m[names[i]].usec > m[names[j]].usec })
+	out := make([]string, len(names))
+	for i, n := range names {
+		s := m[n]
+		out[i] = fmt.Sprintf("%s %.0f calls, %.2f µs/call, %.2f s", n, s.calls, s.usec/s.calls, s.usec/1e6)
+	}
+	return out
 }
 
 // memorySample returns the mean MEMORY USAGE and STRLEN of up to n customer

@@ -83,7 +83,9 @@ type Result struct {
 	LatencyCPUMicrosPerEvent map[string]float64 `json:"latency_cpu_us_per_event,omitempty"`
 	// Redis INFO commandstats after the pipeline phase, busiest first.
 	RedisCommands []string `json:"redis_commands,omitempty"`
-	MemoryDetail  string   `json:"memory_detail,omitempty"`
+	// The same summed over the Redis Cluster nodes after the cluster phase.
+	ClusterRedisCommands []string `json:"cluster_redis_commands,omitempty"`
+	MemoryDetail         string   `json:"memory_detail,omitempty"`
 	// What the service's own histograms said in the bulk and latency phases.
 	PipelineService *serviceStats `json:"pipeline_service,omitempty"`
 	LatencyService  *serviceStats `json:"latency_service,omitempty"`
@@ -179,6 +181,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 			break
 		}
 		fmt.Fprintf(w, "pipeline phase Redis: %s\n", c)
+	}
+	for i, c := range r.ClusterRedisCommands {
+		if i == 6 {
+			break
+		}
+		fmt.Fprintf(w, "cluster phase Redis (%d nodes): %s\n", r.ClusterNodes, c)
 	}
 	if len(r.RateTrials) > 0 {
 		ts := make([]string, len(r.RateTrials))
