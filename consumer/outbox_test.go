@@ -2,12 +2,18 @@ package consumer
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/healthscore/healthscore/alerts"
 	"github.com/healthscore/healthscore/scorer"
+	"github.com/healthscore/healthscore/state"
 )
 
 // outboxChange is a change that calls for two outputs (a score change and a
@@ -131,5 +137,32 @@ func BenchmarkOutboxEncodeRecords(b *testing.B) {
 		fresh = enc.AppendRecords(fresh, c)
 		outputs := append([]*kgo.Record(nil), fresh...)
 		encodeOutbox(outputs)
+	}
+}
+
+// fakeStore is a Store for tests that never bind.
+type fakeStore struct{}
+
+func (fakeStore) Bind(context.Context) (state.Bound, error) { return nil, errors.New("no store") }
+
+// Config.ProducerCompression: empty is the default, an unknown codec is
+// refused before any client is made.
+func TestProducerCompressionConfig(t *testing.T) {
+	enc, _ := outboxChange(t)
+	cfg := func(name string) *Config {
+		return &Config{Brokers: []string{"127.0.0.1:1"}, Model: scorer.DefaultModel(), Store: fakeStore{}, Encoder: enc,
+			Logger: zap.NewNop(), Registerer: prometheus.NewRegistry(), ProducerCompression: name}
+	}
+	c := cfg("")
+	if err := c.validate(); err != nil || c.ProducerCompression != DefaultProducerCompression || len(c.compression) != 2 {
+		t.Fatalf("default: %v, %q, %d codecs", err, c.ProducerCompression, len(c.compression))
+	}
+	for _, name := range ProducerCompressions {
+		if err := cfg(name).validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := cfg("gzip").validate(); err == nil || !strings.Contains(err.Error(), `"gzip"`) {
+		t.Errorf("gzip: %v, want an error naming it", err)
 	}
 }
