@@ -78,9 +78,55 @@ func NewEncoder(cfg Config) (*Encoder, error) {
 // Config returns the validated configuration, with defaults filled in.
 func (e *Encoder) Config() Config { return e.cfg }
 
-type scratch struct{ buf, hin []byte }
+// scratchPool holds AppendRecords' buffers for the values of one call.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 2048), hin: make([]byte, 0, 512)} }}
+// Output is one record a Change calls for, before encoding.
+type Output struct {
+	Type  string // one of the Type* constants
+	Topic string // Config.ScoreTopic or Config.AlertTopic
+}
+
+// Outputs returns the records c calls for, n of them (at most 3), in the
+// order AppendRecords appends them (see there). With AppendValue and Headers
+// it lets a caller write the records' values into memory of its own (the
+// consumer writes them straight into its outbox) instead of into the
+// allocation AppendRecords makes.
+func (e *Encoder) Outputs(c *Change) (outs [3]Output, n int) {
+	o := &c.Outcome
+	if !o.Eval.HasScore {
+		return outs, 0
+	}
+	if o.Changed {
+		outs[n] = Output{TypeScoreChanged, e.cfg.ScoreTopic}
+		n++
+	}
+	switch o.Alert {
+	case scorer.AlertLow:
+		outs[n] = Output{TypeLow, e.cfg.AlertTopic}
+		n++
+	case scorer.AlertRecovered:
+		outs[n] = Output{TypeRecovered, e.cfg.AlertTopic}
+		n++
+	}
+	if o.Dropped {
+		outs[n] = Output{TypeDropped, e.cfg.AlertTopic}
+		n++
+	}
+	return outs, n
+}
+
+// AppendValue appends to b the value of c's record of type typ (one of
+// Outputs' types): the structured-mode CloudEvent JSON. It allocates only to
+// grow b.
+func (e *Encoder) AppendValue(b []byte, typ string, c *Change) []byte {
+	var hin [256]byte // the id's hash input, on the stack unless the customer id is long
+	return e.appendEvent(b, hin[:0], typ, c)
+}
+
+// Headers returns the headers of every output record: one read-only slice
+// shared by all of them; do not modify it.
+func (e *Encoder) Headers() []kgo.RecordHeader { return e.headers }
 
 // AppendRecords appends the records c calls for to dst and returns it: a
 // TypeScoreChanged event on the score topic when c.Outcome.Changed, a
@@ -94,36 +140,15 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 
 // allocation for their keys and values, and every record shares one
 // read-only Headers slice: do not modify them in place.
 func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
-	o := &c.Outcome
-	if !o.Eval.HasScore {
-		return dst
-	}
-	var types, topics [3]string
-	n := 0
-	if o.Changed {
-		types[n], topics[n] = TypeScoreChanged, e.cfg.ScoreTopic
-		n++
-	}
-	switch o.Alert {
-	case scorer.AlertLow:
-		types[n], topics[n] = TypeLow, e.cfg.AlertTopic
-		n++
-	case scorer.AlertRecovered:
-		types[n], topics[n] = TypeRecovered, e.cfg.AlertTopic
-		n++
-	}
-	if o.Dropped {
-		types[n], topics[n] = TypeDropped, e.cfg.AlertTopic
-		n++
-	}
+	outs, n := e.Outputs(c)
 	if n == 0 {
 		return dst
 	}
-	s := scratchPool.Get().(*scratch)
-	buf := s.buf[:0]
+	s := scratchPool.Get().(*[]byte)
+	buf := (*s)[:0]
 	var ends [3]int
 	for i := range n {
-		buf = e.appendEvent(buf, s, types[i], c)
+		buf = e.AppendValue(buf, outs[i].Type, c)
 		ends[i] = len(buf)
 	}
 	k := len(c.CustomerID)
@@ -131,7 +156,7 @@ func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
 	copy(mem, c.CustomerID)
 	copy(mem[k:], buf)
 	if cap(buf) <= 64<<10 { // do not keep huge buffers alive
-		s.buf = buf
+		*s = buf
 	}
 	scratchPool.Put(s)
 
@@ -140,15 +165,16 @@ func (e *Encoder) AppendRecords(dst []*kgo.Record, c *Change) []*kgo.Record {
 	start := k
 	for i := range n {
 		end := k + ends[i]
-		recs[i] = kgo.Record{Topic: topics[i], Key: key, Value: mem[start:end:end], Headers: e.headers}
+		recs[i] = kgo.Record{Topic: outs[i].Topic, Key: key, Value: mem[start:end:end], Headers: e.headers}
 		dst = append(dst, &recs[i])
 		start = end
 	}
 	return dst
 }
 
-// appendEvent writes one structured-mode CloudEvent.
-func (e *Encoder) appendEvent(b []byte, s *scratch, typ string, c *Change) []byte {
+// appendEvent writes one structured-mode CloudEvent; hin is scratch space
+// for the id's hash input.
+func (e *Encoder) appendEvent(b, hin []byte, typ string, c *Change) []byte {
 	o := &c.Outcome
 	ev := &o.Eval
 	b = append(b, `{"specversion":"1.0","type":"`...)
@@ -156,8 +182,7 @@ func (e *Encoder) appendEvent(b []byte, s *scratch, typ string, c *Change) []byt
 	b = append(b, `","source":`...)
 	b = append(b, e.source...)
 	b = append(b, `,"id":"`...)
-	s.hin = appendIDInput(s.hin[:0], typ, c.CustomerID, &c.Cause)
-	sum := sha256.Sum256(s.hin)
+	sum := sha256.Sum256(appendIDInput(hin, typ, c.CustomerID, &c.Cause))
 	b = hex.AppendEncode(b, sum[:16])
 	b = append(b, `","subject":`...)
 	b = appendString(b, c.CustomerID)

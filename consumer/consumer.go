@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,10 @@ type Config struct {
 	// moves decay and the consumer's deadlines together (with a clock
 	// that stands still, set CommitDelay < 0: a delay on it never ends).
 	Now func() time.Time
+	// ProducerCompression is the codec of the output batches: "none",
+	// "snappy", "lz4" or "zstd" (see ProducerCompressions); empty:
+	// DefaultProducerCompression.
+	ProducerCompression string
 	// ClientOpts are extra franz-go options (hooks for metrics and logs,
 	// TLS, SASL…). The consumer sets the group options itself.
 	ClientOpts []kgo.Opt
@@ -113,6 +118,8 @@ type Config struct {
 	// DefaultHistoryDays). The Store must be configured with the same
 	// window: it is the one that writes it.
 	HistoryDays int
+
+	compression []kgo.CompressionCodec // from ProducerCompression, set by validate
 }
 
 func (c *Config) validate() error {
@@ -178,7 +185,45 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.ProducerCompression == "" {
+		c.ProducerCompression = DefaultProducerCompression
+	}
+	codecs, err := ProducerCompressionCodecs(c.ProducerCompression)
+	if err != nil {
+		return err
+	}
+	c.compression = codecs
 	return nil
+}
+
+// ProducerCompressions are the codecs Config.ProducerCompression accepts.
+var ProducerCompressions = []string{"none", "snappy", "lz4", "zstd"}
+
+// DefaultProducerCompression is the output batches' codec by default.
+// Measured in the bench (kfake in memory on loopback, where compression
+// saves no network): none cost the broker about three times the CPU per
+// event of the others and made the produce step slower, snappy and lz4
+// cost the same within the noise, zstd 0.5–2.5 µs per event more in the
+// pipeline (of ~16). On sample output batches lz4 was 4–10% smaller than
+// snappy and zstd 33–42% smaller than lz4: where network bytes cost more
+// than CPU (cross-zone traffic), zstd is worth considering.
+const DefaultProducerCompression = "lz4"
+
+// ProducerCompressionCodecs returns the franz-go codec preference for a
+// ProducerCompression name: the codec, then none for a broker too old to
+// take it (zstd needs Kafka 2.1).
+func ProducerCompressionCodecs(name string) ([]kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return []kgo.CompressionCodec{kgo.NoCompression()}, nil
+	case "snappy":
+		return []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.NoCompression()}, nil
+	case "lz4":
+		return []kgo.CompressionCodec{kgo.Lz4Compression(), kgo.NoCompression()}, nil
+	case "zstd":
+		return []kgo.CompressionCodec{kgo.ZstdCompression(), kgo.NoCompression()}, nil
+	}
+	return nil, fmt.Errorf("invalid ProducerCompression %q: must be one of %s", name, strings.Join(ProducerCompressions, ", "))
 }
 
 // Consumer runs the pipeline. Create it with New and run it with Run.
@@ -245,7 +290,13 @@ func New(cfg Config) (*Consumer, error) {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(16 << 20),
+		// Output batches keep franz-go's default bound, 1,000,012 bytes
+		// before compression, which fits Kafka's default max.message.bytes
+		// however they compress. A larger bound (16 MiB before) lets one
+		// partition's share of a big poll exceed the topic's limit even
+		// compressed, and the broker refuses such a batch whole. Measured
+		// against 16 MiB in the bench: no more CPU per event.
+		kgo.ProducerBatchCompression(cfg.compression...),
 		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.assigned.assign(p)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/healthscore/healthscore/alerts"
 )
 
 // The outbox holds the output records a state transition calls for, saved
@@ -22,28 +24,124 @@ import (
 const outboxFormat = 1
 
 func encodeOutbox(recs []*kgo.Record) []byte {
-	if len(recs) == 0 {
-		return nil
-	}
-	size := 1 + binary.MaxVarintLen64
-	for _, r := range recs {
-		size += 4*binary.MaxVarintLen64 + len(r.Topic) + len(r.Key) + len(r.Value)
-		for _, h := range r.Headers {
-			size += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+	b, _ := newOutbox(recs, fresh{})
+	return b
+}
+
+// outboxWriter writes a plan's outboxes. Its scratch buffer, reused from one
+// customer to the next, holds a customer's new values until they are copied
+// into the outbox. Not safe for concurrent use.
+type outboxWriter struct{ vals []byte }
+
+// write returns the outbox of the pending records followed by the records
+// enc makes for ch (none when ch is nil), and those records, pending ones
+// first; the outbox is the bytes encodeOutbox makes of them. The new
+// records are written once, into the outbox, and their keys and values
+// alias it: one allocation holds the state's copy and the producer's
+// (nothing modifies either), where the encoder's records took one and their
+// copy into the outbox another.
+func (w *outboxWriter) write(pending []*kgo.Record, enc *alerts.Encoder, ch *alerts.Change) ([]byte, []*kgo.Record) {
+	f := fresh{}
+	if ch != nil {
+		f.outs, f.n = enc.Outputs(ch)
+		f.key, f.headers = ch.CustomerID, enc.Headers()
+		w.vals = w.vals[:0]
+		for i := range f.n {
+			w.vals = enc.AppendValue(w.vals, f.outs[i].Type, ch)
+			f.ends[i] = len(w.vals)
 		}
+		f.vals = w.vals
+		if cap(w.vals) > 64<<10 {
+			w.vals = nil // do not keep a huge buffer alive
+		}
+	}
+	return newOutbox(pending, f)
+}
+
+// fresh are new output records before they are written into an outbox:
+// n of them, value i is vals[ends[i-1]:ends[i]]. (Arrays rather than
+// slices, so that nothing here is moved to the heap.)
+type fresh struct {
+	key     string
+	headers []kgo.RecordHeader
+	outs    [3]alerts.Output
+	n       int
+	vals    []byte
+	ends    [3]int
+}
+
+// newOutbox encodes the pending records followed by the fresh ones, and
+// returns the outbox and all the records; the fresh ones alias it.
+func newOutbox(pending []*kgo.Record, f fresh) ([]byte, []*kgo.Record) {
+	outs := f.outs[:f.n]
+	n := len(pending) + len(outs)
+	if n == 0 {
+		return nil, nil
+	}
+	// The exact size, so that the appends below never reallocate. (If they
+	// did, the records cut so far would still hold the right bytes, in the
+	// old array: the cost would be a copy, not an error.)
+	size := 1 + uvarintLen(n)
+	for _, r := range pending {
+		size += recordSize(r.Topic, r.Key, r.Value, r.Headers)
+	}
+	start := 0
+	for i, o := range outs {
+		size += recordSize(o.Topic, f.key, f.vals[start:f.ends[i]], f.headers)
+		start = f.ends[i]
 	}
 	b := make([]byte, 0, size) // one allocation
 	b = append(b, outboxFormat)
-	b = binary.AppendUvarint(b, uint64(len(recs)))
-	for _, r := range recs {
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, r := range pending {
 		b = appendBytes(b, r.Topic)
 		b = appendBytes(b, r.Key)
 		b = appendBytes(b, r.Value)
-		b = binary.AppendUvarint(b, uint64(len(r.Headers)))
-		for _, h := range r.Headers {
-			b = appendBytes(b, h.Key)
-			b = appendBytes(b, h.Value)
-		}
+		b = appendHeaders(b, r.Headers)
+	}
+	if len(outs) == 0 {
+		return b, pending
+	}
+	recs := make([]kgo.Record, len(outs))
+	all := make([]*kgo.Record, 0, n)
+	all = append(all, pending...)
+	start = 0
+	for i, o := range outs {
+		b = appendBytes(b, o.Topic)
+		b = appendBytes(b, f.key)
+		key := b[len(b)-len(f.key) : len(b) : len(b)]
+		b = appendBytes(b, f.vals[start:f.ends[i]])
+		val := b[len(b)-(f.ends[i]-start) : len(b) : len(b)]
+		b = appendHeaders(b, f.headers)
+		recs[i] = kgo.Record{Topic: o.Topic, Key: key, Value: val, Headers: f.headers}
+		all = append(all, &recs[i])
+		start = f.ends[i]
+	}
+	return b, all
+}
+
+// recordSize is the encoded size of one record in an outbox.
+func recordSize[K string | []byte](topic string, key K, value []byte, headers []kgo.RecordHeader) int {
+	size := uvarintLen(len(topic)) + len(topic) + uvarintLen(len(key)) + len(key) + uvarintLen(len(value)) + len(value) + uvarintLen(len(headers))
+	for _, h := range headers {
+		size += uvarintLen(len(h.Key)) + len(h.Key) + uvarintLen(len(h.Value)) + len(h.Value)
+	}
+	return size
+}
+
+func uvarintLen(n int) int {
+	size := 1
+	for ; n >= 0x80; n >>= 7 {
+		size++
+	}
+	return size
+}
+
+func appendHeaders(b []byte, headers []kgo.RecordHeader) []byte {
+	b = binary.AppendUvarint(b, uint64(len(headers)))
+	for _, h := range headers {
+		b = appendBytes(b, h.Key)
+		b = appendBytes(b, h.Value)
 	}
 	return b
 }

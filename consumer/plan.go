@@ -63,6 +63,8 @@ type batchPlan struct {
 // been acknowledged come first, so per-customer order holds).
 func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batchPlan {
 	p := batchPlan{outcomes: make([]outcome, len(customers)), writes: make([]customerWrite, 0, len(customers))}
+	var ow outboxWriter
+	var ch alerts.Change
 	for i, cb := range customers {
 		rec := loaded[i]
 		pending, err := decodeOutbox(rec.Pending)
@@ -70,16 +72,16 @@ func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batc
 			p.corrupt = append(p.corrupt, corruption{id: cb.id, what: "outbox", err: err})
 			pending = nil
 		}
-		var fresh []*kgo.Record
+		var publish bool
 		var bad error
-		fresh, p.outcomes[i], bad = pc.fold(nil, cb, rec)
+		publish, p.outcomes[i], bad = pc.fold(cb, rec, &ch)
 		if bad != nil {
 			p.corrupt = append(p.corrupt, corruption{id: cb.id, what: "state", err: bad})
 		}
 		if p.outcomes[i].write == nil && len(pending) == 0 {
 			continue // only duplicates or ignored types: nothing to do
 		}
-		w := customerWrite{i: i, outputs: append(pending, fresh...), pending: len(pending), cause: cb.causeTimestamp()}
+		w := customerWrite{i: i, pending: len(pending), cause: cb.causeTimestamp()}
 		if nw := p.outcomes[i].write; nw != nil {
 			w.write = *nw
 		} else {
@@ -90,7 +92,11 @@ func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batc
 			// version of the service to its own key.
 			w.write = state.Write{ID: cb.id, Expected: rec.Version, Rec: rec, SkipIndex: true}
 		}
-		w.write.Rec.Pending = encodeOutbox(w.outputs)
+		var fresh *alerts.Change
+		if publish {
+			fresh = &ch
+		}
+		w.write.Rec.Pending, w.outputs = ow.write(pending, pc.encoder, fresh)
 		p.writes = append(p.writes, w)
 	}
 	return p
@@ -211,10 +217,11 @@ func (cb *customerBatch) causeTimestamp() time.Time {
 	return cb.events[len(cb.events)-1].rec.Timestamp
 }
 
-// fold applies the customer's events not applied yet to its stored state and
-// appends the outputs the new evaluation calls for. A stored state that
-// cannot be decoded is started afresh and its error returned, to report.
-func (pc planConfig) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Record) ([]*kgo.Record, outcome, error) {
+// fold applies the customer's events not applied yet to its stored state
+// and, when the new evaluation calls for outputs, sets *ch to the change to
+// publish and reports true. A stored state that cannot be decoded is started
+// afresh and its error returned, to report.
+func (pc planConfig) fold(cb *customerBatch, rec state.Record, ch *alerts.Change) (bool, outcome, error) {
 	m := pc.model
 	var res outcome
 	st, corrupt := m.DecodeState(rec.Data)
@@ -273,7 +280,7 @@ func (pc planConfig) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Re
 		at = max(at, cb.decayAt)
 		why = alerts.Cause{Decay: !cb.reload, Reload: cb.reload, At: at}
 	default:
-		return outputs, res, corrupt
+		return false, res, corrupt
 	}
 	if hist {
 		closed = m.BeginDay(closed, st, at, pc.historyDays)
@@ -298,16 +305,16 @@ func (pc planConfig) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Re
 	}
 	publish := o.Changed || o.Alert != scorer.AlertNone || o.Dropped
 	if res.applied == 0 && !publish {
-		return outputs, res, corrupt // a decay check with nothing to publish: no write
+		return false, res, corrupt // a decay check with nothing to publish: no write
 	}
 	if publish {
-		outputs = pc.encoder.AppendRecords(outputs, &alerts.Change{
+		*ch = alerts.Change{
 			CustomerID: cb.id,
 			Outcome:    o,
 			Model:      m,
 			EventTime:  at,
 			Cause:      why,
-		})
+		}
 	}
 	res.write = &state.Write{ID: cb.id, Expected: rec.Version, NoPrevOutbox: len(rec.Pending) == 0, Rec: state.Record{
 		Offsets: offsets,
@@ -321,5 +328,5 @@ func (pc planConfig) fold(outputs []*kgo.Record, cb *customerBatch, rec state.Re
 			res.write.Changes = historyChanges(&o, at)
 		}
 	}
-	return outputs, res, corrupt
+	return publish, res, corrupt
 }

@@ -133,7 +133,7 @@ step "browser" browser_checks
 section "allocation tests (no -race)"
 # The race detector allocates on its own: allocation counts are asserted
 # only in a build without it.
-step "allocations" go test -count=1 -run 'Allocations' ./alerts/ ./ingest/ # the packages with AllocsPerRun tests
+step "allocations" go test -count=1 -run 'Allocations' ./alerts/ ./ingest/ ./consumer/ # the packages with AllocsPerRun tests
 
 section "fuzz"
 # fuzz_one DIR NAME SECONDS fuzzes one target. Go 1.26's fuzz coordinator can

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type serviceFlags struct {
 	topics, scoreTopic, alertTopic, dlqTopic             string
 	group, groupInstanceID, httpAddr, logLevel           string
 	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
+	producerCompression                                  string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
 	cacheCustomers, historyDays                          int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
@@ -215,6 +217,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
+	e.str(&f.producerCompression, "producer-compression", "HEALTHSCORE_PRODUCER_COMPRESSION", consumer.DefaultProducerCompression, "compression of the output batches: "+strings.Join(consumer.ProducerCompressions, ", "))
 	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
 	e.int(&f.historyDays, "history-days", "HEALTHSCORE_HISTORY_DAYS", consumer.DefaultHistoryDays, fmt.Sprintf("days of score history kept per customer (one point a day, about 4 bytes each, and its last band changes and alerts), served at /v1/customers/{id}/history; 0: none, and no history is written; at most %d", state.MaxHistoryDays))
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
@@ -278,6 +281,9 @@ func (f *serviceFlags) validate() error {
 	}
 	if f.historyDays < 0 || f.historyDays > state.MaxHistoryDays {
 		return fmt.Errorf("--history-days must be from 0 (no history) to %d, got %d", state.MaxHistoryDays, f.historyDays)
+	}
+	if !slices.Contains(consumer.ProducerCompressions, f.producerCompression) {
+		return fmt.Errorf("--producer-compression must be one of %s, got %q", strings.Join(consumer.ProducerCompressions, ", "), f.producerCompression)
 	}
 	if f.livenessTimeout <= 0 {
 		return fmt.Errorf("--liveness-timeout must be positive, got %s", f.livenessTimeout)
@@ -528,7 +534,8 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace, HistoryDays: f.historyDays,
-		ClientOpts: append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
+		ProducerCompression: f.producerCompression,
+		ClientOpts:          append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
 	})
 }
 

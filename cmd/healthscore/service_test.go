@@ -118,13 +118,16 @@ func TestSetButEmpty(t *testing.T) {
 		{args: []string{"--demo"}},
 		{args: []string{"--http-tls-cert", "c.pem"}, wantErr: "--http-tls-cert and --http-tls-key go together"},
 		{args: []string{"--liveness-timeout", "0s"}, wantErr: "--liveness-timeout must be positive"},
+		{args: []string{"--producer-compression", "gzip"}, wantErr: `--producer-compression must be one of none, snappy, lz4, zstd, got "gzip"`},
+		{env: map[string]string{"HEALTHSCORE_PRODUCER_COMPRESSION": "LZ4"}, wantErr: `got "LZ4"`},
+		{args: []string{"--producer-compression", "zstd"}},
 		// Checked at once, not after waiting for Kafka (and not retried).
 		{args: []string{"--commit-delay", "bogus"}, wantErr: `--commit-delay "bogus"`},
 		{args: []string{"--redis-wait-replicas", "some"}, wantErr: `--redis-wait-replicas "some"`},
 		{args: []string{"--redis", "redis://r:6379", "--redis-cluster", "a:7000"}, wantErr: "exclude each other"},
 		{args: []string{"--redis-sentinel", "s:26379"}, wantErr: "--redis-sentinel-master"},
 	} {
-		for _, n := range []string{"HEALTHSCORE_BROKERS", "HEALTHSCORE_REDIS_URL"} {
+		for _, n := range []string{"HEALTHSCORE_BROKERS", "HEALTHSCORE_REDIS_URL", "HEALTHSCORE_PRODUCER_COMPRESSION"} {
 			t.Setenv(n, "")
 			os.Unsetenv(n) // t.Setenv restores it at the end
 		}
