@@ -8,8 +8,14 @@ import (
 	"math"
 )
 
-// stateFormat is the first byte of an encoded State.
-const stateFormat = 1
+// The first byte of an encoded State: stateFormat since the published
+// points are stored in ten-thousandths (varints, 1–3 bytes each instead of
+// 4), stateFormatV1 for encodings with float32 points, still read (their
+// points are rounded to ten-thousandths when decoded, as Step keeps them).
+const (
+	stateFormatV1 = 1
+	stateFormat   = 2
+)
 
 // signalKey identifies a signal across model versions. It covers everything
 // that gives the folded sums their meaning (name, event, kind, half-life), so
@@ -37,7 +43,8 @@ func (m *Model) computeLayoutKey() uint32 {
 //
 // Layout: format byte; uvarint events; varint last event (ns); segment
 // (uvarint length, bytes) and varint last-event − segment-time; published
-// flag with score (float64), band byte, layout key and float32 points; then
+// flag with score (float64), band byte, layout key and the points (uvarint
+// count, then each a varint in ten-thousandths; float32 in format 1); then
 // the seen signals: key (uint32), uvarint last-event − ref, S (float64) and,
 // for average signals, W (float64). Count and sum signals store S only (they keep no W),
 // recency signals store no sums.
@@ -67,7 +74,7 @@ func (m *Model) AppendState(buf []byte, st *State) []byte {
 		buf = binary.BigEndian.AppendUint32(buf, m.layout)
 		buf = binary.AppendUvarint(buf, uint64(len(st.Points)))
 		for _, p := range st.Points {
-			buf = binary.BigEndian.AppendUint32(buf, math.Float32bits(float32(p)))
+			buf = binary.AppendVarint(buf, pointUnits(p))
 		}
 	} else {
 		buf = append(buf, 0)
@@ -164,6 +171,28 @@ func appendExtension(buf []byte, st *State) []byte {
 	}
 	return buf
 }
+
+// pointUnits is a signal's points as a whole number of ten-thousandths
+// (pointScale). Step keeps published points rounded so, which makes this
+// exact for them; it bounds what it cannot represent (published points lie
+// within ±100). Ten-thousandths, not the hundredths drivers are published
+// with: a driver is the difference of two points, and hundredths would move
+// published drivers (5.625 → 2.8125 gives −2.81, but 5.63 → 2.8125 −2.82).
+func pointUnits(p float64) int64 {
+	if !finite(p) {
+		return 0
+	}
+	return int64(math.Round(min(max(p, -maxPoints), maxPoints) * pointScale))
+}
+
+const (
+	pointScale = 1e4
+	maxPoints  = 1e6 // bounds a decoded point (a signal contributes at most 100)
+)
+
+// roundPoint is p rounded to ten-thousandths, as stored: float64(n)/pointScale
+// decodes to the same bits as it encodes.
+func roundPoint(p float64) float64 { return float64(pointUnits(p)) / pointScale }
 
 // hundredths is a score 0–100 as a whole number of hundredths (0–10000,
 // 14 bits).
@@ -300,7 +329,8 @@ func (m *Model) DecodeState(data []byte) (*State, error) {
 	if len(data) == 0 {
 		return st, nil
 	}
-	if data[0] != stateFormat {
+	format := data[0]
+	if format != stateFormat && format != stateFormatV1 {
 		return nil, fmt.Errorf("%w: unknown format %d", ErrCorruptState, data[0])
 	}
 	r := &reader{b: data[1:]}
@@ -320,12 +350,24 @@ func (m *Model) DecodeState(data []byte) (*State, error) {
 		}
 		layout := r.u32("layout")
 		n := r.uvarint("points count")
-		if n > uint64(len(r.b))/4 {
+		size := uint64(1) // a varint takes at least a byte
+		if format == stateFormatV1 {
+			size = 4
+		}
+		if n > uint64(len(r.b))/size {
 			r.fail("points count")
 		}
 		pts := make([]float64, 0, min(n, 1024))
 		for i := uint64(0); i < n && r.err == nil; i++ {
-			pts = append(pts, float64(math.Float32frombits(r.u32("points"))))
+			if format == stateFormatV1 {
+				pts = append(pts, roundPoint(float64(math.Float32frombits(r.u32("points")))))
+				continue
+			}
+			u := r.varint("points")
+			if u < -maxPoints*pointScale || u > maxPoints*pointScale {
+				r.fail("points")
+			}
+			pts = append(pts, float64(u)/pointScale)
 		}
 		if layout == m.layout && len(pts) == len(m.signals) {
 			st.Points = pts

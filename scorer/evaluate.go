@@ -311,7 +311,14 @@ func (m *Model) Step(st *State, at int64) Outcome {
 		return o
 	}
 	o.Drivers = m.Drivers(st.Points, &ev, MaxDrivers)
-	st.Published, st.Score, st.Band, st.Points = true, ev.Score, ev.Band, ev.SignalPoints()
+	// The points are kept in ten-thousandths (roundPoint): the state stores
+	// them so (about 3 bytes a signal instead of 4), and a state that was
+	// saved and reloaded then gives the same drivers as one kept in memory.
+	pts := ev.SignalPoints()
+	for i, p := range pts {
+		pts[i] = roundPoint(p)
+	}
+	st.Published, st.Score, st.Band, st.Points = true, ev.Score, ev.Band, pts
 	if at > st.LastEvent && at > st.PublishedAt {
 		st.PublishedAt = at
 	}

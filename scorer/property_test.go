@@ -350,7 +350,7 @@ func TestPropertyTimeNeverRaises(t *testing.T) {
 }
 
 // Property 7: AppendState → DecodeState round-trips the state exactly
-// (published points to float32 precision), and a model that lost a signal
+// (Step keeps published points in ten-thousandths, as they are stored), and a model that lost a signal
 // or changed its half-life drops just that signal's history.
 func TestPropertyStateRoundTrip(t *testing.T) {
 	m := mustModel(t, propModel)
@@ -376,14 +376,7 @@ func TestPropertyStateRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := *st
-		if want.Points != nil {
-			want.Points = make([]float64, len(st.Points))
-			for i, p := range st.Points {
-				want.Points[i] = float64(float32(p))
-			}
-		}
-		checkSameState(t, m, got, &want)
+		checkSameState(t, m, got, st)
 
 		for _, m2 := range []*Model{dropped, rehalved} {
 			st2, err := m2.DecodeState(buf[6:])
@@ -462,9 +455,9 @@ func TestDecodeStateErrors(t *testing.T) {
 	if _, err := m.DecodeState(append(buf, 0)); err == nil {
 		t.Fatal("trailing byte accepted")
 	}
-	bad := append([]byte{2}, buf[1:]...)
-	if _, err := m.DecodeState(bad); err == nil || !strings.Contains(err.Error(), "unknown format 2") {
-		t.Fatalf("format 2: %v", err)
+	bad := append([]byte{3}, buf[1:]...)
+	if _, err := m.DecodeState(bad); err == nil || !strings.Contains(err.Error(), "unknown format 3") {
+		t.Fatalf("format 3: %v", err)
 	}
 	// Sorted keys make the test independent of map order.
 	keys := make([]uint32, 0, len(m.byKey))
@@ -481,6 +474,8 @@ func FuzzDecodeState(f *testing.F) {
 	m := mustModel(f, propModel)
 	f.Add([]byte{})
 	f.Add([]byte{1})
+	f.Add([]byte{2})
+	f.Add([]byte(oldStateEncoding)) // format 1: float32 points
 	st := fold(m, []Event{segEv("login", 0, "big"), ev("nps", -day, 7), ev("pay", -hour, 12), ev("alarm", -2*day, 1)})
 	f.Add(m.AppendState(nil, st))
 	m.Step(st, t0)

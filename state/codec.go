@@ -16,12 +16,23 @@ import (
 //	[1:9]    record version, uint64 big-endian
 //	[9:17]   score, IEEE-754 float64 bits, big-endian
 //	[17]     band: 0 none, 1 red, 2 yellow, 3 green
-//	uvarint  number of topics, then per topic (sorted by name):
-//	           uvarint name length, name bytes,
-//	           uvarint number of partitions, then per partition (sorted):
-//	             varint partition, varint offset
+//	offsets, in one of two layouts:
+//	  interned (written since topic ids exist, see topics.go):
+//	    0x80 0x00 (the marker), uvarint number of topics, then per topic
+//	    (sorted by name): uvarint topic id, uvarint number of partitions,
+//	    then per partition (sorted): varint partition, varint offset
+//	  named (written before; still read):
+//	    uvarint number of topics, then per topic (sorted by name):
+//	      uvarint name length, name bytes,
+//	      uvarint number of partitions, then per partition (sorted):
+//	        varint partition, varint offset
 //	uvarint  data length, data bytes
 //	format 1 only, optional: uvarint pending length (> 0), pending bytes
+//
+// The marker 0x80 0x00 is an overlong uvarint, which the named layout's
+// encoder never wrote, so it tells the layouts apart without a format byte
+// of its own (the format byte stays the outbox's). An interned id replaces
+// a name of typically 10–30 bytes by one byte.
 //
 // Format 1 with a pending section is what earlier versions wrote: the
 // outbox inside the record. It is still read; the next save moves the
@@ -57,6 +68,18 @@ var Bands = []string{BandRed, BandYellow, BandGreen}
 
 var errCorrupt = errors.New("corrupt record")
 
+// errUnknownTopic (wrapped with errCorrupt) reports a record naming a topic
+// id the topic table does not hold; the store reloads its table once before
+// it reports the record corrupt. errNotInterned reports a record to encode
+// whose topic has no id in the table yet.
+var (
+	errUnknownTopic = errors.New("unknown topic id")
+	errNotInterned  = errors.New("topic not interned")
+)
+
+// internedMarker starts the interned offsets layout.
+var internedMarker = [2]byte{0x80, 0x00}
+
 func bandByte(band string) (byte, error) {
 	switch band {
 	case BandNone:
@@ -88,8 +111,10 @@ func byteBand(b byte) (string, bool) {
 // encodeRecord appends the encoding of r to dst. It rejects unknown bands and
 // NaN scores (which the band index could not hold). r.Pending is not
 // encoded: when it is set the format byte says so, and the caller stores it
-// under the outbox key.
-func encodeRecord(dst []byte, r Record) ([]byte, error) {
+// under the outbox key. With a topic table it writes topic ids (interned
+// layout) and fails with errNotInterned for a topic the table lacks;
+// without (nil), names.
+func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
 	bb, err := bandByte(r.Band)
 	if err != nil {
 		return nil, err
@@ -101,7 +126,10 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	size := headerLen + 2*binary.MaxVarintLen64 + len(r.Data)
 	for p := range r.Offsets {
 		ps = append(ps, p)
-		size += len(p.Topic) + 4*binary.MaxVarintLen64
+		if tt == nil {
+			size += len(p.Topic)
+		}
+		size += 4 * binary.MaxVarintLen64
 	}
 	slices.SortFunc(ps, func(a, b Partition) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
@@ -123,14 +151,28 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 			topics++
 		}
 	}
+	if len(ps) == 0 {
+		tt = nil // the named layout says "no topics" in one byte
+	}
+	if tt != nil {
+		dst = append(dst, internedMarker[:]...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(topics))
 	for i := 0; i < len(ps); {
 		j := i + 1
 		for j < len(ps) && ps[j].Topic == ps[i].Topic {
 			j++
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(ps[i].Topic)))
-		dst = append(dst, ps[i].Topic...)
+		if tt != nil {
+			id, ok := tt.ids[ps[i].Topic]
+			if !ok {
+				return nil, fmt.Errorf("%w: %q", errNotInterned, ps[i].Topic)
+			}
+			dst = binary.AppendUvarint(dst, id)
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(len(ps[i].Topic)))
+			dst = append(dst, ps[i].Topic...)
+		}
 		dst = binary.AppendUvarint(dst, uint64(j-i))
 		for _, p := range ps[i:j] {
 			dst = binary.AppendVarint(dst, int64(p.Partition))
@@ -145,10 +187,12 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 
 // decodeRecord decodes a value written by encodeRecord (or by earlier
 // versions). It never panics and rejects trailing bytes, duplicate
-// partitions and unknown formats. Data is a copy and does not alias b.
-// stored reports a format-2 record, whose outbox (Pending) is stored under
-// its outbox key and must be read from there.
-func decodeRecord(b []byte) (r Record, stored bool, err error) {
+// partitions and topics, and unknown formats. Data is a copy and does not
+// alias b. stored reports a format-2 record, whose outbox (Pending) is
+// stored under its outbox key and must be read from there. Topic ids are
+// resolved with tt; an id it lacks (or any id, with tt nil) fails with
+// errUnknownTopic.
+func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
 	if len(b) < headerLen {
 		return r, false, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
 	}
@@ -168,9 +212,33 @@ func decodeRecord(b []byte) (r Record, stored bool, err error) {
 	r.Band = band
 	d := decoder{b: b[headerLen:]}
 
+	interned := len(d.b) >= 2 && d.b[0] == internedMarker[0] && d.b[1] == internedMarker[1]
+	if interned {
+		d.b = d.b[2:]
+	}
 	nTopics := d.count(2) // a topic takes at least 2 bytes
+	var seen map[string]bool
+	if interned && nTopics > 1 {
+		seen = make(map[string]bool, nTopics)
+	}
 	for range nTopics {
-		topic := string(d.bytes())
+		var topic string
+		if interned {
+			id := d.uvarint()
+			name, ok := tt.name(id)
+			if d.err == nil && !ok {
+				d.err = fmt.Errorf("%w: %w %d", errCorrupt, errUnknownTopic, id)
+			}
+			if d.err == nil && seen[name] {
+				d.fail("duplicate topic id %d", id)
+			}
+			if seen != nil {
+				seen[name] = true
+			}
+			topic = name
+		} else {
+			topic = string(d.bytes())
+		}
 		nParts := d.count(2)
 		for range nParts {
 			p := Partition{Topic: topic, Partition: d.int32()}

@@ -45,18 +45,18 @@ func TestCodecRoundTrip(t *testing.T) {
 		"big data": {Data: bytes.Repeat([]byte("x"), 1<<16)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b, err := encodeRecord(nil, r)
+			b, err := encodeRecord(nil, r, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, stored, err := decodeRecord(b)
+			got, stored, err := decodeRecord(b, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !equalRecords(got, r) || stored {
 				t.Fatalf("round trip:\n got %+v (outbox stored %v)\nwant %+v", got, stored, r)
 			}
-			again, err := encodeRecord(nil, got)
+			again, err := encodeRecord(nil, got, nil)
 			if err != nil || !bytes.Equal(again, b) {
 				t.Fatalf("encoding is not deterministic: %x vs %x (%v)", again, b, err)
 			}
@@ -66,7 +66,7 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestCodecVersionAtFixedPosition(t *testing.T) {
 	// The save script compares bytes [1:9] (Lua string.sub(v, 2, 9)).
-	b, err := encodeRecord(nil, Record{Version: 0x0102030405060708, Data: []byte("d")})
+	b, err := encodeRecord(nil, Record{Version: 0x0102030405060708, Data: []byte("d")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,25 +84,25 @@ func TestCodecVersionAtFixedPosition(t *testing.T) {
 func TestOutboxFormat(t *testing.T) {
 	r := sampleRecord()
 	r.Pending = []byte("outbox")
-	b, err := encodeRecord(nil, r)
+	b, err := encodeRecord(nil, r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, _ := encodeRecord(nil, sampleRecord())
+	plain, _ := encodeRecord(nil, sampleRecord(), nil)
 	if b[0] != formatV2 || !bytes.Equal(b[1:], plain[1:]) {
 		t.Fatalf("with an outbox: % x\nwithout:        % x", b, plain)
 	}
-	got, stored, err := decodeRecord(b)
+	got, stored, err := decodeRecord(b, nil)
 	if err != nil || !stored || got.Pending != nil || !equalRecords(got, sampleRecord()) {
 		t.Fatalf("format 2 decoded as %+v, stored %v, %v", got, stored, err)
 	}
 	legacy := binary.AppendUvarint(bytes.Clone(plain), 6)
 	legacy = append(legacy, "outbox"...)
-	got, stored, err = decodeRecord(legacy)
+	got, stored, err = decodeRecord(legacy, nil)
 	if err != nil || stored || string(got.Pending) != "outbox" || !equalRecords(got, sampleRecord()) {
 		t.Fatalf("format 1 with an outbox inside decoded as %+v, stored %v, %v", got, stored, err)
 	}
-	if _, _, err := decodeRecord(append(bytes.Clone(b), 1, 'x')); !errors.Is(err, errCorrupt) {
+	if _, _, err := decodeRecord(append(bytes.Clone(b), 1, 'x'), nil); !errors.Is(err, errCorrupt) {
 		t.Fatalf("format 2 with an outbox inside: got %v, want errCorrupt", err)
 	}
 }
@@ -113,14 +113,14 @@ func TestEncodeRejects(t *testing.T) {
 		"unknown band": {Band: "purple"},
 		"band case":    {Band: "Red"},
 	} {
-		if _, err := encodeRecord(nil, r); err == nil {
+		if _, err := encodeRecord(nil, r, nil); err == nil {
 			t.Errorf("%s: encode succeeded", name)
 		}
 	}
 }
 
 func TestDecodeRejects(t *testing.T) {
-	valid, err := encodeRecord(nil, sampleRecord())
+	valid, err := encodeRecord(nil, sampleRecord(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,15 +151,15 @@ func TestDecodeRejects(t *testing.T) {
 		"huge data len":  append(bytes.Clone(header), 0, 0xff, 0xff, 0xff, 0xff, 0x0f),
 		"partition >i32": append(bytes.Clone(header), 1, 1, 't', 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0),
 	} {
-		if _, _, err := decodeRecord(b); !errors.Is(err, errCorrupt) {
+		if _, _, err := decodeRecord(b, nil); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: got %v, want errCorrupt", name, err)
 		}
 	}
 }
 
 func TestDecodeDoesNotAlias(t *testing.T) {
-	b, _ := encodeRecord(nil, Record{Data: []byte("abc")})
-	r, _, err := decodeRecord(b)
+	b, _ := encodeRecord(nil, Record{Data: []byte("abc")}, nil)
+	r, _, err := decodeRecord(b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,26 +169,96 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	}
 }
 
+// tableOf is a topic table with ids 1, 2, ... for topics, in order.
+func tableOf(topics ...string) *topicTable {
+	tt := &topicTable{ids: map[string]uint64{}, names: map[uint64]string{}}
+	for i, t := range topics {
+		tt.ids[t], tt.names[uint64(i+1)] = uint64(i+1), t
+	}
+	return tt
+}
+
+// sampleTopics interns sampleRecord's topics (ids 1–4, and 5 unused).
+var sampleTopics = tableOf("events", "billing", "", "ünïcode", "unused")
+
+// TestCodecInterned: with a topic table the offsets name topics by id (the
+// layout marked 0x80 0x00 after the header), which round-trips and is
+// shorter; named records still decode with a table; an id the table lacks
+// is corrupt (errUnknownTopic), as is a topic id listed twice; a topic the
+// table lacks cannot be encoded (errNotInterned).
+func TestCodecInterned(t *testing.T) {
+	r := sampleRecord()
+	named, err := encodeRecord(nil, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := encodeRecord(nil, r, sampleTopics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[headerLen] != 0x80 || b[headerLen+1] != 0 || !bytes.Equal(b[:headerLen], named[:headerLen]) {
+		t.Fatalf("interned layout: % x", b)
+	}
+	if saved := len(named) - len(b); saved != len("events")+len("billing")+len("ünïcode")-2 {
+		t.Fatalf("interned record %d bytes, named %d", len(b), len(named))
+	}
+	for _, enc := range [][]byte{b, named} {
+		got, _, err := decodeRecord(enc, sampleTopics)
+		if err != nil || !equalRecords(got, r) {
+			t.Fatalf("round trip: %+v %v", got, err)
+		}
+	}
+	for name, tt := range map[string]*topicTable{"no table": nil, "without billing": {names: map[uint64]string{1: "events", 3: "", 4: "ünïcode"}}} {
+		if _, _, err := decodeRecord(b, tt); !errors.Is(err, errUnknownTopic) || !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: %v, want an unknown topic id", name, err)
+		}
+	}
+	if _, err := encodeRecord(nil, r, tableOf("events")); !errors.Is(err, errNotInterned) {
+		t.Errorf("encoding without ids: %v", err)
+	}
+	// Topic 1 listed twice, with different partitions.
+	dup := append(bytes.Clone(b[:headerLen]), 0x80, 0, 2, 1, 1, 0, 2, 1, 1, 2, 4, 0)
+	if _, _, err := decodeRecord(dup, sampleTopics); !errors.Is(err, errCorrupt) || errors.Is(err, errUnknownTopic) {
+		t.Errorf("duplicate topic id: %v", err)
+	}
+	dup[headerLen+7] = 2 // topic 2: valid
+	if got, _, err := decodeRecord(dup, sampleTopics); err != nil || len(got.Offsets) != 2 {
+		t.Errorf("two topics: %+v %v", got, err)
+	}
+	// No offsets: the named layout's single byte.
+	if e, _ := encodeRecord(nil, Record{Data: []byte("d")}, sampleTopics); len(e) != headerLen+3 {
+		t.Errorf("no offsets: % x", e)
+	}
+}
+
 func FuzzDecodeRecord(f *testing.F) {
 	for _, r := range []Record{{}, sampleRecord(), {Version: 3, Band: BandRed, Score: 12.5, Data: []byte("s")}} {
-		b, err := encodeRecord(nil, r)
-		if err != nil {
-			f.Fatal(err)
+		for _, tt := range []*topicTable{nil, sampleTopics} {
+			b, err := encodeRecord(nil, r, tt)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		f.Add(b)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, _, err := decodeRecord(b)
+		r, _, err := decodeRecord(b, sampleTopics)
 		if err != nil {
 			return
 		}
-		enc, err := encodeRecord(nil, r)
+		// A named record may hold topics without an id.
+		tt := sampleTopics
+		enc, err := encodeRecord(nil, r, tt)
+		if errors.Is(err, errNotInterned) {
+			tt = nil
+			enc, err = encodeRecord(nil, r, tt)
+		}
 		if err != nil {
 			t.Fatalf("cannot encode decoded record %+v: %v", r, err)
 		}
-		r2, _, err := decodeRecord(enc)
+		r2, _, err := decodeRecord(enc, tt)
 		if err != nil {
 			t.Fatalf("cannot decode re-encoded record: %v", err)
 		}
@@ -216,11 +286,12 @@ func FuzzEncodeRecord(f *testing.F) {
 			Band:    bandName,
 			Data:    data,
 		}
-		b, err := encodeRecord(nil, r)
+		tt := tableOf(t1, t2)
+		b, err := encodeRecord(nil, r, tt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _, err := decodeRecord(b)
+		got, _, err := decodeRecord(b, tt)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,10 @@
 // to exactly one key and so one slot. With [Config.HistoryDays] the
 // customer's score history sits beside it under the same hash tag,
 // <prefix>h:{<id>} (daily points and last band changes), written by the
-// save scripts with the record (see history.go).
+// save scripts with the record (see history.go). The records name their
+// input topics by small ids, interned in one string <prefix>topics that
+// every instance shares (see topics.go); it must be kept (persisted,
+// backed up, restored) with the records.
 //
 // # Modes
 //
@@ -74,7 +77,7 @@
 // codec.go (luaCodec); load.go and save.go: the reads and writes in both
 // modes; band.go: the band index; history.go, schedule.go, overrides.go,
 // replicas.go and cache.go: the score history, the decay schedule, the
-// override expiries, WAIT and the record cache.
+// override expiries, WAIT and the record cache; topics.go: the topic ids.
 //
 // Non-goals: scoring and the encoding of the scorer state (package scorer),
 // metrics (the consumer counts conflicts), key expiry and deletion.

@@ -3,3 +3,7 @@ package state
 // BindTo opens a session bound to server without reading it, as if it had
 // been opened on that server (e.g. before a restart).
 func (s *Redis) BindTo(server string) Bound { return &Session{s: s, server: server} }
+
+// EncodeNamed encodes r in the named offsets layout that versions before
+// topic ids wrote.
+func EncodeNamed(r Record) ([]byte, error) { return encodeRecord(nil, r, nil) }

@@ -274,7 +274,7 @@ func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History,
 	case err != nil:
 		return Record{}, History{}, fmt.Errorf("cannot read record of %q: %w", id, err)
 	default:
-		if r, _, err = decodeRecord(b); err != nil {
+		if r, _, err = s.decode(ctx, b, ""); err != nil {
 			return Record{}, History{}, fmt.Errorf("cannot decode record of %q: %w", id, err)
 		}
 	}

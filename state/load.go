@@ -62,7 +62,7 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server st
 			return nil, err
 		}
 		var st bool
-		if recs[i], st, err = decodeRecord(b); err != nil {
+		if recs[i], st, err = s.decode(ctx, b, server); err != nil {
 			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 		}
 		if st {
@@ -146,7 +146,7 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool, ser
 			switch v := v.(type) {
 			case nil: // missing: the zero Record
 			case string:
-				r, st, err := decodeRecord([]byte(v))
+				r, st, err := s.decode(ctx, []byte(v), server)
 				if err != nil {
 					return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 				}
@@ -170,6 +170,26 @@ func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool, ser
 		return nil, err
 	}
 	return recs, nil
+}
+
+// decode decodes a stored record with the topic table; when the record
+// names a topic id the table lacks, it reloads the table once (another
+// instance interned the topic since) before reporting the record corrupt.
+// Loads bound to a server (server set) use a table read from that server
+// only.
+func (s *Redis) decode(ctx context.Context, b []byte, server string) (Record, bool, error) {
+	tt := s.topics.cur.Load()
+	if server != "" && tt != nil && tt.server != server {
+		tt = nil // read from another server: reloaded if the record has ids
+	}
+	r, stored, err := decodeRecord(b, tt)
+	if errors.Is(err, errUnknownTopic) {
+		if tt, err = s.reloadTopics(ctx, server, tt); err != nil {
+			return Record{}, false, err
+		}
+		r, stored, err = decodeRecord(b, tt)
+	}
+	return r, stored, err
 }
 
 // Get fetches one record, as Load; a missing id gets the zero Record.

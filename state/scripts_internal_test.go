@@ -27,7 +27,7 @@ func TestScriptsTakeCodecOffsets(t *testing.T) {
 		t.Error("batch save script does not compare score and band at bytes 10..18")
 	}
 	rec := Record{Version: 0x0102030405060708, Score: 42.5, Band: BandGreen, Pending: []byte("o")}
-	b, err := encodeRecord(nil, rec)
+	b, err := encodeRecord(nil, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,8 +107,8 @@ func (b *Session) Load(ctx context.Context, ids []string) ([]Record, error) {
 			missIDs = append(missIDs, id)
 			continue
 		}
-		r, _, err := decodeRecord(e.val)
-		if err != nil { // cannot happen: it was encoded here
+		r, _, err := b.s.decode(ctx, e.val, b.server)
+		if err != nil { // cannot happen: it was encoded here, with ids from this server
 			return nil, fmt.Errorf("cannot decode cached record of %q: %w", id, err)
 		}
 		r.Pending = e.pending
@@ -187,6 +187,13 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	if len(ws) == 0 {
 		return nil, nil
 	}
+	// The table is read (or the topics interned) only for records with
+	// offsets, and only from the session's server: a table from another
+	// (an empty one here) fails the encoding with errNotInterned.
+	tt := s.topics.cur.Load()
+	if tt == nil || tt.server != b.server {
+		tt = &topicTable{}
+	}
 	vals := make([][]byte, len(ws))
 	for i, w := range ws {
 		if w.ID == "" {
@@ -197,7 +204,14 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		}
 		rec := w.Rec
 		rec.Version = w.Expected + 1
-		v, err := encodeRecord(nil, rec)
+		v, err := encodeRecord(nil, rec, tt)
+		if errors.Is(err, errNotInterned) {
+			// A topic first seen: intern the batch's topics, once.
+			if tt, err = s.internTopics(ctx, b.server, topicsOf(ws)); err != nil {
+				return nil, fmt.Errorf("cannot save records: %w", err)
+			}
+			v, err = encodeRecord(nil, rec, tt)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
 		}
@@ -219,6 +233,21 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		return applied, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
 	}
 	return applied, nil
+}
+
+// topicsOf lists the topics of the writes' offsets, each once.
+func topicsOf(ws []Write) []string {
+	seen := map[string]bool{}
+	var ts []string
+	for i := range ws {
+		for p := range ws[i].Rec.Offsets {
+			if !seen[p.Topic] {
+				seen[p.Topic] = true
+				ts = append(ts, p.Topic)
+			}
+		}
+	}
+	return ts
 }
 
 // ClearOutboxes implements Bound. Each key names its record version, so a

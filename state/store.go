@@ -170,9 +170,10 @@ const batchChunk = 256
 // Redis is the record store on Redis (a server, a cluster or miniredis).
 // Readers use it directly; writers through a session (Bind).
 type Redis struct {
-	c     redis.UniversalClient
-	cfg   Config
-	cache *recordCache // nil: none
+	c      redis.UniversalClient
+	cfg    Config
+	cache  *recordCache // nil: none
+	topics topicCache   // the topic ids (topics.go)
 }
 
 // NewRedis returns a store using client, which the caller keeps owning.
