@@ -194,6 +194,13 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	if tt == nil || tt.server != b.server {
 		tt = &topicTable{}
 	}
+	if s.cfg.SingleKey {
+		// Redis Cluster: the list lives on one shard and the records on
+		// all, so a failover of that shard could lose an id that records
+		// elsewhere use, and a later topic could take it (topics.go):
+		// records keep their topics' names.
+		tt = nil
+	}
 	vals := make([][]byte, len(ws))
 	for i, w := range ws {
 		if w.ID == "" {

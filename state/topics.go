@@ -38,9 +38,10 @@ import (
 // never guessed; restore the list with them. On Redis Cluster the list
 // lives on one shard and the records on all: a failover of that shard that
 // loses the moments after a topic's first use could lose its id while
-// other shards keep records that use it (reported corrupt, or misread if
-// another new topic is assigned that id first). A topic is interned once,
-// when first seen, so that window is the first second of a new input topic.
+// other shards keep records that use it, and a later new topic could be
+// assigned that id: its events would then be checked against another
+// topic's offsets. So in single-key mode (Config.SingleKey, set for Redis
+// Cluster) records keep their topics' names and the list is not used.
 
 // topicTable is an immutable snapshot of the topic hash.
 type topicTable struct {

@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -62,6 +63,9 @@ func checkTopicHash(t *testing.T, c redis.UniversalClient, s *state.Redis, names
 // its next save; processes interning topics concurrently agree.
 func TestTopicIDs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		if cfg.SingleKey {
+			t.Skip("single-key mode keeps topic names (TestSingleKeyKeepsTopicNames)")
+		}
 		ctx := t.Context()
 		c := newClient()
 		s1, s2 := newStore(t, c, cfg), newStore(t, newClient(), cfg)
@@ -144,6 +148,9 @@ func TestTopicIDs(t *testing.T) {
 // never read with guessed topics.
 func TestTopicIDsMissingHash(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		if cfg.SingleKey {
+			t.Skip("single-key mode keeps topic names (TestSingleKeyKeepsTopicNames)")
+		}
 		c := newClient()
 		s := newStore(t, c, cfg)
 		mustSave(t, s, state.Write{ID: "a", Rec: state.Record{Offsets: offsets("events", 0, 5)}})
@@ -167,7 +174,7 @@ func TestTopicIDsMissingHash(t *testing.T) {
 // before the restart: here "second" takes id 1 on the new server, and
 // "first", which had id 1 before, is stored as id 2.
 func TestTopicIDsAfterRestart(t *testing.T) {
-	for _, singleKey := range []bool{false, true} {
+	for _, singleKey := range []bool{false} { // single-key mode interns nothing (TestSingleKeyKeepsTopicNames)
 		t.Run(fmt.Sprint("single-key=", singleKey), func(t *testing.T) {
 			r := startRestartableRedis(t)
 			c := redis.NewClient(&redis.Options{Network: "unix", Addr: r.sock})
@@ -193,5 +200,27 @@ func TestTopicIDsAfterRestart(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSingleKeyKeepsTopicNames: on Redis Cluster (single-key mode) the
+// topic list would live on one shard and the records on all, so records
+// keep their topics' names and the list is never written (topics.go).
+func TestSingleKeyKeepsTopicNames(t *testing.T) {
+	r := startRestartableRedis(t)
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: r.sock})
+	t.Cleanup(func() { _ = c.Close() })
+	s := newStore(t, c, state.Config{SingleKey: true})
+	first := offsets("first", 0, 10)
+	mustSave(t, s, state.Write{ID: "a", Rec: state.Record{Offsets: first}})
+	if n, err := c.Exists(t.Context(), s.TopicsKey()).Result(); err != nil || n != 0 {
+		t.Fatalf("single-key mode wrote the topic list (exists %d, %v)", n, err)
+	}
+	raw, err := c.Get(t.Context(), s.Key("a")).Bytes()
+	if err != nil || !bytes.Contains(raw, []byte("first")) {
+		t.Fatalf("the record does not name its topic: %q (%v)", raw, err)
+	}
+	if recs := mustLoad(t, s, "a"); !maps.Equal(recs[0].Offsets, first) {
+		t.Fatalf("loaded %v, want %v", recs[0].Offsets, first)
 	}
 }
