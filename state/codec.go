@@ -9,13 +9,15 @@ import (
 	"slices"
 )
 
-// Value layout, formats 1 and 2 (all integers big-endian or varint):
+// Value layout, formats 1 to 3 (all integers big-endian or varint):
 //
 //	[0]      format byte: 1, or 2 when an outbox is stored with this version
-//	         (see Redis.OutboxKey)
+//	         under its own key (see Redis.OutboxKey), or 3 when it is a field
+//	         of a save call's outbox hash (see Redis.CallOutboxKey)
 //	[1:9]    record version, uint64 big-endian
 //	[9:17]   score, IEEE-754 float64 bits, big-endian
 //	[17]     band: 0 none, 1 red, 2 yellow, 3 green
+//	format 3 only: uvarint call length (> 0), call bytes (Record.OutboxCall)
 //	uvarint  number of topics, then per topic (sorted by name):
 //	           uvarint name length, name bytes,
 //	           uvarint number of partitions, then per partition (sorted):
@@ -35,6 +37,7 @@ import (
 const (
 	formatV1      byte = 1
 	formatV2      byte = 2 // an outbox is stored under its own key
+	formatV3      byte = 3 // an outbox is a field of the save call's hash
 	formatOffset       = 0
 	versionOffset      = formatOffset + 1
 	versionLen         = 8
@@ -88,7 +91,8 @@ func byteBand(b byte) (string, bool) {
 // encodeRecord appends the encoding of r to dst. It rejects unknown bands and
 // NaN scores (which the band index could not hold). r.Pending is not
 // encoded: when it is set the format byte says so, and the caller stores it
-// under the outbox key.
+// under the outbox key (format 2) or, when r.OutboxCall is set, in that
+// call's outbox hash (format 3, which names the call).
 func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	bb, err := bandByte(r.Band)
 	if err != nil {
@@ -112,11 +116,18 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 	format := formatV1
 	if len(r.Pending) > 0 {
 		format = formatV2
+		if r.OutboxCall != "" {
+			format = formatV3
+		}
 	}
 	dst = append(dst, format)
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
 	dst = append(dst, bb)
+	if format == formatV3 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.OutboxCall)))
+		dst = append(dst, r.OutboxCall...)
+	}
 	topics := 0
 	for i := range ps {
 		if i == 0 || ps[i].Topic != ps[i-1].Topic {
@@ -146,16 +157,17 @@ func encodeRecord(dst []byte, r Record) ([]byte, error) {
 // decodeRecord decodes a value written by encodeRecord (or by earlier
 // versions). It never panics and rejects trailing bytes, duplicate
 // partitions and unknown formats. Data is a copy and does not alias b.
-// stored reports a format-2 record, whose outbox (Pending) is stored under
-// its outbox key and must be read from there.
+// stored reports a format-2 or format-3 record, whose outbox (Pending) is
+// stored under its outbox key or in its call's outbox hash (r.OutboxCall)
+// and must be read from there.
 func decodeRecord(b []byte) (r Record, stored bool, err error) {
 	if len(b) < headerLen {
 		return r, false, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
 	}
-	if b[0] != formatV1 && b[0] != formatV2 {
+	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatV3 {
 		return r, false, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
 	}
-	stored = b[formatOffset] == formatV2
+	stored = b[formatOffset] == formatV2 || b[formatOffset] == formatV3
 	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
 	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[scoreOffset:]))
 	if math.IsNaN(r.Score) {
@@ -167,6 +179,11 @@ func decodeRecord(b []byte) (r Record, stored bool, err error) {
 	}
 	r.Band = band
 	d := decoder{b: b[headerLen:]}
+	if b[formatOffset] == formatV3 {
+		if r.OutboxCall = string(d.bytes()); d.err == nil && r.OutboxCall == "" {
+			d.fail("empty outbox call")
+		}
+	}
 
 	nTopics := d.count(2) // a topic takes at least 2 bytes
 	for range nTopics {
