@@ -84,10 +84,11 @@ func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batc
 			w.write = *nw
 		} else {
 			// Nothing new, but an earlier attempt's outputs to finish: the
-			// record is saved again (a new version, with the outbox under
-			// its key) and that outbox is cleared like any other. This
-			// also moves an outbox stored inside a record by an earlier
-			// version of the service to its own key.
+			// record is saved again (a new version, with the outbox where
+			// this save stores outboxes; the save removes the loaded one,
+			// which PrevOutboxCall locates) and that outbox is cleared like
+			// any other. This also moves an outbox stored inside a record
+			// by an earlier version of the service out of it.
 			w.write = state.Write{ID: cb.id, Expected: rec.Version, PrevOutboxCall: rec.OutboxCall, Rec: rec, SkipIndex: true}
 		}
 		w.write.Rec.Pending = encodeOutbox(w.outputs)
