@@ -232,12 +232,13 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 	}
 
 	// 1. Save states with their outbox.
-	applied, err := c.save(ctx, sess, p.stateWrites())
+	writes := p.stateWrites()
+	applied, err := c.save(ctx, sess, writes)
 	if err != nil {
 		return nil, err
 	}
 	t = c.metrics.since(StageSave, t)
-	s := p.settle(applied)
+	s := p.settle(applied, writes)
 
 	// 1b. Outputs are published only once the states that call for them
 	// reached the replicas (see outputsReplicated).
@@ -253,10 +254,11 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 	}
 	t = c.metrics.since(StageProduce, t)
 
-	// 3. Clear the outboxes. Each is named by the record version it was
-	// saved with, so this never deletes one that a racing writer saved
-	// since; and one that such a writer loaded is produced again by it,
-	// under the same ids.
+	// 3. Clear the outboxes. Each is named by the record version or the
+	// save call it was saved with (every output of that call is
+	// acknowledged now), so this never deletes one that a racing writer
+	// saved since; and one that such a writer loaded is produced again by
+	// it, under the same ids.
 	if err := c.clear(ctx, sess, s.clears); err != nil {
 		return nil, err
 	}

@@ -86,11 +86,12 @@ func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batc
 			w.write = *nw
 		} else {
 			// Nothing new, but an earlier attempt's outputs to finish: the
-			// record is saved again (a new version, with the outbox under
-			// its key) and that outbox is cleared like any other. This
-			// also moves an outbox stored inside a record by an earlier
-			// version of the service to its own key.
-			w.write = state.Write{ID: cb.id, Expected: rec.Version, Rec: rec, SkipIndex: true}
+			// record is saved again (a new version, with the outbox where
+			// this save stores outboxes; the save removes the loaded one,
+			// which PrevOutboxCall locates) and that outbox is cleared like
+			// any other. This also moves an outbox stored inside a record
+			// by an earlier version of the service out of it.
+			w.write = state.Write{ID: cb.id, Expected: rec.Version, PrevOutboxCall: rec.OutboxCall, Rec: rec, SkipIndex: true}
 		}
 		var fresh *alerts.Change
 		if publish {
@@ -142,9 +143,10 @@ type settled struct {
 	redo    []int          // customers whose save lost a compare-and-set race, to redo
 }
 
-// settle decides, from applied (one per p.writes), what to produce, what to
-// clear and which customers to redo.
-func (p *batchPlan) settle(applied []bool) settled {
+// settle decides, from applied (one per p.writes) and the writes as Save
+// returned them (saved, which name where each outbox went), what to
+// produce, what to clear and which customers to redo.
+func (p *batchPlan) settle(applied []bool, saved []state.Write) settled {
 	s := settled{done: make([]bool, len(p.outcomes)), clears: make([]state.Outbox, 0, len(p.writes))}
 	for i := range s.done {
 		s.done[i] = true
@@ -176,7 +178,7 @@ func (p *batchPlan) settle(applied []bool) settled {
 				s.causes = append(s.causes, w.cause)
 			}
 		}
-		s.clears = append(s.clears, state.Outbox{ID: w.write.ID, Version: w.write.Expected + 1})
+		s.clears = append(s.clears, saved[k].Saved())
 	}
 	return s
 }
@@ -316,7 +318,7 @@ func (pc planConfig) fold(cb *customerBatch, rec state.Record, ch *alerts.Change
 			Cause:      why,
 		}
 	}
-	res.write = &state.Write{ID: cb.id, Expected: rec.Version, NoPrevOutbox: len(rec.Pending) == 0, Rec: state.Record{
+	res.write = &state.Write{ID: cb.id, Expected: rec.Version, NoPrevOutbox: len(rec.Pending) == 0, PrevOutboxCall: rec.OutboxCall, Rec: state.Record{
 		Offsets: offsets,
 		Score:   o.Eval.Score,
 		Band:    o.Eval.Band.String(),

@@ -231,7 +231,7 @@ func TestPlanPendingOutbox(t *testing.T) {
 				t.Errorf("output %d is not the pending one", j)
 			}
 		}
-		s := p.settle([]bool{true})
+		s := p.settle([]bool{true}, p.stateWrites())
 		if !s.causes[0].IsZero() || s.causes[len(s.causes)-1].IsZero() {
 			t.Errorf("causes = %v, want pending outputs untimed and new ones timed", s.causes)
 		}
@@ -249,7 +249,7 @@ func TestPlanPendingOutbox(t *testing.T) {
 			t.Errorf("write = %+v, want the loaded record re-saved with its %d pending outputs", w, len(left))
 		}
 		// Lost to a racing writer: done, nothing to produce or redo.
-		if s := p.settle([]bool{false}); len(s.redo) != 0 || len(s.outputs) != 0 || !s.done[0] {
+		if s := p.settle([]bool{false}, p.stateWrites()); len(s.redo) != 0 || len(s.outputs) != 0 || !s.done[0] {
 			t.Errorf("lost clear-only write: %+v, want done with nothing to produce", s)
 		}
 	})
@@ -272,7 +272,7 @@ func TestPlanSettle(t *testing.T) {
 	if len(p.writes) != 3 {
 		t.Fatalf("planned %d writes, want 3 (c is ignored)", len(p.writes))
 	}
-	s := p.settle([]bool{true, false, true}) // b lost its race
+	s := p.settle([]bool{true, false, true}, p.stateWrites()) // b lost its race
 	if !slices.Equal(s.redo, []int{1}) || !slices.Equal(s.done, []bool{true, false, true, true}) {
 		t.Errorf("redo %v, done %v; want b redone, the others done", s.redo, s.done)
 	}

@@ -37,7 +37,8 @@ func TestCacheServesOwnSaves(t *testing.T) {
 	s, _, rt, server := cacheStore(t, state.Config{Cache: 100})
 	ctx := t.Context()
 	rec := state.Record{Offsets: map[state.Partition]int64{{Topic: "events", Partition: 3}: 41}, Score: 30, Band: state.BandRed, Data: []byte("st"), Pending: []byte("outbox")}
-	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
+	ws := []state.Write{{ID: "a", Rec: rec}}
+	if applied, err := s.BindTo(server).Save(ctx, ws); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	before := rt.n.Load()
@@ -51,7 +52,7 @@ func TestCacheServesOwnSaves(t *testing.T) {
 	if got[0].Version != 1 || got[0].Offsets[state.Partition{Topic: "events", Partition: 3}] != 41 || string(got[0].Data) != "st" || string(got[0].Pending) != "outbox" {
 		t.Fatalf("cached record %+v", got[0])
 	}
-	if err := s.BindTo(server).ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
+	if err := s.BindTo(server).ClearOutboxes(ctx, []state.Outbox{ws[0].Saved()}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ = s.BindTo(server).Load(ctx, []string{"a"}); got[0].Pending != nil || got[0].Version != 1 {
@@ -68,7 +69,7 @@ func TestCacheServesOwnSaves(t *testing.T) {
 		t.Fatalf("load bound to another server: %+v %v; want ErrServerChanged", got, err)
 	}
 	before = rt.n.Load()
-	if got, err := s.Load(ctx, []string{"a"}); err != nil || got[0].Version != 1 {
+	if got, err := s.Load(ctx, []string{"a"}); err != nil || got[0].Version != 1 || got[0].Pending != nil {
 		t.Fatalf("unbound load: %+v %v", got, err)
 	}
 	if n := rt.n.Load() - before; n != 2 {

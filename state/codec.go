@@ -9,13 +9,15 @@ import (
 	"slices"
 )
 
-// Value layout, formats 1 and 2 (all integers big-endian or varint):
+// Value layout, formats 1 to 3 (all integers big-endian or varint):
 //
 //	[0]      format byte: 1, or 2 when an outbox is stored with this version
-//	         (see Redis.OutboxKey)
+//	         under its own key (see Redis.OutboxKey), or 3 when it is a field
+//	         of a save call's outbox hash (see Redis.CallOutboxKey)
 //	[1:9]    record version, uint64 big-endian
 //	[9:17]   score, IEEE-754 float64 bits, big-endian
 //	[17]     band: 0 none, 1 red, 2 yellow, 3 green
+//	format 3 only: uvarint call length (> 0), call bytes (Record.OutboxCall)
 //	offsets, in one of two layouts:
 //	  interned (written since topic ids exist, see topics.go):
 //	    0x80 0x00 (the marker), uvarint number of topics, then per topic
@@ -46,6 +48,7 @@ import (
 const (
 	formatV1      byte = 1
 	formatV2      byte = 2 // an outbox is stored under its own key
+	formatV3      byte = 3 // an outbox is a field of the save call's hash
 	formatOffset       = 0
 	versionOffset      = formatOffset + 1
 	versionLen         = 8
@@ -111,7 +114,8 @@ func byteBand(b byte) (string, bool) {
 // encodeRecord appends the encoding of r to dst. It rejects unknown bands and
 // NaN scores (which the band index could not hold). r.Pending is not
 // encoded: when it is set the format byte says so, and the caller stores it
-// under the outbox key. With a topic table it writes topic ids (interned
+// under the outbox key (format 2) or, when r.OutboxCall is set, in that
+// call's outbox hash (format 3, which names the call). With a topic table it writes topic ids (interned
 // layout) and fails with errNotInterned for a topic the table lacks;
 // without (nil), names.
 func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
@@ -140,11 +144,18 @@ func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
 	format := formatV1
 	if len(r.Pending) > 0 {
 		format = formatV2
+		if r.OutboxCall != "" {
+			format = formatV3
+		}
 	}
 	dst = append(dst, format)
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
 	dst = append(dst, bb)
+	if format == formatV3 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.OutboxCall)))
+		dst = append(dst, r.OutboxCall...)
+	}
 	topics := 0
 	for i := range ps {
 		if i == 0 || ps[i].Topic != ps[i-1].Topic {
@@ -188,18 +199,19 @@ func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
 // decodeRecord decodes a value written by encodeRecord (or by earlier
 // versions). It never panics and rejects trailing bytes, duplicate
 // partitions and topics, and unknown formats. Data is a copy and does not
-// alias b. stored reports a format-2 record, whose outbox (Pending) is
-// stored under its outbox key and must be read from there. Topic ids are
+// alias b. stored reports a format-2 or format-3 record, whose outbox
+// (Pending) is stored under its outbox key or in its call's outbox hash
+// (r.OutboxCall) and must be read from there. Topic ids are
 // resolved with tt; an id it lacks (or any id, with tt nil) fails with
 // errUnknownTopic.
 func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
 	if len(b) < headerLen {
 		return r, false, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
 	}
-	if b[0] != formatV1 && b[0] != formatV2 {
+	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatV3 {
 		return r, false, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
 	}
-	stored = b[formatOffset] == formatV2
+	stored = b[formatOffset] == formatV2 || b[formatOffset] == formatV3
 	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
 	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[scoreOffset:]))
 	if math.IsNaN(r.Score) {
@@ -211,6 +223,11 @@ func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
 	}
 	r.Band = band
 	d := decoder{b: b[headerLen:]}
+	if b[formatOffset] == formatV3 {
+		if r.OutboxCall = string(d.bytes()); d.err == nil && r.OutboxCall == "" {
+			d.fail("empty outbox call")
+		}
+	}
 
 	interned := len(d.b) >= 2 && d.b[0] == internedMarker[0] && d.b[1] == internedMarker[1]
 	if interned {

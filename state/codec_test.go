@@ -105,6 +105,45 @@ func TestOutboxFormat(t *testing.T) {
 	if _, _, err := decodeRecord(append(bytes.Clone(b), 1, 'x'), nil); !errors.Is(err, errCorrupt) {
 		t.Fatalf("format 2 with an outbox inside: got %v, want errCorrupt", err)
 	}
+
+	// Format 3: the outbox is a field of a save call's hash, which the
+	// record names right after the fixed header.
+	r.OutboxCall = "n0nce:1z"
+	b3, err := encodeRecord(nil, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte{formatV3}, plain[1:headerLen]...)
+	want = append(append(want, byte(len(r.OutboxCall))), r.OutboxCall...)
+	want = append(want, plain[headerLen:]...)
+	if !bytes.Equal(b3, want) {
+		t.Fatalf("format 3: % x\nwant      % x", b3, want)
+	}
+	got, stored, err = decodeRecord(b3, nil)
+	if err != nil || !stored || got.Pending != nil || got.OutboxCall != r.OutboxCall || !equalRecords(got, sampleRecord()) {
+		t.Fatalf("format 3 decoded as %+v, stored %v, %v", got, stored, err)
+	}
+	empty := append(append([]byte{formatV3}, plain[1:headerLen]...), 0)
+	if _, _, err := decodeRecord(append(empty, plain[headerLen:]...), nil); !errors.Is(err, errCorrupt) {
+		t.Fatalf("format 3 naming no call: got %v, want errCorrupt", err)
+	}
+	// Format 3 with interned topics: the call, then the marker.
+	tt := tableOf("", "billing", "events", "ünïcode")
+	b3i, err := encodeRecord(nil, r, tt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := headerLen + 1 + len(r.OutboxCall); len(b3i) < at+2 || b3i[at] != internedMarker[0] || b3i[at+1] != internedMarker[1] {
+		t.Fatalf("format 3 interned: % x, want the marker after the call", b3i)
+	}
+	if got, stored, err := decodeRecord(b3i, tt); err != nil || !stored || got.OutboxCall != r.OutboxCall || !equalRecords(got, sampleRecord()) {
+		t.Fatalf("format 3 interned decoded as %+v, stored %v, %v", got, stored, err)
+	}
+	// Without an outbox the call is not stored.
+	r.Pending = nil
+	if b, _ := encodeRecord(nil, r, nil); !bytes.Equal(b, plain) {
+		t.Fatalf("no outbox, a call set: % x, want % x", b, plain)
+	}
 }
 
 func TestEncodeRejects(t *testing.T) {

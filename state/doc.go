@@ -15,6 +15,17 @@
 // every instance shares (see topics.go); it must be kept (persisted,
 // backed up, restored) with the records.
 //
+// A record's outbox (Record.Pending: outputs saved, not yet acknowledged)
+// is written by the save script with the record and deleted once
+// acknowledged (Session.ClearOutboxes). In the default mode each save
+// script call puts the outboxes of its applied writes in one new hash,
+// <prefix>o:<nonce>:<seq> (nonce random per store, seq a counter; field
+// customer id), which each record names (format 3, Record.OutboxCall); a
+// clear deletes the hash, a later save of one customer removes only its
+// field. In single-key mode a per-call key could not share every
+// customer's hash tag, so each outbox has its own key, <prefix>o:{<id>}:<version>
+// (format 2, as earlier versions wrote in both modes; still read).
+//
 // # Modes
 //
 // On a single server (the default) the store batches: loads are MGETs of

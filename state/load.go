@@ -9,7 +9,7 @@ import (
 )
 
 // Loads: MGETs (or GETs in single-key mode) of the records, then the
-// outbox keys they name.
+// outboxes they name.
 
 // Load fetches the records of ids in one round trip (two when some have an
 // outbox); missing ids get the zero Record (Version 0). It is not bound to
@@ -78,22 +78,23 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server st
 	return recs, nil
 }
 
-// loadOutboxes reads the outboxes of the records at indexes stored (format
-// 2) in one more round trip. A missing one was cleared after the record was
-// read: its outputs are acknowledged.
+// loadOutboxes reads the outboxes of the records at indexes stored in one
+// more round trip: a GET of the per-version key (format 2) or an HGET of
+// the customer's field in its save call's hash (format 3). A missing one
+// was cleared after the record was read: its outputs are acknowledged.
 func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int, server string) error {
 	if len(stored) == 0 {
 		return nil
 	}
-	keys := make([]string, len(stored))
-	for k, i := range stored {
-		keys[k] = s.OutboxKey(ids[i], recs[i].Version)
-	}
-	vals := make([]*redis.StringCmd, len(keys))
+	vals := make([]*redis.StringCmd, len(stored))
 	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for k, key := range keys {
-			vals[k] = p.Get(ctx, key)
+		for k, i := range stored {
+			if call := recs[i].OutboxCall; call != "" {
+				vals[k] = p.HGet(ctx, s.CallOutboxKey(call), ids[i])
+			} else {
+				vals[k] = p.Get(ctx, s.OutboxKey(ids[i], recs[i].Version))
+			}
 		}
 		check = s.pipeCheck(ctx, p, server)
 		return nil

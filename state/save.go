@@ -42,8 +42,9 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 }
 
 // saveChunks runs the writes through batchSaveScript, batchChunk writes per
-// call, all calls in one pipeline (see evalEach).
-func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte) ([]bool, error) {
+// call, all calls in one pipeline (see evalEach). calls names each call's
+// outbox hash (see Session.Save).
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string) ([]bool, error) {
 	bandKeys := make([]string, len(Bands))
 	for i, b := range Bands {
 		bandKeys[i] = s.BandKey(b)
@@ -61,15 +62,17 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
-		c.args = append(make([]any, 0, 2+10*(c.end-c.start)), server, s.cfg.HistoryDays)
+		call := s.CallOutboxKey(calls[len(chunks)])
+		c.args = append(make([]any, 0, 3+9*(c.end-c.start)), server, s.cfg.HistoryDays, call)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
-			prevOutbox, newOutbox := "", ""
-			if !w.NoPrevOutbox {
+			prevOutbox := ""
+			switch {
+			case w.NoPrevOutbox:
+			case w.PrevOutboxCall != "":
+				prevOutbox = s.CallOutboxKey(w.PrevOutboxCall)
+			default:
 				prevOutbox = s.OutboxKey(w.ID, w.Expected)
-			}
-			if len(w.Rec.Pending) > 0 {
-				newOutbox = s.OutboxKey(w.ID, w.Expected+1)
 			}
 			c.keys = append(c.keys, s.Key(w.ID))
 			histKey := ""
@@ -77,7 +80,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 				histKey = s.HistoryKey(w.ID)
 			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox, newOutbox,
+				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox,
 				days[i], changes[i], histKey)
 		}
 		chunks = append(chunks, c)
@@ -110,14 +113,24 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	return applied, nil
 }
 
+// clearChunks deletes the outboxes obs names: each save call's hash once
+// (however many of its outboxes obs names), and the per-version keys of
+// outboxes saved before calls had hashes; batchChunk keys per script call.
 func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) error {
-	var chunks [][]string
-	for start := 0; start < len(obs); start += batchChunk {
-		keys := make([]string, 0, min(len(obs)-start, batchChunk))
-		for _, o := range obs[start:min(start+batchChunk, len(obs))] {
+	keys := make([]string, 0, len(obs))
+	calls := make(map[string]bool)
+	for _, o := range obs {
+		switch {
+		case o.Call == "":
 			keys = append(keys, s.OutboxKey(o.ID, o.Version))
+		case !calls[o.Call]:
+			calls[o.Call] = true
+			keys = append(keys, s.CallOutboxKey(o.Call))
 		}
-		chunks = append(chunks, keys)
+	}
+	var chunks [][]string
+	for start := 0; start < len(keys); start += batchChunk {
+		chunks = append(chunks, keys[start:min(start+batchChunk, len(keys))])
 	}
 	return s.evalEach(ctx, clearScript, len(chunks), func(i int) ([]string, []any) {
 		return chunks[i], []any{server}

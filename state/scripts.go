@@ -16,11 +16,14 @@ import (
 // luaCodec writes the record layout's byte positions (codec.go) into the
 // save scripts, 1-based as Lua's string.sub and string.byte count:
 // $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
-// outbox is stored, $VERSION_FIRST..$VERSION_LAST the version ($VERSION_LEN
-// bytes), $SCORE_FIRST..$BAND_POS the score and band, $BAND_POS the band.
+// outbox is stored under its own key, $FORMAT_CALL_OUTBOX the one that says
+// it is a field of a save call's outbox hash, $VERSION_FIRST..$VERSION_LAST
+// the version ($VERSION_LEN bytes), $SCORE_FIRST..$BAND_POS the score and
+// band, $BAND_POS the band.
 var luaCodec = strings.NewReplacer(
 	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
 	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
+	"$FORMAT_CALL_OUTBOX", strconv.Itoa(int(formatV3)),
 	"$VERSION_FIRST", strconv.Itoa(versionOffset+1),
 	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
 	"$VERSION_LEN", strconv.Itoa(versionLen),
@@ -71,31 +74,41 @@ var saveScript = redis.NewScript(saveLua)
 // the run_id the writer expects the server to have ("": do not check); on
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
-// ARGV[2] is the history window in days; KEYS[4..] are record keys, and
-// each has ten more ARGV: the expected version
+// ARGV[2] is the history window in days; ARGV[3] is this call's outbox hash
+// (CallOutboxKey, a key never written before); KEYS[4..] are record keys,
+// and each has nine more ARGV: the expected version
 // (8 bytes, as in saveScript), the new value, the customer id, its score
-// as a decimal string, the new outbox ("" for none) and the outbox keys of
-// the expected version ("": known to have none, see Write.NoPrevOutbox) and
-// of the new version, then the history days, the history changes and the
-// history key ("" when both are empty). Each write is a compare-and-set with
-// its outbox and history as in saveScript (the outbox and history keys are
-// not declared: this script runs on single servers only); an applied write
-// also moves the customer in the band index, so record and index change
-// together. Returns one 1 (applied) or 0 (conflict) per write.
+// as a decimal string, the new outbox ("" for none), the outbox of the
+// expected version ("": known to have none, see Write.NoPrevOutbox; a key
+// to DEL if the stored record is format 2, a call's hash to HDEL the
+// customer from if it is format 3), then the history days, the history
+// changes and the history key ("" when both are empty). Each write is a
+// compare-and-set with its history as in saveScript (the outbox and history
+// keys are not declared: this script runs on single servers only); an
+// applied write also moves the customer in the band index, so record and
+// index change together. The outboxes of the applied writes (only those: a
+// lost compare-and-set leaves nothing behind) go into ARGV[3] with one
+// HSET, field customer id. Returns one 1 (applied) or 0 (conflict) per
+// write.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
 local out = {}
+local outboxes = {} -- customer id -> outbox of its last applied write
 for i = 4, #KEYS do
-  local j = 2 + (i - 4) * 10
+  local j = 3 + (i - 4) * 9
   local cur = redis.call('GET', KEYS[i])
   local ok
   if cur then ok = string.sub(cur, $VERSION_FIRST, $VERSION_LAST) == ARGV[j+1] else ok = ARGV[j+1] == zero end
   if ok then
     local val = ARGV[j+2]
     redis.call('SET', KEYS[i], val)
-    if ARGV[j+6] ~= '' and cur and string.byte(cur, $FORMAT_POS) == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6]) end
-    if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
-    if ARGV[j+10] ~= '' then history(ARGV[j+10], ARGV[j+8], ARGV[j+9], ARGV[2]) end
+    if ARGV[j+6] ~= '' and cur then
+      local f = string.byte(cur, $FORMAT_POS)
+      if f == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6])
+      elseif f == $FORMAT_CALL_OUTBOX then redis.call('HDEL', ARGV[j+6], ARGV[j+3]) end
+    end
+    if ARGV[j+5] ~= '' then outboxes[ARGV[j+3]] = ARGV[j+5] else outboxes[ARGV[j+3]] = nil end
+    if ARGV[j+9] ~= '' then history(ARGV[j+9], ARGV[j+7], ARGV[j+8], ARGV[2]) end
     -- score and band unchanged (e.g. an outbox clear): the index
     -- already holds them.
     if not cur or string.sub(cur, $SCORE_FIRST, $BAND_POS) ~= string.sub(val, $SCORE_FIRST, $BAND_POS) then
@@ -116,6 +129,12 @@ for i = 4, #KEYS do
     out[#out+1] = 0
   end
 end
+local fields = {}
+for id, outbox in pairs(outboxes) do
+  fields[#fields+1] = id
+  fields[#fields+1] = outbox
+end
+if #fields > 0 then redis.call('HSET', ARGV[3], unpack(fields)) end
 return out
 `)
 

@@ -45,10 +45,14 @@ type Bound interface {
 	// Expected). Applied writes store Version = Expected+1. Writes may
 	// include the same id more than once; they apply in order. If err
 	// wraps ErrIndex, applied is valid and the records were saved; only
-	// the derived band index may lag.
+	// the derived band index may lag. Save sets each ws[i].Rec.OutboxCall
+	// to where it stores the outbox (ws[i].Saved() names it for
+	// ClearOutboxes); a write that does not apply stores none.
 	Save(ctx context.Context, ws []Write) (applied []bool, err error)
 	// ClearOutboxes deletes outboxes whose outputs the broker
-	// acknowledged.
+	// acknowledged (Write.Saved names them). In multi-key mode it deletes
+	// the whole hash of each save call named, so every outbox that call
+	// stored must be acknowledged, not only those in obs.
 	ClearOutboxes(ctx context.Context, obs []Outbox) error
 }
 
@@ -202,12 +206,23 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		tt = nil
 	}
 	vals := make([][]byte, len(ws))
-	for i, w := range ws {
+	var calls []string // multi-key mode: each script call's outbox hash
+	for i := range ws {
+		w := &ws[i]
 		if w.ID == "" {
 			return nil, fmt.Errorf("cannot save records: write %d: empty id", i)
 		}
 		if w.Expected == math.MaxUint64 {
 			return nil, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
+		}
+		// In multi-key mode each script call (batchChunk writes, see
+		// saveChunks) stores its writes' outboxes in one new hash.
+		if !s.cfg.SingleKey && i%batchChunk == 0 {
+			calls = append(calls, s.newOutboxCall())
+		}
+		w.Rec.OutboxCall = ""
+		if !s.cfg.SingleKey && len(w.Rec.Pending) > 0 {
+			w.Rec.OutboxCall = calls[len(calls)-1]
 		}
 		rec := w.Rec
 		rec.Version = w.Expected + 1
@@ -225,7 +240,7 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		vals[i] = v
 	}
 	if !s.cfg.SingleKey {
-		applied, err := s.saveChunks(ctx, b.server, ws, vals)
+		applied, err := s.saveChunks(ctx, b.server, ws, vals, calls)
 		s.cacheSaved(b.server, ws, vals, applied, err)
 		if err != nil {
 			return nil, fmt.Errorf("cannot save records: %w", err)
@@ -257,11 +272,13 @@ func topicsOf(ws []Write) []string {
 	return ts
 }
 
-// ClearOutboxes implements Bound. Each key names its record version, so a
-// clear never touches an outbox that another writer saved since; and it is
-// bound to the session's server like a save: on a restarted server that
-// lost a record version, another writer may have saved that version again
-// with an outbox of its own, not acknowledged yet. One round trip.
+// ClearOutboxes implements Bound. Each key names its record version (single
+// key mode) or a save call of this store (multi-key mode: one DEL per call,
+// however many of its outboxes obs names), so a clear never touches an
+// outbox that another writer saved since; and it is bound to the session's
+// server like a save: on a restarted server that lost a record version,
+// another writer may have saved that version again with an outbox of its
+// own, not acknowledged yet. One round trip.
 func (b *Session) ClearOutboxes(ctx context.Context, obs []Outbox) error {
 	s := b.s
 	if len(obs) == 0 {

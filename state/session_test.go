@@ -129,10 +129,11 @@ func TestSessionRefusesAfterRestart(t *testing.T) {
 			if fresh.Server() == old.Server() {
 				t.Fatalf("server id %s unchanged by the restart", fresh.Server())
 			}
-			if applied, err := fresh.Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
+			ws := []state.Write{{ID: "a", Rec: rec}}
+			if applied, err := fresh.Save(ctx, ws); err != nil || !applied[0] {
 				t.Fatalf("save through a new session: %v %v", applied, err)
 			}
-			if err := fresh.ClearOutboxes(ctx, []state.Outbox{{ID: "a", Version: 1}}); err != nil {
+			if err := fresh.ClearOutboxes(ctx, []state.Outbox{ws[0].Saved()}); err != nil {
 				t.Fatalf("clear through a new session: %v", err)
 			}
 			got, err := fresh.Load(ctx, []string{"a", "b"})

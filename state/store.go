@@ -1,10 +1,13 @@
 package state
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,17 +38,27 @@ type Record struct {
 	Data []byte
 	// Pending is the consumer's outbox: outputs decided with this state
 	// but not yet known to be acknowledged by the broker (opaque here). It
-	// is stored under its own key (OutboxKey of the customer and version),
-	// written atomically with the record and deleted by ClearOutboxes once
-	// acknowledged, so clearing it does not rewrite the record.
+	// is written atomically with the record and deleted by ClearOutboxes
+	// once acknowledged, so clearing it does not rewrite the record: in
+	// multi-key mode as the customer's field of the outbox hash of the
+	// save call that wrote it (CallOutboxKey(OutboxCall)), in single-key
+	// mode under its own key (OutboxKey of the customer and version).
 	Pending []byte
+	// OutboxCall names the save call whose outbox hash holds Pending
+	// (multi-key mode; "" when Pending is under OutboxKey or there is
+	// none). Load sets it from the record; Save ignores the caller's value
+	// and sets it on each write to where it stores the new outbox (see
+	// Write.Saved).
+	OutboxCall string
 }
 
-// Outbox names a stored outbox: the customer and the record version it was
-// saved with.
+// Outbox names a stored outbox: the customer, the record version it was
+// saved with and, for an outbox in a save call's hash, that call ("": the
+// per-version key OutboxKey(ID, Version)).
 type Outbox struct {
 	ID      string
 	Version uint64
+	Call    string
 }
 
 // Write is one compare-and-set of a customer's record.
@@ -64,12 +77,25 @@ type Write struct {
 	// (cleared), and an outbox key is never written again for a version
 	// once saved. The save then skips the delete. False is always safe.
 	NoPrevOutbox bool
+	// PrevOutboxCall is the OutboxCall of the record at version Expected,
+	// as loaded: the save removes the customer's field from that call's
+	// outbox hash (the compare-and-set guarantees the stored record is the
+	// loaded one). Left empty for such a record, the field stays until
+	// that call's clear deletes the hash.
+	PrevOutboxCall string
 	// Days are score-history days this write closes (oldest first,
 	// increasing), and Changes band-change and alert entries (oldest
 	// first, opaque, 1 to 65535 bytes each), both added to HistoryKey. Both are written by the save script only if the
 	// compare-and-set applies, and only when Config.HistoryDays > 0.
 	Days    []Day
 	Changes [][]byte
+}
+
+// Saved names the outbox an applied write stored (when Rec.Pending is set),
+// for ClearOutboxes once its outputs are acknowledged. Valid after Save,
+// which sets Rec.OutboxCall.
+func (w Write) Saved() Outbox {
+	return Outbox{ID: w.ID, Version: w.Expected + 1, Call: w.Rec.OutboxCall}
 }
 
 // Member is a customer in a band.
@@ -174,6 +200,11 @@ type Redis struct {
 	cfg    Config
 	cache  *recordCache // nil: none
 	topics topicCache   // the topic ids (topics.go)
+	// outboxNonce and outboxSeq name the outbox hash of each save call
+	// (multi-key mode, see CallOutboxKey): random per store, so that no
+	// two stores, in this process or another, ever write the same one.
+	outboxNonce string
+	outboxSeq   atomic.Uint64
 }
 
 // NewRedis returns a store using client, which the caller keeps owning.
@@ -188,7 +219,11 @@ func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
 	if _, ok := client.(*redis.ClusterClient); ok {
 		cfg.SingleKey = true
 	}
-	s := &Redis{c: client, cfg: cfg}
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("cannot create redis state store: %w", err)
+	}
+	s := &Redis{c: client, cfg: cfg, outboxNonce: strconv.FormatUint(binary.BigEndian.Uint64(nonce[:]), 36)}
 	if cfg.Cache > 0 && !cfg.SingleKey {
 		s.cache = newRecordCache(cfg.Cache)
 	}
@@ -199,9 +234,21 @@ func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
 func (s *Redis) Key(id string) string { return s.cfg.Prefix + "c:{" + id + "}" }
 
 // OutboxKey returns the Redis key of the outbox saved with version of a
-// customer's record. It shares the record key's hash tag.
+// customer's record in single-key mode (and by earlier versions in both
+// modes). It shares the record key's hash tag.
 func (s *Redis) OutboxKey(id string, version uint64) string {
 	return s.cfg.Prefix + "o:{" + id + "}:" + strconv.FormatUint(version, 10)
+}
+
+// CallOutboxKey returns the Redis key of the outbox hash of a save call
+// (Record.OutboxCall): field customer id, value that customer's outbox. It
+// has no hash tag: multi-key mode only.
+func (s *Redis) CallOutboxKey(call string) string { return s.cfg.Prefix + "o:" + call }
+
+// newOutboxCall names a new save call's outbox hash: the store's nonce and
+// a sequence number, never used before.
+func (s *Redis) newOutboxCall() string {
+	return s.outboxNonce + ":" + strconv.FormatUint(s.outboxSeq.Add(1), 36)
 }
 
 // BandKey returns the Redis key of a band's sorted set.

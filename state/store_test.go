@@ -584,12 +584,12 @@ func TestSaveAfterScriptFlush(t *testing.T) {
 			t.Fatalf("yellow index has %d members, want 600", counts[state.BandYellow])
 		}
 		// The outbox clear after a flush too (its own script).
-		ob := state.Write{ID: "f000", Expected: 1, Rec: state.Record{Band: state.BandYellow, Pending: []byte("o")}}
-		mustSave(t, s, ob)
+		ob := []state.Write{{ID: "f000", Expected: 1, Rec: state.Record{Band: state.BandYellow, Pending: []byte("o")}}}
+		mustSave(t, s, ob...)
 		if err := c.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{{ID: "f000", Version: 2}}); err != nil {
+		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{ob[0].Saved()}); err != nil {
 			t.Fatalf("clear after SCRIPT FLUSH: %v", err)
 		}
 		if r, _ := s.Get(ctx, "f000"); r.Pending != nil {
@@ -626,10 +626,11 @@ func TestSessionBoundToServer(t *testing.T) {
 		if cfg.SingleKey {
 			id = "0123456789abcdef0123456789abcdef01234567," + id // as ServerID on a cluster
 		}
-		if applied, err := s.BindTo(id).Save(ctx, []state.Write{w}); err != nil || !applied[0] {
+		ws := []state.Write{w}
+		if applied, err := s.BindTo(id).Save(ctx, ws); err != nil || !applied[0] {
 			t.Fatalf("save bound to the server's run_id: %v, %v", applied, err)
 		}
-		ob := []state.Outbox{{ID: "srv", Version: 1}}
+		ob := []state.Outbox{ws[0].Saved()}
 		if err := s.BindTo("0123456789abcdef0123456789abcdef01234567").ClearOutboxes(ctx, ob); !errors.Is(err, state.ErrServerChanged) {
 			t.Fatalf("clear bound to another run_id: %v; want ErrServerChanged", err)
 		}
