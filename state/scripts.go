@@ -17,14 +17,13 @@ import (
 // save scripts, 1-based as Lua's string.sub and string.byte count:
 // $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
 // outbox is stored, $VERSION_FIRST..$VERSION_LAST the version ($VERSION_LEN
-// bytes), $SCORE_FIRST..$BAND_POS the score and band, $BAND_POS the band.
+// bytes), $BAND_POS the band.
 var luaCodec = strings.NewReplacer(
 	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
 	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
 	"$VERSION_FIRST", strconv.Itoa(versionOffset+1),
 	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
 	"$VERSION_LEN", strconv.Itoa(versionLen),
-	"$SCORE_FIRST", strconv.Itoa(scoreOffset+1),
 	"$BAND_POS", strconv.Itoa(bandOffset+1),
 )
 
@@ -80,8 +79,12 @@ var saveScript = redis.NewScript(saveLua)
 // history key ("" when both are empty). Each write is a compare-and-set with
 // its outbox and history as in saveScript (the outbox and history keys are
 // not declared: this script runs on single servers only); an applied write
-// also moves the customer in the band index, so record and index change
-// together. Returns one 1 (applied) or 0 (conflict) per write.
+// that changes the customer's band (or gives it its first) also moves it in
+// the band index, so record and index change together: a ZREM from the old
+// band's key, a ZADD to the new one's with the new score. A write within
+// the band leaves the index alone, so a member's score there is the score
+// at which it entered the band (Band sorts by the records' scores).
+// Returns one 1 (applied) or 0 (conflict) per write.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
 local out = {}
@@ -96,20 +99,14 @@ for i = 4, #KEYS do
     if ARGV[j+6] ~= '' and cur and string.byte(cur, $FORMAT_POS) == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6]) end
     if ARGV[j+5] ~= '' then redis.call('SET', ARGV[j+7], ARGV[j+5]) end
     if ARGV[j+10] ~= '' then history(ARGV[j+10], ARGV[j+8], ARGV[j+9], ARGV[2]) end
-    -- score and band unchanged (e.g. an outbox clear): the index
-    -- already holds them.
-    if not cur or string.sub(cur, $SCORE_FIRST, $BAND_POS) ~= string.sub(val, $SCORE_FIRST, $BAND_POS) then
-      local nb = string.byte(val, $BAND_POS)
-      local ob = 0
-      if cur then ob = string.byte(cur, $BAND_POS) end
-      if ob ~= nb then
-        for b = 1, 3 do
-          if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
-        end
-      end
-      if nb >= 1 and nb <= 3 then
-        redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
-      end
+    -- The index moves only when the band does (or the customer had
+    -- none): a member's score is the score at which it entered its band.
+    local nb = string.byte(val, $BAND_POS)
+    local ob = 0
+    if cur then ob = string.byte(cur, $BAND_POS) end
+    if ob ~= nb then
+      if ob >= 1 and ob <= 3 then redis.call('ZREM', KEYS[ob], ARGV[j+3]) end
+      if nb >= 1 and nb <= 3 then redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3]) end
     end
     out[#out+1] = 1
   else
