@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -78,19 +79,58 @@ func (s *Redis) index(ctx context.Context, ws []Write, applied []bool) error {
 	return nil
 }
 
-// bandPage is how many index entries Band asks ZSCAN for per call, and so
-// about how many records it loads per round trip.
+// bandPage is how many index entries scanBand reads per call, and so how
+// many records Band loads per round trip.
 const bandPage = 10000
+
+// scanBand reads a band's sorted set in pages of page entries, in (score,
+// member) order, and hands each page's new members to fn. A page starts
+// after the last (score, member) read, not at a rank: saves that add or
+// remove members during the scan shift ranks, and a rank cursor would then
+// skip or repeat members, while this one reads every member present for the
+// whole scan, once unless a save raises its score past the cursor. (ZSCAN would too, but it is not in the
+// documented ACL rule; ZRANGEBYSCORE is.) Members that share the cursor's
+// score are read again and dropped; if a whole page shares it, the next
+// call skips that page (LIMIT offset) to make progress.
+func (s *Redis) scanBand(ctx context.Context, band string, page int64, fn func(ids []string) error) error {
+	key := s.BandKey(band)
+	var last *redis.Z // nil: nothing read yet
+	min, offset := "-inf", int64(0)
+	for {
+		zs, err := s.c.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: page}).Result()
+		if err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(zs))
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			if last == nil || z.Score > last.Score || id > last.Member.(string) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			if err := fn(ids); err != nil {
+				return err
+			}
+			last = &zs[len(zs)-1]
+			min, offset = strconv.FormatFloat(last.Score, 'g', -1, 64), 0
+		} else {
+			offset += int64(len(zs))
+		}
+		if int64(len(zs)) < page {
+			return nil
+		}
+	}
+}
 
 // Band lists members of a band, lowest score first (ties by id), at most
 // limit. The index does not hold current scores (in the default mode a
 // member's score is the one it entered the band with, in single-key mode
 // the one of its last indexed save), so Band reads every candidate of the
-// band: it scans the band's sorted set (ZSCAN, which returns every member
-// present for the whole scan, even while saves move others), loads the
-// candidates' records a page at a time, keeps those whose record is still
-// in the band and, of these, the limit lowest by the record's score. Its
-// cost grows with the band's size, not with limit; its memory with limit.
+// band: it scans the band's sorted set (scanBand), loads the candidates'
+// records a page at a time, keeps those whose record is still in the band
+// and, of these, the limit lowest by the record's score. Its cost grows
+// with the band's size, not with limit; its memory with limit.
 func (s *Redis) Band(ctx context.Context, band string, limit int) ([]Member, error) {
 	return s.BandWhere(ctx, band, limit, nil)
 }
@@ -102,7 +142,7 @@ func (s *Redis) BandWhere(ctx context.Context, band string, limit int, keep func
 	return s.bandWhere(ctx, band, limit, keep, bandPage)
 }
 
-// bandWhere is BandWhere with page entries asked of each ZSCAN.
+// bandWhere is BandWhere with page entries read per call.
 func (s *Redis) bandWhere(ctx context.Context, band string, limit int, keep func(Member) bool, page int64) ([]Member, error) {
 	if !slices.Contains(Bands, band) {
 		return nil, fmt.Errorf("cannot list band %q: unknown band", band)
@@ -111,28 +151,20 @@ func (s *Redis) bandWhere(ctx context.Context, band string, limit int, keep func
 		return nil, fmt.Errorf("cannot list band %q: limit must be positive, got %d", band, limit)
 	}
 	best := &lowest{kept: map[string]bool{}}
-	for cursor := uint64(0); ; {
-		kv, next, err := s.c.ZScan(ctx, s.BandKey(band), cursor, "", page).Result()
-		if err != nil {
-			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
-		}
-		ids := make([]string, 0, len(kv)/2)
-		for i := 0; i < len(kv); i += 2 { // member, score, member, ...
-			ids = append(ids, kv[i])
-		}
+	err := s.scanBand(ctx, band, page, func(ids []string) error {
 		recs, err := s.load(ctx, ids, false, "")
 		if err != nil {
-			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
+			return err
 		}
 		for i, r := range recs {
 			if m := (Member{ID: ids[i], Score: r.Score, Data: r.Data}); r.Band == band && (keep == nil || keep(m)) {
 				best.offer(m, limit)
 			}
 		}
-		if next == 0 {
-			break
-		}
-		cursor = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list band %q: %w", band, err)
 	}
 	out := best.ms
 	slices.SortFunc(out, compareMembers)
@@ -146,9 +178,10 @@ func compareMembers(a, b Member) int {
 
 // lowest keeps the lowest members offered, at most a limit: a max-heap on
 // compareMembers (the highest kept on top, the one to drop) and the ids it
-// holds. A scan can return a member twice; offer keeps one copy. A copy
-// dropped earlier can come back only with a lower score than every one kept
-// (its record changed between the two loads), and then it belongs.
+// holds. A scan can return a member twice (a save moved it to a higher entry
+// score during the scan); offer keeps one copy. A copy dropped earlier can
+// come back only with a lower score than every one kept (its record changed
+// between the two loads), and then it belongs.
 type lowest struct {
 	ms   []Member
 	kept map[string]bool
@@ -200,20 +233,23 @@ func (s *Redis) BandCounts(ctx context.Context) (map[string]int64, error) {
 }
 
 // BandIDs returns every customer id in a band's index, in the index's
-// order (its scores are entry scores, see Band; one ZRANGE per 10,000
-// entries). Use it for whole-index passes such as rescoring after a model
+// order (its scores are entry scores, see Band), each once (scanBand, pages
+// of 10,000). Use it for whole-index passes such as rescoring after a model
 // reload; the ids are not re-checked against the records.
 func (s *Redis) BandIDs(ctx context.Context, band string) ([]string, error) {
 	var out []string
-	const page = 10000
-	for start := int64(0); ; start += page {
-		ids, err := s.c.ZRange(ctx, s.BandKey(band), start, start+page-1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("cannot list band %q: %w", band, err)
+	seen := map[string]bool{}
+	err := s.scanBand(ctx, band, bandPage, func(ids []string) error {
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
 		}
-		out = append(out, ids...)
-		if len(ids) < page {
-			return out, nil
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list band %q: %w", band, err)
 	}
+	return out, nil
 }

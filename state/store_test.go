@@ -554,8 +554,10 @@ func TestBandIndexOnBandChange(t *testing.T) {
 	})
 }
 
-// TestBandListingPaged: a band of several scan pages is listed whole and in
-// the records' order, with a limit smaller and larger than one page.
+// TestBandListingPaged: a band of several scan pages, with runs of equal
+// index scores longer than a page, is listed whole and in the records'
+// order, with a limit smaller and larger than one page; BandIDs lists each
+// member once.
 func TestBandListingPaged(t *testing.T) {
 	const n, page = 300, 50 // more than 128 members: a skiplist, which ZSCAN pages
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
@@ -563,9 +565,9 @@ func TestBandListingPaged(t *testing.T) {
 		ctx := t.Context()
 		ws := make([]state.Write, n)
 		for i := range ws {
-			// Entry scores ascend with i; the second save reverses the
-			// order within the band.
-			ws[i] = state.Write{ID: fmt.Sprintf("m%04d", i), Rec: state.Record{Score: float64(i), Band: state.BandYellow}}
+			// Entry scores ascend with i, in runs of 100 equal ones (more
+			// than a page); the second save reverses the order within the band.
+			ws[i] = state.Write{ID: fmt.Sprintf("m%04d", i), Rec: state.Record{Score: float64(i / 100), Band: state.BandYellow}}
 		}
 		mustSave(t, s, ws...)
 		for i := range ws {
@@ -573,6 +575,11 @@ func TestBandListingPaged(t *testing.T) {
 			ws[i].Rec.Score = float64(2*n - i)
 		}
 		mustSave(t, s, ws...)
+		ids, err := s.BandIDs(ctx, state.BandYellow)
+		slices.Sort(ids)
+		if err != nil || len(slices.Compact(ids)) != n {
+			t.Fatalf("BandIDs(yellow): %d distinct ids of %d, want %d, %v", len(slices.Compact(ids)), len(ids), n, err)
+		}
 		for _, limit := range []int{7, 2 * page, n + 10} {
 			ms, err := s.BandPaged(ctx, state.BandYellow, limit, page)
 			if err != nil {
