@@ -88,16 +88,17 @@ const bandPage = 10000
 // after the last (score, member) read, not at a rank: saves that add or
 // remove members during the scan shift ranks, and a rank cursor would then
 // skip or repeat members, while this one reads every member present for the
-// whole scan, once unless a save raises its score past the cursor. (ZSCAN would too, but it is not in the
-// documented ACL rule; ZRANGEBYSCORE is.) Members that share the cursor's
-// score are read again and dropped; if a whole page shares it, the next
-// call skips that page (LIMIT offset) to make progress.
+// whole scan, once unless a save raises its score past the cursor. (ZSCAN
+// would too, but it is not in the documented ACL rule; ZRANGEBYSCORE is.)
+// Members that share the cursor's score are read again and dropped; if a
+// whole page shares it, the next call skips that page (LIMIT offset) to
+// make progress.
 func (s *Redis) scanBand(ctx context.Context, band string, page int64, fn func(ids []string) error) error {
 	key := s.BandKey(band)
 	var last *redis.Z // nil: nothing read yet
-	min, offset := "-inf", int64(0)
+	from, offset := "-inf", int64(0)
 	for {
-		zs, err := s.c.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: page}).Result()
+		zs, err := s.c.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: from, Max: "+inf", Offset: offset, Count: page}).Result()
 		if err != nil {
 			return err
 		}
@@ -113,7 +114,7 @@ func (s *Redis) scanBand(ctx context.Context, band string, page int64, fn func(i
 				return err
 			}
 			last = &zs[len(zs)-1]
-			min, offset = strconv.FormatFloat(last.Score, 'g', -1, 64), 0
+			from, offset = strconv.FormatFloat(last.Score, 'g', -1, 64), 0
 		} else {
 			offset += int64(len(zs))
 		}
