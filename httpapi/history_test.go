@@ -192,8 +192,8 @@ func TestHistoryOffAndToken(t *testing.T) {
 	}
 }
 
-// The listing filters by segment on the server (reading more of the band
-// until limit customers match) and adds trends from the history.
+// The listing filters by segment on the server (in the store's one read of
+// the band) and adds trends from the history.
 func TestListSegmentsAndTrends(t *testing.T) {
 	m := scorer.DefaultModel()
 	login := time.Date(2026, 11, 20, 11, 0, 0, 0, time.UTC)

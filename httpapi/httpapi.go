@@ -34,7 +34,9 @@ import (
 // Reader is what the API needs from the state store (see state.Redis).
 type Reader interface {
 	Get(ctx context.Context, id string) (state.Record, error)
-	Band(ctx context.Context, band string, limit int) ([]state.Member, error)
+	// BandWhere lists the lowest members of a band (by the records'
+	// scores) for which keep (nil: all) returns true, at most limit.
+	BandWhere(ctx context.Context, band string, limit int, keep func(state.Member) bool) ([]state.Member, error)
 	// DueBefore lists the customers whose score may need publishing at or
 	// before untilMs, soonest first, at most limit, and whether there are
 	// more (the schedule; see /v1/forecast).
@@ -307,10 +309,6 @@ type ListItem struct {
 	Trend30d *float64 `json:"trend_30d"`
 }
 
-// maxSegmentScan bounds how many of a band's lowest members a listing
-// filtered by segment reads.
-const maxSegmentScan = 1 << 20
-
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	band := q.Get("band")
@@ -323,38 +321,34 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := a.cfg.Model()
-	items := []ListItem{}
-	var states []*scorer.State
-	// Filtering by segment reads more of the band (4 times more per pass)
-	// until limit members match or the band ends.
-	for fetch := limit; ; fetch = min(4*fetch, maxSegmentScan) {
-		members, err := a.cfg.Store.Band(r.Context(), band, fetch)
-		if err != nil {
-			a.warnRead("cannot list band", err)
-			writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
-			return
-		}
-		items, states = items[:0], states[:0]
-		for _, mem := range members {
+	// The store reads the whole band for any listing (the index does not
+	// hold current scores), so the segment is filtered in that one read.
+	var keep func(state.Member) bool
+	if segment != "" {
+		keep = func(mem state.Member) bool {
 			st, err := m.DecodeState(mem.Data)
-			if err != nil {
-				st = nil // listed by its record's score; no segment, no trend
-			}
-			seg := ""
-			if st != nil {
-				seg = st.Segment
-			}
-			if segment != "" && seg != segment {
-				continue
-			}
-			if len(items) < limit {
-				items = append(items, ListItem{CustomerID: mem.ID, Score: scorer.Round2(mem.Score), Band: band, Segment: seg})
-				states = append(states, st)
-			}
+			return err == nil && st.Segment == segment
 		}
-		if segment == "" || len(items) == limit || len(members) < fetch || fetch == maxSegmentScan {
-			break
+	}
+	members, err := a.cfg.Store.BandWhere(r.Context(), band, limit, keep)
+	if err != nil {
+		a.warnRead("cannot list band", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot list customers: "+err.Error())
+		return
+	}
+	items := make([]ListItem, 0, len(members))
+	states := make([]*scorer.State, 0, len(members))
+	for _, mem := range members {
+		st, err := m.DecodeState(mem.Data)
+		if err != nil {
+			st = nil // listed by its record's score; no segment, no trend
 		}
+		seg := ""
+		if st != nil {
+			seg = st.Segment
+		}
+		items = append(items, ListItem{CustomerID: mem.ID, Score: scorer.Round2(mem.Score), Band: band, Segment: seg})
+		states = append(states, st)
 	}
 	if err := a.trends(r.Context(), m, items, states); err != nil {
 		a.warnRead("cannot read histories", err)

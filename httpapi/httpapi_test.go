@@ -39,11 +39,17 @@ func (f *fakeReader) Get(_ context.Context, id string) (state.Record, error) {
 	return f.recs[id], nil
 }
 
-func (f *fakeReader) Band(_ context.Context, _ string, limit int) ([]state.Member, error) {
+func (f *fakeReader) BandWhere(_ context.Context, _ string, limit int, keep func(state.Member) bool) ([]state.Member, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	return f.members[:min(limit, len(f.members))], nil
+	var out []state.Member
+	for _, m := range f.members {
+		if len(out) < limit && (keep == nil || keep(m)) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)

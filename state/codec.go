@@ -42,9 +42,10 @@ import (
 //
 // Every format keeps the version at bytes [1:9]: the save scripts compare
 // those raw bytes without parsing the value, read the format byte to find a
-// stored outbox, and compare score and band ([9:18]) to skip an unchanged
-// band index. The offsets below are the one place that says where those
-// bytes are: the scripts get them through luaCodec (scripts.go).
+// stored outbox, and compare the old and new band bytes ([17]) to move the
+// band index only on a band change. The offsets below are the one place
+// that says where those bytes are: the scripts get them through luaCodec
+// (scripts.go).
 const (
 	formatV1      byte = 1
 	formatV2      byte = 2 // an outbox is stored under its own key

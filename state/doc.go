@@ -68,16 +68,20 @@
 //
 // # Band index
 //
-// Sorted sets <prefix>band:red|yellow|green (score = customer score) let
-// readers list the least healthy customers. In the default mode the save
-// script updates them with the records, so they never lag. In single-key
-// mode the index is derived: it is
-// updated after the records are saved, for applied writes only, and can lag
-// behind the records after a crash between the two steps (or an index error,
-// reported as [ErrIndex]). [Redis.Band] therefore re-checks every candidate
-// against its record and drops members whose record is in another band, so
-// readers never see stale members; a customer missing from the index after a
-// crash reappears at its next save.
+// Sorted sets <prefix>band:red|yellow|green let readers list the least
+// healthy customers. In the default mode the save script moves a customer
+// in them, atomically with its record, only when its band changes (or it
+// gets its first), so a member's score there is the score at which it
+// entered the band. In single-key mode the index is derived: it is
+// updated after the records are saved, at every applied save (with the
+// current score), and can lag behind the records after a crash between the
+// two steps (or an index error, reported as [ErrIndex]); a customer missing
+// from the index after such a crash reappears at its next save, which is
+// why this mode cannot skip saves within a band. Either way the index's
+// scores are not current: [Redis.Band] reads every member of the band,
+// re-checks each against its record, drops members whose record is in
+// another band, and sorts by the records' scores; its cost grows with the
+// band's size.
 //
 // # Files
 //

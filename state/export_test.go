@@ -1,5 +1,7 @@
 package state
 
+import "context"
+
 // BindTo opens a session bound to server without reading it, as if it had
 // been opened on that server (e.g. before a restart).
 func (s *Redis) BindTo(server string) Bound { return &Session{s: s, server: server} }
@@ -7,3 +9,8 @@ func (s *Redis) BindTo(server string) Bound { return &Session{s: s, server: serv
 // EncodeNamed encodes r in the named offsets layout that versions before
 // topic ids wrote.
 func EncodeNamed(r Record) ([]byte, error) { return encodeRecord(nil, r, nil) }
+
+// BandPaged is Band with page entries asked of each ZSCAN.
+func (s *Redis) BandPaged(ctx context.Context, band string, limit int, page int64) ([]Member, error) {
+	return s.bandWhere(ctx, band, limit, nil, page)
+}

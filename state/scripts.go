@@ -18,8 +18,7 @@ import (
 // $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
 // outbox is stored under its own key, $FORMAT_CALL_OUTBOX the one that says
 // it is a field of a save call's outbox hash, $VERSION_FIRST..$VERSION_LAST
-// the version ($VERSION_LEN bytes), $SCORE_FIRST..$BAND_POS the score and
-// band, $BAND_POS the band.
+// the version ($VERSION_LEN bytes), $BAND_POS the band.
 var luaCodec = strings.NewReplacer(
 	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
 	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
@@ -27,7 +26,6 @@ var luaCodec = strings.NewReplacer(
 	"$VERSION_FIRST", strconv.Itoa(versionOffset+1),
 	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
 	"$VERSION_LEN", strconv.Itoa(versionLen),
-	"$SCORE_FIRST", strconv.Itoa(scoreOffset+1),
 	"$BAND_POS", strconv.Itoa(bandOffset+1),
 )
 
@@ -85,8 +83,12 @@ var saveScript = redis.NewScript(saveLua)
 // changes and the history key ("" when both are empty). Each write is a
 // compare-and-set with its history as in saveScript (the outbox and history
 // keys are not declared: this script runs on single servers only); an
-// applied write also moves the customer in the band index, so record and
-// index change together. The outboxes of the applied writes (only those: a
+// applied write that changes the customer's band (or gives it its first)
+// also moves it in the band index, so record and index change together: a
+// ZREM from the old band's key, a ZADD to the new one's with the new score.
+// A write within the band leaves the index alone, so a member's score there
+// is the score at which it entered the band (Band sorts by the records'
+// scores). The outboxes of the applied writes (only those: a
 // lost compare-and-set leaves nothing behind) go into ARGV[3] with one
 // HSET, field customer id. Returns one 1 (applied) or 0 (conflict) per
 // write.
@@ -109,20 +111,14 @@ for i = 4, #KEYS do
     end
     if ARGV[j+5] ~= '' then outboxes[ARGV[j+3]] = ARGV[j+5] else outboxes[ARGV[j+3]] = nil end
     if ARGV[j+9] ~= '' then history(ARGV[j+9], ARGV[j+7], ARGV[j+8], ARGV[2]) end
-    -- score and band unchanged (e.g. an outbox clear): the index
-    -- already holds them.
-    if not cur or string.sub(cur, $SCORE_FIRST, $BAND_POS) ~= string.sub(val, $SCORE_FIRST, $BAND_POS) then
-      local nb = string.byte(val, $BAND_POS)
-      local ob = 0
-      if cur then ob = string.byte(cur, $BAND_POS) end
-      if ob ~= nb then
-        for b = 1, 3 do
-          if b ~= nb then redis.call('ZREM', KEYS[b], ARGV[j+3]) end
-        end
-      end
-      if nb >= 1 and nb <= 3 then
-        redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3])
-      end
+    -- The index moves only when the band does (or the customer had
+    -- none): a member's score is the score at which it entered its band.
+    local nb = string.byte(val, $BAND_POS)
+    local ob = 0
+    if cur then ob = string.byte(cur, $BAND_POS) end
+    if ob ~= nb then
+      if ob >= 1 and ob <= 3 then redis.call('ZREM', KEYS[ob], ARGV[j+3]) end
+      if nb >= 1 and nb <= 3 then redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3]) end
     end
     out[#out+1] = 1
   else

@@ -478,6 +478,125 @@ func TestBandIndex(t *testing.T) {
 	})
 }
 
+// TestBandIndexOnBandChange: with the multi-key script a save within the
+// customer's band leaves the index alone (the member keeps the score it
+// entered the band with) and a band change moves it; in single-key mode
+// every save rewrites the entry (see Redis.index). Either way the listing is
+// ordered by the records' current scores, not the index's.
+func TestBandIndexOnBandChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		c := newClient()
+		s := newStore(t, c, cfg)
+		ctx := t.Context()
+		save := func(id string, expected uint64, score float64, band string) {
+			t.Helper()
+			if got := mustSave(t, s, state.Write{ID: id, Expected: expected, Rec: state.Record{Score: score, Band: band}}); !got[0] {
+				t.Fatalf("save %s not applied", id)
+			}
+		}
+		indexed := func(band, id string) (float64, bool) {
+			t.Helper()
+			z, err := c.ZScore(ctx, s.BandKey(band), id).Result()
+			if errors.Is(err, redis.Nil) {
+				return 0, false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return z, true
+		}
+		save("a", 0, 10, state.BandRed) // enters red at 10
+		save("b", 0, 30, state.BandRed)
+		save("a", 1, 35, state.BandRed) // still red, now above b
+		want := 10.0                    // the entry score
+		if cfg.SingleKey {
+			want = 35
+		}
+		if z, ok := indexed(state.BandRed, "a"); !ok || z != want {
+			t.Fatalf("red index score of a = %v (indexed %v), want %v", z, ok, want)
+		}
+		ms, err := s.Band(ctx, state.BandRed, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 2 || ms[0].ID != "b" || ms[0].Score != 30 || ms[1].ID != "a" || ms[1].Score != 35 {
+			t.Fatalf("Band(red, 10) = %v, want b 30, a 35", ms)
+		}
+		if ms, err := s.Band(ctx, state.BandRed, 1); err != nil || len(ms) != 1 || ms[0].ID != "b" {
+			t.Fatalf("Band(red, 1) = %v, %v; want b", ms, err)
+		}
+		if ms, err := s.BandWhere(ctx, state.BandRed, 1, func(m state.Member) bool { return m.ID == "a" }); err != nil || len(ms) != 1 || ms[0].ID != "a" {
+			t.Fatalf("BandWhere(red, 1, a) = %v, %v; want a", ms, err)
+		}
+		// A band change moves the member and gives it its new entry score;
+		// leaving every band removes it.
+		save("a", 2, 50, state.BandYellow)
+		if _, ok := indexed(state.BandRed, "a"); ok {
+			t.Fatal("a still in the red index after moving to yellow")
+		}
+		if z, ok := indexed(state.BandYellow, "a"); !ok || z != 50 {
+			t.Fatalf("yellow index score of a = %v (indexed %v), want 50", z, ok)
+		}
+		save("a", 3, 55, state.BandNone)
+		counts, err := s.BandCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[state.BandRed] != 1 || counts[state.BandYellow] != 0 || counts[state.BandGreen] != 0 {
+			t.Fatalf("band counts %v, want red 1 (b)", counts)
+		}
+		// A customer whose record has a band but no entry yet (none, then a band)
+		// is added.
+		save("a", 4, 80, state.BandGreen)
+		if z, ok := indexed(state.BandGreen, "a"); !ok || z != 80 {
+			t.Fatalf("green index score of a = %v (indexed %v), want 80", z, ok)
+		}
+	})
+}
+
+// TestBandListingPaged: a band of several scan pages, with runs of equal
+// index scores longer than a page, is listed whole and in the records'
+// order, with a limit smaller and larger than one page; BandIDs lists each
+// member once.
+func TestBandListingPaged(t *testing.T) {
+	const n, page = 300, 50 // more than 128 members: a skiplist, which ZSCAN pages
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		s := newStore(t, newClient(), cfg)
+		ctx := t.Context()
+		ws := make([]state.Write, n)
+		for i := range ws {
+			// Entry scores ascend with i, in runs of 100 equal ones (more
+			// than a page); the second save reverses the order within the band.
+			ws[i] = state.Write{ID: fmt.Sprintf("m%04d", i), Rec: state.Record{Score: float64(i / 100), Band: state.BandYellow}}
+		}
+		mustSave(t, s, ws...)
+		for i := range ws {
+			ws[i].Expected = 1
+			ws[i].Rec.Score = float64(2*n - i)
+		}
+		mustSave(t, s, ws...)
+		ids, err := s.BandIDs(ctx, state.BandYellow)
+		slices.Sort(ids)
+		if err != nil || len(slices.Compact(ids)) != n {
+			t.Fatalf("BandIDs(yellow): %d distinct ids of %d, want %d, %v", len(slices.Compact(ids)), len(ids), n, err)
+		}
+		for _, limit := range []int{7, 2 * page, n + 10} {
+			ms, err := s.BandPaged(ctx, state.BandYellow, limit, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != min(limit, n) {
+				t.Fatalf("Band(yellow, %d): %d members, want %d", limit, len(ms), min(limit, n))
+			}
+			for k, m := range ms {
+				if want := fmt.Sprintf("m%04d", n-1-k); m.ID != want || m.Score != float64(n+1+k) {
+					t.Fatalf("Band(yellow, %d)[%d] = %s %v, want %s %v", limit, k, m.ID, m.Score, want, float64(n+1+k))
+				}
+			}
+		}
+	})
+}
+
 // beforeIndex runs fn once, just before the first pipeline that writes the
 // band index (i.e. after the compare-and-set of the same Save).
 type beforeIndex struct {

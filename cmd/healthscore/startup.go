@@ -130,7 +130,7 @@ func (st *startup) currentModel() *scorer.Model {
 // errStarting answers API reads before Redis is connected.
 var errStarting = errors.New("the service is starting: Redis is not connected yet")
 
-// Get, Band, DueBefore and Read make startup the API's httpapi.Reader: the store once
+// Get, BandWhere, DueBefore and Read make startup the API's httpapi.Reader: the store once
 // connected.
 func (st *startup) Get(ctx context.Context, id string) (state.Record, error) {
 	if s := st.store.Load(); s != nil {
@@ -139,9 +139,9 @@ func (st *startup) Get(ctx context.Context, id string) (state.Record, error) {
 	return state.Record{}, errStarting
 }
 
-func (st *startup) Band(ctx context.Context, band string, limit int) ([]state.Member, error) {
+func (st *startup) BandWhere(ctx context.Context, band string, limit int, keep func(state.Member) bool) ([]state.Member, error) {
 	if s := st.store.Load(); s != nil {
-		return s.Band(ctx, band, limit)
+		return s.BandWhere(ctx, band, limit, keep)
 	}
 	return nil, errStarting
 }
