@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/healthscore/healthscore/state"
 )
 
 // start runs a consumer in group with hooks (and cfg adjusted by tune)
@@ -300,4 +303,71 @@ func TestCatchUpRebalance(t *testing.T) {
 	if !sawRevoke {
 		t.Error("the first member never had a partition revoked: no rebalance was tested")
 	}
+}
+
+// slowSaveStore is a Store whose sessions' first Save waits until release
+// is closed (a batch that takes long), closing entered when it starts.
+type slowSaveStore struct {
+	Store
+	release, entered chan struct{}
+	once             sync.Once
+}
+
+func (s *slowSaveStore) Bind(ctx context.Context) (state.Bound, error) {
+	b, err := s.Store.Bind(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slowSaveSession{Bound: b, s: s}, nil
+}
+
+type slowSaveSession struct {
+	state.Bound
+	s *slowSaveStore
+}
+
+func (b slowSaveSession) Save(ctx context.Context, ws []state.Write) ([]bool, error) {
+	first := false
+	b.s.once.Do(func() { first = true; close(b.s.entered) })
+	if first {
+		<-b.s.release
+	}
+	return b.Bound.Save(ctx, ws)
+}
+
+// TestSweeperHeldThroughLongBatch: a batch polled with a backlog behind it
+// holds the sweeper for as long as it is in hand, not just sweepHold from
+// its poll: a catch-up batch can take longer, and a sweep meanwhile would
+// evaluate, at the clock, customers whose events are in hand.
+func TestSweeperHeldThroughLongBatch(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(25, 20, 100)
+	h.produce(recs...)
+	clock := &fakeClock{}
+	clock.Set(time.Now())
+	store := &slowSaveStore{Store: h.store, release: make(chan struct{}), entered: make(chan struct{})}
+	c, _, stop := h.start("g", nil, func(cfg *Config) {
+		cfg.Store, cfg.Schedule, cfg.Now = store, h.store, clock.Now
+		cfg.MaxPollRecords, cfg.CommitDelay, cfg.SweepInterval = 10, -1, 10*time.Millisecond
+	})
+	defer stop()
+	select {
+	case <-store.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no batch reached its save")
+	}
+	clock.Add(3 * sweepHold) // the batch has taken longer than sweepHold
+	after := clock.Now().UnixNano()
+	// Two sweeper ticks after the clock moved: the second began after it.
+	for range 2 {
+		c.metrics.sweeperHeld.Set(0)
+		waitFor(t, 10*time.Second, "a sweeper tick", func() bool {
+			return testutil.ToFloat64(c.metrics.sweeperHeld) == 1 || c.swept.Load() >= after
+		})
+	}
+	if c.swept.Load() >= after {
+		t.Error("the sweeper swept while a batch polled with a backlog was in hand")
+	}
+	close(store.release)
+	h.waitCommitted("g")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -404,10 +405,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.ready.Store(true) // fetching works again
 		}
 		recs := fetches.Records()
-		c.noteBacklog(fetches)
+		// A batch that grew was polled with records buffered behind it,
+		// even if it took them all.
+		behind := c.noteBacklog(fetches) || polls > 1
 		if len(recs) > 0 {
 			c.metrics.lagSeconds.polled(fetches)
+			if behind {
+				// Held while the batch is in hand, however long it takes
+				// (a catch-up batch can take longer than sweepHold), and
+				// sweepHold after it.
+				c.heldUntil.Store(math.MaxInt64)
+			}
 			err := c.handle(ctx, recs, polls)
+			if behind {
+				c.holdSweeper()
+			}
 			if c.hooks != nil && c.hooks.batch != nil {
 				c.hooks.batch(recs)
 			}
@@ -436,11 +448,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 // While it does, this instance is catching up (after downtime, a deploy, a
 // backfill) and the sweeper waits: evaluating decay at the wall clock for a
 // customer whose events are still unread would publish a false drop, then a
-// recovery when the events are applied. The wait lasts until polls have
-// found no backlog for sweepHold, because a single poll can miss one: the
-// buffer may run dry while another partition's fetch is still in flight.
-func (c *Consumer) noteBacklog(fs kgo.Fetches) {
-	behind := c.client.BufferedFetchRecords() > 0
+// recovery when the events are applied. The wait lasts while a batch found
+// behind is in hand (Run) and until polls have found no backlog for
+// sweepHold after it, because a single poll can miss one: the buffer may
+// run dry while another partition's fetch is still in flight.
+func (c *Consumer) noteBacklog(fs kgo.Fetches) (behind bool) {
+	behind = c.client.BufferedFetchRecords() > 0
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 && p.HighWatermark > p.Records[n-1].Offset+1 {
 			behind = true
@@ -449,6 +462,7 @@ func (c *Consumer) noteBacklog(fs kgo.Fetches) {
 	if behind {
 		c.holdSweeper()
 	}
+	return behind
 }
 
 // holdSweeper makes the sweeper wait from now until sweepHold (at least a
