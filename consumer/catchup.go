@@ -32,12 +32,14 @@ import (
 // which each partition appears once, its records in offset order, with the
 // high watermark of its last poll (see mergeFetches). It never waits for a
 // fetch: only records already buffered are taken.
+// It also returns how many polls returned the batch's records.
 func (c *Consumer) grow(ctx context.Context, first kgo.Fetches) (kgo.Fetches, int) {
 	n, size := first.NumRecords(), recordBytes(first)
 	if n == 0 || c.cfg.MaxCatchUpRecords <= c.cfg.MaxPollRecords {
 		return first, 1
 	}
 	polls := []kgo.Fetches{first}
+	count := 1 // polls that returned records
 	for n < c.cfg.MaxCatchUpRecords && size < c.cfg.MaxCatchUpBytes && ctx.Err() == nil && !c.rebalancing.Load() {
 		buffered := c.client.BufferedFetchRecords()
 		if buffered <= 0 {
@@ -60,15 +62,16 @@ func (c *Consumer) grow(ctx context.Context, first kgo.Fetches) (kgo.Fetches, in
 		got := fs.NumRecords()
 		polls = append(polls, fs)
 		if got == 0 {
-			break
+			break // its partition errors, if any, are kept
 		}
+		count++
 		n += got
 		size += recordBytes(fs)
 	}
 	if len(polls) == 1 {
 		return first, 1
 	}
-	return mergeFetches(polls), len(polls)
+	return mergeFetches(polls), count
 }
 
 // growWait bounds a growth poll (see grow).
