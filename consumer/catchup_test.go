@@ -23,7 +23,7 @@ func (h *harness) start(group string, hooks *testHooks, tune func(*Config)) (*Co
 	h.t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, CommitDelay: h.commitDelay}
+		Logger: zaptest.NewLogger(h.t), Registerer: reg, MaxPollRecords: 200, CommitDelay: h.commitDelay, hooks: hooks}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -31,7 +31,6 @@ func (h *harness) start(group string, hooks *testHooks, tune func(*Config)) (*Co
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	c.hooks = hooks
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
@@ -276,9 +275,6 @@ func TestCatchUpRebalance(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, e := range events {
-		t.Logf("EV %s %s %v", e.member, e.kind, e.parts)
-	}
 	revokedFrom := map[string]map[int32]bool{"a": {}, "b": {}}
 	sawRevoke := false
 	for _, e := range events {

@@ -123,6 +123,10 @@ type Config struct {
 	// DefaultHistoryDays). The Store must be configured with the same
 	// window: it is the one that writes it.
 	HistoryDays int
+
+	// hooks let this package's tests observe the loop (nil otherwise);
+	// set before the client starts, whose callbacks read them.
+	hooks *testHooks
 }
 
 func (c *Config) validate() error {
@@ -232,8 +236,7 @@ type Consumer struct {
 	// (OnPartitionsCallbackBlocked), and cleared before each batch's first
 	// poll: a batch in hand stops growing then (see grow).
 	rebalancing atomic.Bool
-	// hooks let tests observe the loop; nil in production.
-	hooks *testHooks
+	hooks       *testHooks // Config.hooks
 
 	// stale is set when the sweeper or a rescoring pass found the current
 	// session refused (Redis restarted): the loop then rewinds at its next
@@ -255,7 +258,7 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
-	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm, hooks: cfg.hooks}
 	c.model.Store(cfg.Model)
 	m.setModel(cfg.Model)
 	opts := append([]kgo.Opt{
