@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,7 +70,16 @@ type Config struct {
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer
 
-	MaxPollRecords int // records per batch; default 10000
+	MaxPollRecords int // records per poll, and per batch unless catching up; default 10000
+	// MaxCatchUpRecords and MaxCatchUpBytes bound a catch-up batch: while
+	// a poll leaves records buffered in the client (the instance lags),
+	// further polls are taken into the batch in hand until it holds this
+	// many records, or records of this many bytes (keys, values and
+	// headers; the last poll is sized to end near it), see catchup.go.
+	// Defaults: 50000 records, 32 MiB. A MaxCatchUpRecords of at most
+	// MaxPollRecords (or negative) turns it off: one poll per batch.
+	MaxCatchUpRecords int
+	MaxCatchUpBytes   int64
 	// Workers is how many groups of a batch's customers are processed
 	// concurrently (split by customer id; default 4). More overlap one
 	// group's Redis and broker round trips with another's scoring.
@@ -120,6 +130,10 @@ type Config struct {
 	HistoryDays int
 
 	compression []kgo.CompressionCodec // from ProducerCompression, set by validate
+
+	// hooks let this package's tests observe the loop (nil otherwise);
+	// set before the client starts, whose callbacks read them.
+	hooks *testHooks
 }
 
 func (c *Config) validate() error {
@@ -178,6 +192,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 10000
+	}
+	if c.MaxCatchUpRecords == 0 {
+		c.MaxCatchUpRecords = 50000
+	}
+	if c.MaxCatchUpBytes <= 0 {
+		c.MaxCatchUpBytes = 32 << 20
 	}
 	if c.MaxRecordBytes <= 0 {
 		c.MaxRecordBytes = 1 << 20
@@ -257,6 +277,12 @@ type Consumer struct {
 	// the server was found to give no id (warned about once).
 	session atomic.Pointer[state.Bound]
 	unbound atomic.Bool
+	// rebalancing is set when a rebalance waits for the loop to allow it
+	// (OnPartitionsCallbackBlocked), and cleared before each batch's first
+	// poll: a batch in hand stops growing then (see grow).
+	rebalancing atomic.Bool
+	hooks       *testHooks // Config.hooks
+
 	// stale is set when the sweeper or a rescoring pass found the current
 	// session refused (Redis restarted): the loop then rewinds at its next
 	// turn, as a refused batch makes it do, since no batch may come.
@@ -277,7 +303,7 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot register consumer metrics: %w", err)
 	}
-	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm}
+	c := &Consumer{cfg: cfg, log: cfg.Logger, metrics: m, waitMetrics: wm, hooks: cfg.hooks}
 	c.model.Store(cfg.Model)
 	m.setModel(cfg.Model)
 	opts := append([]kgo.Opt{
@@ -304,14 +330,23 @@ func New(cfg Config) (*Consumer, error) {
 			_, n := c.Assignment()
 			c.metrics.rebalanced("assigned", p, n)
 			c.log.Info("partitions assigned", zap.Any("partitions", p), zap.Int("owned", n))
+			if c.hooks != nil && c.hooks.assigned != nil {
+				c.hooks.assigned(p)
+			}
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Info("partitions revoked", zap.Any("partitions", p))
 			c.commitPending(ctx, true, nil) // the next owner starts from here
+			if c.hooks != nil && c.hooks.revoked != nil {
+				c.hooks.revoked(p)
+			}
 			c.assigned.revoke(p, false)
 			c.metrics.lagSeconds.revoke(p)
 			_, n := c.Assignment()
 			c.metrics.rebalanced("revoked", p, n)
+		}),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+			c.rebalancing.Store(true)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, p map[string][]int32) {
 			c.log.Warn("partitions lost", zap.Any("partitions", p))
@@ -384,6 +419,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.ready.Store(true) // nothing has failed yet; Kafka errors will say otherwise
 	for {
 		c.turn()
+		c.rebalancing.Store(false)
 		fetches := c.poll(ctx)
 		c.turn()
 		if ctx.Err() != nil && fetches.Empty() {
@@ -409,6 +445,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return errors.New("kafka client closed")
 		}
+		fetches, polls := c.grow(ctx, fetches)
 		fetchFailed := false
 		fetches.EachError(func(t string, p int32, err error) {
 			// Canceled: shutdown; DeadlineExceeded: poll's wait for a due
@@ -422,10 +459,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.ready.Store(true) // fetching works again
 		}
 		recs := fetches.Records()
-		c.noteBacklog(fetches)
+		// A batch that grew was polled with records buffered behind it,
+		// even if it took them all.
+		behind := c.noteBacklog(fetches) || polls > 1
 		if len(recs) > 0 {
 			c.metrics.lagSeconds.polled(fetches)
-			err := c.handle(ctx, recs)
+			if behind {
+				// Held while the batch is in hand, however long it takes
+				// (a catch-up batch can take longer than sweepHold), and
+				// sweepHold after it.
+				c.heldUntil.Store(math.MaxInt64)
+			}
+			err := c.handle(ctx, recs, polls)
+			if behind {
+				c.holdSweeper()
+			}
+			if c.hooks != nil && c.hooks.batch != nil {
+				c.hooks.batch(recs)
+			}
 			if err == nil {
 				c.metrics.lagSeconds.processed(fetches)
 			}
@@ -444,17 +495,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// noteBacklog records whether the poll left records behind: fetched and
-// buffered in the client but not returned yet, or not even fetched (in a
-// polled partition, the high watermark is past the last record returned).
+// noteBacklog records whether the batch's polls (merged: see grow) left
+// records behind: fetched and buffered in the client but not returned yet,
+// or not even fetched (in a polled partition, the high watermark is past
+// the last record returned).
 // While it does, this instance is catching up (after downtime, a deploy, a
 // backfill) and the sweeper waits: evaluating decay at the wall clock for a
 // customer whose events are still unread would publish a false drop, then a
-// recovery when the events are applied. The wait lasts until polls have
-// found no backlog for sweepHold, because a single poll can miss one: the
-// buffer may run dry while another partition's fetch is still in flight.
-func (c *Consumer) noteBacklog(fs kgo.Fetches) {
-	behind := c.client.BufferedFetchRecords() > 0
+// recovery when the events are applied. The wait lasts while a batch found
+// behind is in hand (Run) and until polls have found no backlog for
+// sweepHold after it, because a single poll can miss one: the buffer may
+// run dry while another partition's fetch is still in flight.
+func (c *Consumer) noteBacklog(fs kgo.Fetches) (behind bool) {
+	behind = c.client.BufferedFetchRecords() > 0
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 && p.HighWatermark > p.Records[n-1].Offset+1 {
 			behind = true
@@ -463,6 +516,7 @@ func (c *Consumer) noteBacklog(fs kgo.Fetches) {
 	if behind {
 		c.holdSweeper()
 	}
+	return behind
 }
 
 // holdSweeper makes the sweeper wait from now until sweepHold (at least a
@@ -479,7 +533,7 @@ const sweepHold = time.Second
 // with backoff; it gives up only when shutdown has started and the grace
 // period is over, or when the group refuses the commit because this member
 // lost its generation (see lostGeneration).
-func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
+func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record, polls int) error {
 	start := c.now()
 	c.busy.Store(true)
 	defer c.busy.Store(false)
@@ -507,7 +561,16 @@ func (c *Consumer) handle(ctx context.Context, recs []*kgo.Record) error {
 	c.commits.add(recs, sess.Server(), now)
 	c.metrics.batchDuration.Observe(now.Sub(start).Seconds())
 	c.metrics.batchRecords.Observe(float64(len(recs)))
+	c.metrics.batchPolls.Observe(float64(polls))
 	return nil
+}
+
+// testHooks let tests observe the processing loop (Consumer.hooks).
+type testHooks struct {
+	grow     func(records int)          // before each poll that grows a batch of records (in the loop)
+	batch    func(recs []*kgo.Record)   // after a batch was processed (in the loop, before AllowRebalance)
+	revoked  func(p map[string][]int32) // after OnPartitionsRevoked committed
+	assigned func(p map[string][]int32) // in OnPartitionsAssigned
 }
 
 // lostGeneration reports a commit refused because the member is no longer

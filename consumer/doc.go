@@ -1,6 +1,7 @@
 // Package consumer owns the streaming pipeline's input side and its
 // effectively-once loop: a franz-go consumer group on the event topics that,
-// per poll, decodes records (bad ones to the dead-letter topic), groups them
+// per batch (one poll, or several polls' records while catching up: see
+// catchup.go), decodes records (bad ones to the dead-letter topic), groups them
 // by customer, loads their states in one Redis round trip, folds the events
 // not applied yet (per-partition offsets kept in each customer's state make
 // redeliveries no-ops), evaluates, saves each state together with the

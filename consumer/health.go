@@ -115,7 +115,8 @@ func (c *Consumer) Live(timeout time.Duration) error {
 // yet; 0 when it has processed everything up to the high watermark. It is
 // tracked from the polled records, with no extra broker request: a poll
 // sets a partition's oldest unprocessed record to the first record it
-// returned (an instance processes a batch before it polls again), and the
+// returned (an instance processes a batch before it polls again; the polls
+// of a catch-up batch are merged, one entry per partition), and the
 // end of a batch sets it to 0 when the batch reached the high watermark, or
 // else to the batch's last record, which stands in for the next, unpolled,
 // one until the next poll. Processed means written to Redis, which may be

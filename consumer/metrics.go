@@ -47,6 +47,7 @@ type metrics struct {
 	batchDuration  prometheus.Histogram
 	stages         *prometheus.HistogramVec
 	batchRecords   prometheus.Histogram
+	batchPolls     prometheus.Histogram
 	latency        prometheus.Histogram
 	conflicts      prometheus.Counter
 	retries        *prometheus.CounterVec
@@ -99,7 +100,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 		}, []string{"type"}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "healthscore_batch_duration_seconds",
-			Help:    "Time to process one poll's records, from poll to offsets committed.",
+			Help:    "Time to process one batch (one poll's records, or several polls' while catching up), from the end of its polls until its offsets are queued for commit (they are committed --commit-delay later).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -111,6 +112,11 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 			Name:    "healthscore_batch_records",
 			Help:    "Records per processed batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		batchPolls: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "healthscore_batch_polls",
+			Help:    "Polls whose records make up each processed batch: 1, or more when a catch-up batch grew from records already fetched (bounded by --max-catchup-batch and --max-catchup-batch-bytes).",
+			Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34},
 		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "healthscore_event_to_output_seconds",
@@ -179,7 +185,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) (*metrics, erro
 			Help: "The model in use: 1 for its name and version.",
 		}, []string{"name", "version"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.inputFormats, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.owned, m.moved, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
+	for _, c := range []prometheus.Collector{m.events, m.deadLetters, m.inputFormats, m.outputs, m.batchDuration, m.stages, m.batchRecords, m.batchPolls, m.latency, m.conflicts, m.retries, m.corruptStates, m.lag, m.lagSeconds, m.lastCommit, m.owned, m.moved, m.modelInfo, m.rescored, m.timersDue, m.sweeperLag, m.sweeperHeld, m.rescorePending, m.overrides, m.rewinds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

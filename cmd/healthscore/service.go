@@ -49,6 +49,7 @@ type serviceFlags struct {
 	producerCompression                                  string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
 	cacheCustomers, historyDays                          int
+	maxCatchUp, maxCatchUpBytes                          int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	livenessTimeout                                      time.Duration
 	demo, createTopics, pprof, demoAllowExternal         bool
@@ -215,7 +216,9 @@ customers. Every flag has an environment twin; the flag wins.
 	e.str(&f.httpTLSKey, "http-tls-key", "HEALTHSCORE_HTTP_TLS_KEY", "", "PEM private key file of --http-tls-cert")
 	e.dur(&f.livenessTimeout, "liveness-timeout", "HEALTHSCORE_LIVENESS_TIMEOUT", 2*time.Minute, "/livez fails when the processing loop has not turned for this long while it has records in hand")
 	e.str(&f.logLevel, "log-level", "HEALTHSCORE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records processed per batch")
+	e.int(&f.maxBatch, "max-batch", "HEALTHSCORE_MAX_BATCH", 10000, "most records per poll, and per batch unless catching up (see --max-catchup-batch)")
+	e.int(&f.maxCatchUp, "max-catchup-batch", "HEALTHSCORE_MAX_CATCHUP_BATCH", 50000, "while the instance lags (records already fetched wait after a poll), further polls join the batch in hand up to this many records: more events per customer evaluated; at most --max-batch (e.g. 0): one poll per batch")
+	e.int(&f.maxCatchUpBytes, "max-catchup-batch-bytes", "HEALTHSCORE_MAX_CATCHUP_BATCH_BYTES", 32<<20, "a catch-up batch also stops growing at records of this many bytes (keys, values, headers): the memory bound")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.str(&f.producerCompression, "producer-compression", "HEALTHSCORE_PRODUCER_COMPRESSION", consumer.DefaultProducerCompression, "compression of the output batches: "+strings.Join(consumer.ProducerCompressions, ", "))
 	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
@@ -272,6 +275,9 @@ func (f *serviceFlags) validate() error {
 	}
 	if _, _, err := parseCommitDelay(f.commitDelay); err != nil {
 		return err
+	}
+	if f.maxCatchUp < 0 || f.maxCatchUpBytes <= 0 {
+		return fmt.Errorf("invalid --max-catchup-batch %d or --max-catchup-batch-bytes %d: records must be 0 or more, bytes more than 0", f.maxCatchUp, f.maxCatchUpBytes)
 	}
 	if f.demo && e.isSet("brokers") && !f.demoAllowExternal {
 		return fmt.Errorf("--demo would produce synthetic customer events to the input topic on %s (from %s): pass --demo-allow-external to confirm, or leave --brokers unset for the embedded broker", f.brokers, e.source("brokers"))
@@ -533,10 +539,19 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group, InstanceID: f.groupInstanceID,
 		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
-		MaxPollRecords: f.maxBatch, Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace, HistoryDays: f.historyDays,
+		MaxPollRecords: f.maxBatch, MaxCatchUpRecords: catchUpRecords(f.maxCatchUp), MaxCatchUpBytes: int64(f.maxCatchUpBytes), Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace, HistoryDays: f.historyDays,
 		ProducerCompression: f.producerCompression,
 		ClientOpts:          append([]kgo.Opt{kgo.WithHooks(kmetrics), kgo.WithLogger(kzap.New(log.Named("kafka"), kzap.Level(kgo.LogLevelWarn)))}, kc.opts...),
 	})
+}
+
+// catchUpRecords maps --max-catchup-batch to the consumer's bound, whose
+// zero value means the default: 0 turns catch-up batches off.
+func catchUpRecords(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // runParts runs the consumer (and the demo and the model watcher) until ctx ends
