@@ -34,6 +34,9 @@ type run struct {
 	// scored is the number of distinct preloaded customers with at least
 	// one event a signal reads (those get a stored state).
 	scored int
+	// clusterProcs are the Redis Cluster nodes while the cluster phase
+	// runs (their CPU is measured like the other processes').
+	clusterProcs []*proc
 }
 
 // Run performs a whole run and returns its result. The servers it started

@@ -225,6 +225,16 @@ func TestCapacity(t *testing.T) {
 	if r.Shards != 3 {
 		t.Errorf("100M customers at 500 B: %d shards, want 3 (46.6 GiB over 16 GiB primaries)", r.Shards)
 	}
+	// On Redis Cluster (more than one primary) Redis costs ClusterFactor
+	// times more: 0.5 core becomes 2, four primaries at 50%.
+	for _, r := range Capacity(CapacityBasis{PipelineMicros: 10, RedisMicros: 5, BytesPerCustomer: 300, ClusterFactor: 4}) {
+		if r.Customers == 1e6 && r.EventsPerS == 1e5 && (r.Shards != 5 || math.Abs(r.RedisCores-4*0.5000578) > 1e-3) {
+			t.Errorf("cluster factor 4 at 100k/s: %d shards, %.3f cores; want 5 shards, 2.000 cores", r.Shards, r.RedisCores)
+		}
+		if r.Customers == 1e6 && r.EventsPerS == 1e3 && (r.Shards != 1 || r.RedisCores > 0.01) {
+			t.Errorf("cluster factor at 1k/s on one server: %d shards, %.3f cores; want 1, the single server's", r.Shards, r.RedisCores)
+		}
+	}
 	big := Capacity(CapacityBasis{PipelineMicros: 40, RedisMicros: 20, BytesPerCustomer: 300})
 	for _, r := range big {
 		if r.Customers == 1e6 && r.EventsPerS == 1e5 {

@@ -46,6 +46,11 @@ type CapacityBasis struct {
 	// broker (kfake here: a real broker's cost differs; not planned).
 	PipelineMicros float64 `json:"pipeline_us_per_evaluation"`
 	RedisMicros    float64 `json:"redis_us_per_evaluation"`
+	// ClusterFactor is Redis Cluster's CPU per event over the single
+	// server's, in the bulk phases of the same run (single-key mode: a
+	// script per customer, each reading INFO server for the binding);
+	// applied when more than one primary is needed. 0: not measured.
+	ClusterFactor float64 `json:"cluster_factor"`
 	// Redis bytes per customer without and with the score history.
 	BytesPerCustomer        float64 `json:"bytes_per_customer"`
 	HistoryBytesPerCustomer float64 `json:"history_bytes_per_customer"`
@@ -87,6 +92,9 @@ func (r *Result) capacityBasis() (CapacityBasis, bool) {
 	if evals <= 0 || events <= 0 {
 		return b, false
 	}
+	if single := r.CPUMicrosPerEvent["redis-server"]; single > 0 && r.ClusterRedisMicrosPerEvent > 0 {
+		b.ClusterFactor = r.ClusterRedisMicrosPerEvent / single
+	}
 	b.EventsPerEvaluation = events / evals
 	b.PipelineMicros = cpu["pipeline"] * b.EventsPerEvaluation
 	b.RedisMicros = cpu["redis-server"] * b.EventsPerEvaluation
@@ -96,7 +104,9 @@ func (r *Result) capacityBasis() (CapacityBasis, bool) {
 // Capacity derives the plan for 1M, 10M and 100M customers at 1k, 10k and
 // 100k events/s from b, assuming one evaluation per event (paced traffic
 // rarely brings a customer two events in one batch; the measured phase's
-// events per evaluation is reported, not used) plus the sweeper's.
+// events per evaluation is reported, not used) plus the sweeper's. Where
+// one Redis server is not enough (CPU or memory), the Redis cores are
+// those of a Cluster (b.ClusterFactor times the single server's).
 func Capacity(b CapacityBasis) []CapacityRow {
 	var rows []CapacityRow
 	for _, n := range capCustomers {
@@ -108,6 +118,12 @@ func Capacity(b CapacityBasis) []CapacityRow {
 			mem := n * b.BytesPerCustomer
 			hist := n * b.HistoryBytesPerCustomer
 			shards := max(1, int(math.Ceil(redisCores/capUtilization)), int(math.Ceil((mem+hist)/capShardBytes)))
+			if shards > 1 && b.ClusterFactor > 0 {
+				// More than one primary is Redis Cluster, whose
+				// single-key mode costs more per evaluation.
+				redisCores *= b.ClusterFactor
+				shards = max(shards, int(math.Ceil(redisCores/capUtilization)))
+			}
 			rows = append(rows, CapacityRow{
 				Customers: n, EventsPerS: rate, EvaluationsPS: evals,
 				Instances: inst, Partitions: max(8, 2*inst),
@@ -121,8 +137,12 @@ func Capacity(b CapacityBasis) []CapacityRow {
 
 // writeCapacity prints the capacity table and its basis.
 func writeCapacity(w io.Writer, b CapacityBasis, rows []CapacityRow) error {
-	fmt.Fprintf(w, "\ncapacity plan, derived from the %s phase: %.1f µs of pipeline CPU and %.1f µs of Redis CPU per evaluation (%.2f events each there), %.0f B per customer + %.0f B of history; assumes one evaluation per event + %.0f per customer a day, %.0f%% of each core, %d-core instances, %d GiB per Redis primary\n",
-		b.Phase, b.PipelineMicros, b.RedisMicros, b.EventsPerEvaluation, b.BytesPerCustomer, b.HistoryBytesPerCustomer,
+	cluster := "Redis Cluster's cost not measured: single-server cost assumed throughout"
+	if b.ClusterFactor > 0 {
+		cluster = fmt.Sprintf("%.1f× that on Redis Cluster (bulk phases), used where more than one primary is needed", b.ClusterFactor)
+	}
+	fmt.Fprintf(w, "\ncapacity plan, derived from the %s phase: %.1f µs of pipeline CPU and %.1f µs of Redis CPU per evaluation (%.2f events each there), %s; %.0f B per customer + %.0f B of history; assumes one evaluation per event + %.0f per customer a day, %.0f%% of each core, %d-core instances, %d GiB per Redis primary\n",
+		b.Phase, b.PipelineMicros, b.RedisMicros, b.EventsPerEvaluation, cluster, b.BytesPerCustomer, b.HistoryBytesPerCustomer,
 		capDecayPerCustomerDay, 100*capUtilization, capInstanceCores, capShardBytes>>30)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "customers\tevents/s\tevaluations/s\tinstances\tpartitions\tRedis cores\tRedis GiB\t+ history GiB\tRedis primaries\t")

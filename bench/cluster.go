@@ -42,6 +42,7 @@ func (r *run) cluster(ctx context.Context) error {
 	total := int64(cfg.Events)
 	b := newBar(cfg.Progress, cfg.Terminal, "cluster", total)
 	start := time.Now()
+	nodesCPU := r.clusterCPU()
 	insts, stopInsts, err := r.startInstances(ctx, group, "--redis-cluster", strings.Join(nodes, ","), "--redis-prefix", r.prefix)
 	defer stopInsts()
 	if err != nil {
@@ -57,6 +58,7 @@ func (r *run) cluster(ctx context.Context) error {
 		return err
 	}
 	r.res.ClusterNodes = len(nodes)
+	r.res.ClusterRedisMicrosPerEvent = float64(r.clusterCPU()-nodesCPU) / float64(time.Microsecond) / float64(total)
 	if cs, err := clusterCommandStats(ctx, nodes); err != nil {
 		r.note("%v", err)
 	} else {
@@ -68,6 +70,15 @@ func (r *run) cluster(ctx context.Context) error {
 		r.res.ClusterOverSingle = r.res.ClusterEventsPerS / r.res.PipelineEventsPerS
 	}
 	return nil
+}
+
+// clusterCPU is the CPU time the cluster's nodes used so far, together.
+func (r *run) clusterCPU() time.Duration {
+	var t time.Duration
+	for _, p := range r.clusterProcs {
+		t += cpuTime(p.cmd.Process.Pid)
+	}
+	return t
 }
 
 // clusterCommandStats sums INFO commandstats over the cluster's nodes (the
@@ -188,6 +199,7 @@ func (r *run) startCluster(ctx context.Context, n int) (addrs []string, stop fun
 		}
 		if ok {
 			fmt.Fprintf(r.cfg.Log, "Redis Cluster of %d nodes on %s\n", n, strings.Join(addrs, ","))
+			r.clusterProcs = procs
 			return addrs, stopAll, nil
 		}
 		if time.Now().After(deadline) {

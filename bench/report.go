@@ -66,6 +66,10 @@ type Result struct {
 	ClusterEventsPerS float64 `json:"cluster_events_per_s"`
 	ClusterSeconds    float64 `json:"cluster_seconds"`
 	ClusterOverSingle float64 `json:"cluster_over_single"`
+	// CPU time of the cluster's nodes together per preloaded event of the
+	// cluster phase (µs), to set against the single server's in the
+	// pipeline phase (CPUMicrosPerEvent["redis-server"]).
+	ClusterRedisMicrosPerEvent float64 `json:"cluster_redis_cpu_us_per_event"`
 
 	MemoryCustomers  int     `json:"memory_customers"`
 	MemoryBytes      int64   `json:"memory_bytes"` // used_memory growth
@@ -145,6 +149,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.ClusterNodes > 0 {
 		fmt.Fprintf(tw, "pipeline on Redis Cluster (%d nodes)\t%s events/s (%s in %.2f s)\t\t\n", r.ClusterNodes, human(r.ClusterEventsPerS), human(float64(r.Events)), r.ClusterSeconds)
 		fmt.Fprintf(tw, "cluster / single server\t%.2f\t>= %.1f %s\t\n", r.ClusterOverSingle, TargetClusterOverSingle, verdict(r.ClusterOverSingle >= TargetClusterOverSingle))
+		if single := r.CPUMicrosPerEvent["redis-server"]; single > 0 && r.ClusterRedisMicrosPerEvent > 0 {
+			fmt.Fprintf(tw, "Redis CPU per event, cluster / single server\t%.1f / %.1f µs (%.1f×)\t\t\n", r.ClusterRedisMicrosPerEvent, single, r.ClusterRedisMicrosPerEvent/single)
+		}
 	}
 	switch {
 	case r.SustainedEventsPerS > 0:
