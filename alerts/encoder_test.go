@@ -634,9 +634,9 @@ func BenchmarkEncodingJSON(b *testing.B) {
 	}
 }
 
-func TestDroppedOverriddenAndDecay(t *testing.T) {
-	e := newEncoder(t)
-	m, err := scorer.ParseModel("m.yaml", []byte(`name: trend
+// trendModelYAML is a one-category model with a trend section: a login
+// signal and a negative ticket signal.
+const trendModelYAML = `name: trend
 version: "7"
 bands: {red: 60, yellow: 80}
 trend: {drop_points: 15, baseline_half_life: 14d, cooldown: 7d}
@@ -646,7 +646,11 @@ categories:
     signals:
       - {name: logins, event: login, kind: count, half_life: 1d, target: 4}
       - {name: tickets, event: ticket, kind: count, half_life: 1d, target: 4, direction: negative}
-`))
+`
+
+func TestDroppedOverriddenAndDecay(t *testing.T) {
+	e := newEncoder(t)
+	m, err := scorer.ParseModel("m.yaml", []byte(trendModelYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

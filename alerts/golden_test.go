@@ -28,17 +28,7 @@ func goldenChanges(t *testing.T) []*Change {
 	c.Model = nil
 	cs = append(cs, c)
 
-	m, err := scorer.ParseModel("m.yaml", []byte(`name: trend
-version: "7"
-bands: {red: 60, yellow: 80}
-trend: {drop_points: 15, baseline_half_life: 14d, cooldown: 7d}
-categories:
-  - name: c
-    weight: 1
-    signals:
-      - {name: logins, event: login, kind: count, half_life: 1d, target: 4}
-      - {name: tickets, event: ticket, kind: count, half_life: 1d, target: 4, direction: negative}
-`))
+	m, err := scorer.ParseModel("m.yaml", []byte(trendModelYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
