@@ -10,10 +10,11 @@
 // to exactly one key and so one slot. With [Config.HistoryDays] the
 // customer's score history sits beside it under the same hash tag,
 // <prefix>h:{<id>} (daily points and last band changes), written by the
-// save scripts with the record (see history.go). The records name their
-// input topics by small ids, interned in one string <prefix>topics that
-// every instance shares (see topics.go); it must be kept (persisted,
-// backed up, restored) with the records.
+// save scripts with the record (see history.go). In the default mode the
+// records name their input topics by small ids, interned in one string
+// <prefix>topics that every instance shares (see topics.go); it must be
+// kept (persisted, backed up, restored) with the records. In single-key
+// mode (Redis Cluster) records keep the topics' names.
 //
 // A record's outbox (Record.Pending: outputs saved, not yet acknowledged)
 // is written by the save script with the record and deleted once
