@@ -366,16 +366,28 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 		if len(pending) == 0 {
 			return nil
 		}
+		// ProduceSync gives the results in the order the records
+		// complete, not in the order of pending (a record the client
+		// refuses before sending it, e.g. too large, completes first):
+		// each result names its record, and causeOf its cause.
+		var causeOf map[*kgo.Record]time.Time
+		if pendingCauses != nil {
+			causeOf = make(map[*kgo.Record]time.Time, len(pending))
+			for i, r := range pending {
+				causeOf[r] = pendingCauses[i]
+			}
+		}
 		results := c.client.ProduceSync(ctx, pending...)
 		var failed []*kgo.Record
 		var failedCauses []time.Time
 		var firstErr error
 		now := c.now()
-		for i, r := range results {
+		for _, r := range results {
+			rec := r.Record
 			if r.Err == nil {
-				if pendingCauses != nil {
-					c.metrics.outputs.WithLabelValues(alerts.TypeOf(r.Record)).Inc()
-					if t := pendingCauses[i]; !t.IsZero() {
+				if causeOf != nil {
+					c.metrics.outputs.WithLabelValues(alerts.TypeOf(rec)).Inc()
+					if t := causeOf[rec]; !t.IsZero() {
 						c.metrics.latency.Observe(now.Sub(t).Seconds())
 					}
 				}
@@ -384,7 +396,6 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 			if firstErr == nil {
 				firstErr = r.Err
 			}
-			rec := pending[i]
 			if tooLarge(r.Err) {
 				// A broker refuses a whole partition batch for one large
 				// record: strip too_large dead letters at once, any other
@@ -395,8 +406,8 @@ func (c *Consumer) produce(ctx context.Context, recs []*kgo.Record, causes []tim
 				refused[rec] = true
 			}
 			failed = append(failed, rec)
-			if pendingCauses != nil {
-				failedCauses = append(failedCauses, pendingCauses[i])
+			if causeOf != nil {
+				failedCauses = append(failedCauses, causeOf[rec])
 			}
 		}
 		pending, pendingCauses = failed, failedCauses

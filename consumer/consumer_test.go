@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -439,6 +440,59 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if seen != len(bad) {
 		t.Errorf("read %d dead letters, want %d", seen, len(bad))
+	}
+}
+
+// TestDeadLetterRefusedByTheClient: a dead letter larger than the
+// producer's batch bound (1,000,012 bytes) is refused by the client before
+// it is sent, so its result comes back first, ahead of the dead letters
+// produced before it. It must still be the one sent again without its
+// value, and every other dead letter must arrive once.
+func TestDeadLetterRefusedByTheClient(t *testing.T) {
+	h := newHarness(t)
+	h.maxRecordBytes = 8 << 10
+	big := `{"customer_id":"c00","type":"login","pad":"` + strings.Repeat("x", 1_000_100) + `"}`
+	small := []string{`{`, `{"type":"login"}`, `{"customer_id":"c00"}`, `{"customer_id":"c00","type":"login","time":"soon"}`,
+		`{"customer_id":"c00","type":"login","value":"1"}`}
+	var recs []*kgo.Record
+	for _, v := range append(small, big) { // one partition, the big one last
+		recs = append(recs, &kgo.Record{Topic: "customer-events", Partition: 0, Value: []byte(v)})
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	h.run("refused")
+
+	rc, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics("customer-events-dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bySource := map[string]int{}
+	var seen, stripped int
+	for seen < len(recs) && ctx.Err() == nil {
+		rc.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			seen++
+			hdr := map[string]string{}
+			for _, h := range r.Headers {
+				hdr[h.Key] = string(h.Value)
+			}
+			bySource[hdr[alerts.HeaderDLQSourceOffset]]++
+			if hdr[alerts.HeaderDLQReason] == ReasonTooLarge && r.Value == nil && hdr[HeaderDLQValueDropped] == "true" {
+				stripped++
+			}
+		})
+	}
+	if seen != len(recs) || len(bySource) != len(recs) || stripped != 1 {
+		t.Errorf("read %d dead letters from %d source offsets (%v), %d too_large without its value; want %d, %d and 1",
+			seen, len(bySource), bySource, stripped, len(recs), len(recs))
 	}
 }
 
