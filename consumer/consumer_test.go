@@ -411,36 +411,52 @@ func TestDeadLetters(t *testing.T) {
 	}
 	h.checkStates(expected(h.model, evs))
 
+	dls := h.readDeadLetters(len(bad))
+	for _, r := range dls {
+		reason := r.hdr[alerts.HeaderDLQReason]
+		if reason == "too_large" {
+			if r.Value != nil || r.hdr[HeaderDLQValueDropped] != "true" {
+				t.Errorf("too_large dead letter: value of %d bytes, value_dropped %q", len(r.Value), r.hdr[HeaderDLQValueDropped])
+			}
+			continue
+		}
+		if want, ok := bad[string(r.Value)]; !ok || want != reason {
+			t.Errorf("DLQ record %q: reason %q, want %q", r.Value, reason, want)
+		}
+	}
+	if len(dls) != len(bad) {
+		t.Errorf("read %d dead letters, want %d", len(dls), len(bad))
+	}
+}
+
+// deadLetter is a record read from the DLQ topic with its headers by key.
+type deadLetter struct {
+	*kgo.Record
+	hdr map[string]string
+}
+
+// readDeadLetters reads the DLQ topic until it has n records or 20 s
+// passed, and returns what it read.
+func (h *harness) readDeadLetters(n int) []deadLetter {
+	h.t.Helper()
 	rc, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics("customer-events-dlq"))
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	seen := 0
-	for seen < len(bad) && ctx.Err() == nil {
+	var out []deadLetter
+	for len(out) < n && ctx.Err() == nil {
 		rc.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			seen++
 			hdr := map[string]string{}
-			for _, h := range r.Headers {
-				hdr[h.Key] = string(h.Value)
+			for _, x := range r.Headers {
+				hdr[x.Key] = string(x.Value)
 			}
-			reason := hdr[alerts.HeaderDLQReason]
-			if reason == "too_large" {
-				if r.Value != nil || hdr[HeaderDLQValueDropped] != "true" {
-					t.Errorf("too_large dead letter: value of %d bytes, value_dropped %q", len(r.Value), hdr[HeaderDLQValueDropped])
-				}
-				return
-			}
-			if want, ok := bad[string(r.Value)]; !ok || want != reason {
-				t.Errorf("DLQ record %q: reason %q, want %q", r.Value, reason, want)
-			}
+			out = append(out, deadLetter{Record: r, hdr: hdr})
 		})
 	}
-	if seen != len(bad) {
-		t.Errorf("read %d dead letters, want %d", seen, len(bad))
-	}
+	return out
 }
 
 // TestDeadLetterRefusedByTheClient: a dead letter larger than the
@@ -468,29 +484,16 @@ func TestDeadLetterRefusedByTheClient(t *testing.T) {
 	cl.Close()
 	h.run("refused")
 
-	rc, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics("customer-events-dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	dls := h.readDeadLetters(len(recs))
 	bySource := map[string]int{}
-	var seen, stripped int
-	for seen < len(recs) && ctx.Err() == nil {
-		rc.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			seen++
-			hdr := map[string]string{}
-			for _, h := range r.Headers {
-				hdr[h.Key] = string(h.Value)
-			}
-			bySource[hdr[alerts.HeaderDLQSourceOffset]]++
-			if hdr[alerts.HeaderDLQReason] == ReasonTooLarge && r.Value == nil && hdr[HeaderDLQValueDropped] == "true" {
-				stripped++
-			}
-		})
+	stripped := 0
+	for _, r := range dls {
+		bySource[r.hdr[alerts.HeaderDLQSourceOffset]]++
+		if r.hdr[alerts.HeaderDLQReason] == ReasonTooLarge && r.Value == nil && r.hdr[HeaderDLQValueDropped] == "true" {
+			stripped++
+		}
 	}
-	if seen != len(recs) || len(bySource) != len(recs) || stripped != 1 {
+	if seen := len(dls); seen != len(recs) || len(bySource) != len(recs) || stripped != 1 {
 		t.Errorf("read %d dead letters from %d source offsets (%v), %d too_large without its value; want %d, %d and 1",
 			seen, len(bySource), bySource, stripped, len(recs), len(recs))
 	}
