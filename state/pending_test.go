@@ -23,15 +23,7 @@ func TestOutboxLifecycle(t *testing.T) {
 		ctx := context.Background()
 		c := newClient()
 		s := newStore(t, c, cfg)
-		outboxes := func() []string {
-			t.Helper()
-			keys, err := c.Keys(ctx, cfg.Prefix+"o:*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(keys)
-			return keys
-		}
+		outboxes := func() []string { return outboxKeys(t, c, cfg.Prefix) }
 		// save saves w and returns it as Save left it (naming its outbox).
 		save := func(w state.Write) state.Write {
 			t.Helper()
@@ -157,15 +149,7 @@ func TestCallOutbox(t *testing.T) {
 		ctx := t.Context()
 		c := newClient()
 		s := newStore(t, c, cfg)
-		keys := func() []string {
-			t.Helper()
-			keys, err := c.Keys(ctx, cfg.Prefix+"o:*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(keys)
-			return keys
-		}
+		keys := func() []string { return outboxKeys(t, c, cfg.Prefix) }
 		fields := func(key string) map[string]string {
 			t.Helper()
 			m, err := c.HGetAll(ctx, key).Result()
@@ -266,4 +250,15 @@ func TestCallOutbox(t *testing.T) {
 			t.Fatalf("moved-on outbox %q", got[0].Pending)
 		}
 	})
+}
+
+// outboxKeys lists the outbox keys under prefix, sorted.
+func outboxKeys(t *testing.T, c *redis.Client, prefix string) []string {
+	t.Helper()
+	keys, err := c.Keys(t.Context(), prefix+"o:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	return keys
 }

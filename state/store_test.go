@@ -410,9 +410,7 @@ func TestBandIndex(t *testing.T) {
 		ctx := t.Context()
 		save := func(id string, expected uint64, score float64, band string) {
 			t.Helper()
-			if got := mustSave(t, s, state.Write{ID: id, Expected: expected, Rec: state.Record{Score: score, Band: band}}); !got[0] {
-				t.Fatalf("save %s not applied", id)
-			}
+			mustSaveBand(t, s, id, expected, score, band)
 		}
 		save("r1", 0, 0.30, state.BandRed)
 		save("r2", 0, 0.10, state.BandRed)
@@ -490,9 +488,7 @@ func TestBandIndexOnBandChange(t *testing.T) {
 		ctx := t.Context()
 		save := func(id string, expected uint64, score float64, band string) {
 			t.Helper()
-			if got := mustSave(t, s, state.Write{ID: id, Expected: expected, Rec: state.Record{Score: score, Band: band}}); !got[0] {
-				t.Fatalf("save %s not applied", id)
-			}
+			mustSaveBand(t, s, id, expected, score, band)
 		}
 		indexed := func(band, id string) (float64, bool) {
 			t.Helper()
@@ -763,4 +759,13 @@ func TestSessionBoundToServer(t *testing.T) {
 			t.Fatalf("clear bound to the server's run_id left pending %q", r.Pending)
 		}
 	})
+}
+
+// mustSaveBand saves a record with only a score and band, and fails unless
+// the write applied.
+func mustSaveBand(t *testing.T, s *state.Redis, id string, expected uint64, score float64, band string) {
+	t.Helper()
+	if got := mustSave(t, s, state.Write{ID: id, Expected: expected, Rec: state.Record{Score: score, Band: band}}); !got[0] {
+		t.Fatalf("save %s not applied", id)
+	}
 }
