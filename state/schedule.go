@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,12 +32,9 @@ type Due struct {
 	At int64 // Unix ms
 }
 
-// Shard returns the schedule shard of a customer.
-func (s *Redis) Shard(id string) int {
-	h := fnv.New32a()
-	h.Write([]byte(id)) //nolint:errcheck // hash writes cannot fail
-	return int(h.Sum32() % uint32(s.cfg.Shards))
-}
+// Shard returns the schedule shard of a customer: its bucket modulo the
+// number of shards.
+func (s *Redis) Shard(id string) int { return s.Bucket(id) % s.cfg.Shards }
 
 // Shards returns the number of schedule shards.
 func (s *Redis) Shards() int { return s.cfg.Shards }

@@ -124,6 +124,11 @@ type Config struct {
 	// Shards is the number of schedule shards (default DefaultShards). All
 	// instances sharing a prefix must use the same number.
 	Shards int
+	// Buckets is the number of buckets customers are grouped into (default
+	// DefaultBuckets; a multiple of Shards): the small keys that hold the
+	// records, the band index and the schedule (layout.go). All instances
+	// sharing a prefix must use the same number (CheckLayout).
+	Buckets int
 	// SingleKey restricts the store to commands and scripts that touch one
 	// key each, as Redis Cluster requires; it is set automatically for a
 	// *redis.ClusterClient. Otherwise (a single server, or a primary with
@@ -157,6 +162,9 @@ func (c *Config) setDefaults() {
 	if c.Shards == 0 {
 		c.Shards = DefaultShards
 	}
+	if c.Buckets == 0 {
+		c.Buckets = DefaultBuckets
+	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = DefaultWaitTimeout
 	}
@@ -171,6 +179,9 @@ func (c Config) validate() error {
 	}
 	if c.Shards < 1 || c.Shards > 1024 {
 		return fmt.Errorf("invalid Shards %d: must be from 1 to 1024", c.Shards)
+	}
+	if c.Buckets < c.Shards || c.Buckets > MaxBuckets || c.Buckets%c.Shards != 0 {
+		return fmt.Errorf("invalid Buckets %d: must be a multiple of Shards (%d) up to %d", c.Buckets, c.Shards, MaxBuckets)
 	}
 	if c.WaitReplicas < AutoReplicas {
 		return fmt.Errorf("invalid WaitReplicas %d: must be AutoReplicas, 0 or more", c.WaitReplicas)

@@ -48,7 +48,7 @@ type serviceFlags struct {
 	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
 	producerCompression                                  string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
-	cacheCustomers, historyDays                          int
+	cacheCustomers, historyDays, stateBuckets            int
 	maxCatchUp, maxCatchUpBytes                          int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	livenessTimeout                                      time.Duration
@@ -221,6 +221,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.int(&f.maxCatchUpBytes, "max-catchup-batch-bytes", "HEALTHSCORE_MAX_CATCHUP_BATCH_BYTES", 32<<20, "a catch-up batch also stops growing at records of this many bytes (keys, values, headers): the memory bound")
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.str(&f.producerCompression, "producer-compression", "HEALTHSCORE_PRODUCER_COMPRESSION", consumer.DefaultProducerCompression, "compression of the output batches: "+strings.Join(consumer.ProducerCompressions, ", "))
+	e.int(&f.stateBuckets, "state-buckets", "HEALTHSCORE_STATE_BUCKETS", state.DefaultBuckets, "buckets customers are grouped into in Redis (records, band index, schedule): about customers/64, a multiple of 16; every instance sharing --redis-prefix must use the same value, fixed when the prefix is first used")
 	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
 	e.int(&f.historyDays, "history-days", "HEALTHSCORE_HISTORY_DAYS", consumer.DefaultHistoryDays, fmt.Sprintf("days of score history kept per customer (one point a day, about 4 bytes each, and its last band changes and alerts), served at /v1/customers/{id}/history; 0: none, and no history is written; at most %d", state.MaxHistoryDays))
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
@@ -489,10 +490,10 @@ func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometh
 		where = "Redis at " + rcfg.Describe()
 	}
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rp.rdb))
-	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout, HistoryDays: f.historyDays})
+	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Buckets: f.stateBuckets, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout, HistoryDays: f.historyDays})
 	if err != nil {
 		rp.close()
-		return nil, fmt.Errorf("--cache-customers or --redis-prefix: %w", err)
+		return nil, fmt.Errorf("--cache-customers, --state-buckets or --redis-prefix: %w", err)
 	}
 	rp.store = store
 	if waitReplicas != 0 {
@@ -507,6 +508,9 @@ func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometh
 		rp.commitDelay, err = resolveCommitDelay(ctx, f.commitDelay, store, log)
 		return err
 	})
+	if err == nil {
+		err = checkLayout(ctx, store, log)
+	}
 	if err != nil {
 		rp.close()
 		return nil, err
@@ -727,6 +731,25 @@ func parseCommitDelay(flagValue string) (d time.Duration, auto bool, err error) 
 		d = -1 // 0 means "the default" to the consumer; the flag means at once
 	}
 	return d, false, nil
+}
+
+// checkLayout records or checks the state layout (--state-buckets) and warns
+// when the server's listpack limits would make the buckets several times
+// larger. It runs once Redis answers, outside waitFor's retries: a layout
+// conflict does not go away by waiting.
+func checkLayout(ctx context.Context, store *state.Redis, log *zap.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, startAttempt)
+	defer cancel()
+	lp, err := store.CheckLayout(ctx)
+	if err != nil {
+		return err
+	}
+	if lp.Advice != "" {
+		log.Warn("Redis listpack limits too low for the state layout: "+lp.Advice,
+			zap.Int("hash_max_listpack_entries", lp.HashEntries), zap.Int("hash_max_listpack_value", lp.HashValue),
+			zap.Int("zset_max_listpack_entries", lp.ZsetEntries))
+	}
+	return nil
 }
 
 // resolveCommitDelay turns --commit-delay into the consumer's CommitDelay.

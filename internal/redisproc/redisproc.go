@@ -17,9 +17,10 @@ import (
 )
 
 // Command returns a redis-server command that listens only on dir/redis.sock
-// and keeps its files in dir, with extra arguments appended (e.g. "--save",
-// "", "--appendonly", "no"). dir must be short: unix socket paths are
-// limited to about 100 bytes.
+// and keeps its files in dir, with the listpack limit the state layout asks
+// for (hash-max-listpack-value 512, see state.CheckLayout) and extra
+// arguments appended (e.g. "--save", "", "--appendonly", "no"). dir must be
+// short: unix socket paths are limited to about 100 bytes.
 func Command(dir string, extra ...string) (cmd *exec.Cmd, sock string, err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -32,6 +33,7 @@ func Command(dir string, extra ...string) (cmd *exec.Cmd, sock string, err error
 		"--unixsocketperm", "700",
 		"--daemonize", "no",
 		"--dir", dir,
+		"--hash-max-listpack-value", "512",
 	}, extra...)
 	return exec.Command(bin, args...), sock, nil
 }
