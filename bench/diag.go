@@ -127,55 +127,105 @@ func formatCommandStats(m map[string]cmdStat) []string {
 	return out
 }
 
-// memorySample returns the mean MEMORY USAGE and STRLEN of up to n customer
-// keys, and the MEMORY USAGE of the band index.
-func (r *run) memorySample(ctx context.Context, n int) (string, error) {
+// memorySample reports where the Redis memory of the state goes, part by
+// part of the layout (docs/architecture.md): the records, the band index and
+// the schedule. For each part it counts the keys (SCAN), samples up to n of
+// them for MEMORY USAGE (every element: SAMPLES 0) and their entries (a
+// string is one, a hash or sorted set its fields or members), and reports
+// bytes per customer (mean usage times keys over the customers) and per
+// entry. The score history's share comes from historySample, for customers
+// found in the sampled records.
+func (r *run) memorySample(ctx context.Context, customerCount, n int) (string, error) {
+	customers := float64(customerCount)
+	if customers == 0 {
+		return "", fmt.Errorf("no customers to divide by")
+	}
+	var parts []string
+	var ids []string
+	for _, p := range []struct{ name, match string }{
+		{"records", r.prefix + "c:*"},
+		{"band index", r.prefix + "band:*"},
+		{"schedule", r.prefix + "due:*"},
+	} {
+		ps, err := r.samplePart(ctx, p.match, n)
+		if err != nil {
+			return "", err
+		}
+		if ps.keys == 0 {
+			continue
+		}
+		per := ps.usage / float64(ps.sampled) * float64(ps.keys) / customers
+		line := fmt.Sprintf("%s %.0f B per customer (%d keys, %.1f entries and %.0f B each on average, %.0f B per entry",
+			p.name, per, ps.keys, ps.entries/float64(ps.sampled), ps.usage/float64(ps.sampled), ps.usage/max(ps.entries, 1))
+		if p.name == "records" {
+			line += fmt.Sprintf("; record value %.0f B", ps.valueBytes/max(ps.entries, 1))
+			ids = ps.fields
+		}
+		parts = append(parts, line+")")
+	}
+	if len(parts) == 0 {
+		return "", fmt.Errorf("no state keys under %q", r.prefix)
+	}
+	hs, perCustomer := r.historySample(ctx, ids)
+	r.res.HistoryBytesPerCustomer = perCustomer
+	return strings.Join(parts, "; ") + "; " + hs, nil
+}
+
+// partSample is what samplePart found for one part of the layout.
+type partSample struct {
+	keys, sampled  int
+	usage, entries float64  // summed over the sampled keys
+	valueBytes     float64  // summed value lengths of their entries (strings and hashes)
+	fields         []string // hash fields (customer ids) or string keys' ids, for the history sample
+}
+
+// samplePart counts the keys matching match and samples up to n of them.
+func (r *run) samplePart(ctx context.Context, match string, n int) (partSample, error) {
 	rdb := r.env.rdb
-	var keys []string
-	iter := rdb.Scan(ctx, 0, r.prefix+"c:*", 200).Iterator()
-	for iter.Next(ctx) && len(keys) < n {
-		keys = append(keys, iter.Val())
+	var ps partSample
+	var sample []string
+	iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
+	for iter.Next(ctx) {
+		ps.keys++
+		if len(sample) < n {
+			sample = append(sample, iter.Val())
+		}
 	}
 	if err := iter.Err(); err != nil {
-		return "", fmt.Errorf("cannot scan keys: %w", err)
+		return ps, fmt.Errorf("cannot scan %s: %w", match, err)
 	}
-	if len(keys) == 0 {
-		return "", fmt.Errorf("no keys under %q", r.prefix+"c:")
-	}
-	var usage, strlen, keylen float64
-	for _, k := range keys {
+	for _, k := range sample {
 		u, err := rdb.MemoryUsage(ctx, k, 0).Result()
 		if err != nil {
-			return "", fmt.Errorf("cannot read MEMORY USAGE: %w", err)
+			return ps, fmt.Errorf("cannot read MEMORY USAGE of %s: %w", k, err)
 		}
-		l, err := rdb.StrLen(ctx, k).Result()
+		typ, err := rdb.Type(ctx, k).Result()
 		if err != nil {
-			return "", fmt.Errorf("cannot read STRLEN: %w", err)
+			return ps, fmt.Errorf("cannot read TYPE of %s: %w", k, err)
 		}
-		usage += float64(u)
-		strlen += float64(l)
-		keylen += float64(len(k))
-	}
-	m := float64(len(keys))
-	var index int64
-	var members int64
-	for _, band := range []string{"red", "yellow", "green"} {
-		k := r.prefix + "band:" + band
-		u, err := rdb.MemoryUsage(ctx, k, 0).Result()
-		if err != nil {
-			continue // a missing band
+		ps.sampled++
+		ps.usage += float64(u)
+		switch typ {
+		case "string":
+			l, _ := rdb.StrLen(ctx, k).Result()
+			ps.entries++
+			ps.valueBytes += float64(l)
+			if id, ok := strings.CutPrefix(k, r.prefix+"c:{"); ok {
+				ps.fields = append(ps.fields, strings.TrimSuffix(id, "}"))
+			}
+		case "hash":
+			m, _ := rdb.HGetAll(ctx, k).Result()
+			ps.entries += float64(len(m))
+			for f, v := range m {
+				ps.valueBytes += float64(len(v))
+				ps.fields = append(ps.fields, f)
+			}
+		case "zset":
+			c, _ := rdb.ZCard(ctx, k).Result()
+			ps.entries += float64(c)
 		}
-		index += u
-		c, _ := rdb.ZCard(ctx, k).Result()
-		members += c
 	}
-	s := fmt.Sprintf("customer record: MEMORY USAGE %.0f B (key %.0f B, value %.0f B; sample of %d)", usage/m, keylen/m, strlen/m, len(keys))
-	if members > 0 {
-		s += fmt.Sprintf("; band index: %.0f B per member (%d members)", float64(index)/float64(members), members)
-	}
-	hs, perCustomer := r.historySample(ctx, keys)
-	r.res.HistoryBytesPerCustomer = perCustomer
-	return s + "; " + hs, nil
+	return ps, nil
 }
 
 // historySample reports the score history's share (--history-days): the
@@ -183,18 +233,21 @@ func (r *run) memorySample(ctx context.Context, n int) (string, error) {
 // (daily points and last changes, under the record key's hash tag).
 // Included in the used_memory growth per customer; perCustomer is that
 // mean, for the figure without the history.
-func (r *run) historySample(ctx context.Context, recordKeys []string) (_ string, perCustomer float64) {
+func (r *run) historySample(ctx context.Context, ids []string) (_ string, perCustomer float64) {
 	rdb := r.env.rdb
 	var usage, strlen float64
 	var with int
-	for _, k := range recordKeys {
-		hk := r.prefix + "h:" + strings.TrimPrefix(k, r.prefix+"c:")
+	if len(ids) > 1000 {
+		ids = ids[:1000]
+	}
+	for _, id := range ids {
+		hk := r.prefix + "h:{" + id + "}"
 		if u, err := rdb.MemoryUsage(ctx, hk, 0).Result(); err == nil {
 			l, _ := rdb.StrLen(ctx, hk).Result()
 			usage, strlen, with = usage+float64(u), strlen+float64(l), with+1
 		}
 	}
-	m := float64(len(recordKeys))
-	return fmt.Sprintf("score history: MEMORY USAGE %.0f B per customer (value %.0f B: daily points and last changes; %d of %d customers have one)",
-		usage/m, strlen/m, with, len(recordKeys)), usage / m
+	m := float64(max(len(ids), 1))
+	return fmt.Sprintf("score history: MEMORY USAGE %.0f B per customer (value %.0f B: daily points and last changes; %d of %d sampled customers have one)",
+		usage/m, strlen/m, with, len(ids)), usage / m
 }

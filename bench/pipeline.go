@@ -254,7 +254,7 @@ func (r *run) pipeline(ctx context.Context) error {
 		if memAfter, err = r.env.usedMemory(ctx); err != nil {
 			return err
 		}
-		r.sampleMemory(ctx)
+		r.sampleMemory(ctx, cfg.Customers)
 	}
 
 	// The rate search and latency before memory: the paced load runs
@@ -295,7 +295,7 @@ func (r *run) pipeline(ctx context.Context) error {
 		if memAfter, err = r.env.usedMemory(ctx); err != nil {
 			return err
 		}
-		r.sampleMemory(ctx)
+		r.sampleMemory(ctx, customers)
 	}
 	r.res.MemoryCustomers = customers
 	r.res.MemoryBytes = memAfter - memBefore
@@ -371,9 +371,10 @@ func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) 
 	return nil
 }
 
-// sampleMemory records the MEMORY USAGE breakdown of a sample of records.
-func (r *run) sampleMemory(ctx context.Context) {
-	if ms, err := r.memorySample(ctx, 200); err != nil {
+// sampleMemory records the MEMORY USAGE breakdown of the state's layout
+// for the given number of customers.
+func (r *run) sampleMemory(ctx context.Context, customers int) {
+	if ms, err := r.memorySample(ctx, customers, 200); err != nil {
 		r.note("%v", err)
 	} else {
 		r.res.MemoryDetail = ms
