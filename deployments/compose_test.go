@@ -75,6 +75,9 @@ func TestComposeStack(t *testing.T) {
 	if cmd := strings.Join(redis.Command, " "); !strings.Contains(cmd, "--appendonly yes") || !strings.HasPrefix(redis.Image, "redis:") {
 		t.Errorf("redis: %s %q: want redis with AOF (--appendonly yes)", redis.Image, cmd)
 	}
+	if cmd := strings.Join(redis.Command, " "); !strings.Contains(cmd, "--hash-max-listpack-value 512") {
+		t.Errorf("redis: %q: want --hash-max-listpack-value 512, which keeps the state's bucket hashes compact", cmd)
+	}
 
 	var replicas []types.ServiceConfig
 	for _, s := range p.Services {

@@ -744,6 +744,9 @@ func checkLayout(ctx context.Context, store *state.Redis, log *zap.Logger) error
 	if err != nil {
 		return err
 	}
+	if lp.HashValue == 0 {
+		log.Info("cannot read the Redis listpack limits (CONFIG GET not allowed); set them as docs/production-redis.md says")
+	}
 	if lp.Advice != "" {
 		log.Warn("Redis listpack limits too low for the state layout: "+lp.Advice,
 			zap.Int("hash_max_listpack_entries", lp.HashEntries), zap.Int("hash_max_listpack_value", lp.HashValue),

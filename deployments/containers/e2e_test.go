@@ -152,7 +152,7 @@ func TestE2EAgainstDevBrokerAndRedisServer(t *testing.T) {
 
 	sock := filepath.Join(dir, "redis.sock")
 	startProcess(t, exec.Command(redisServer, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", ""), regexp.MustCompile(`(?i)(ready to accept connections)`))
+		"--hash-max-listpack-value", "512", "--dir", dir, "--logfile", ""), regexp.MustCompile(`(?i)(ready to accept connections)`))
 
 	runE2E(t, broker, "unix://"+sock)
 
