@@ -14,6 +14,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/healthscore/healthscore/internal/redisproc"
 	"github.com/healthscore/healthscore/state"
@@ -41,30 +42,7 @@ func TestResolveCommitDelay(t *testing.T) {
 		t.Errorf("auto without CONFIG: %v, %v; want 2s", got, err)
 	}
 
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("HEALTHSCORE_REQUIRE_REDIS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip("redis-server not installed")
-	}
-	dir, err := os.MkdirTemp("/tmp", "hscd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	cmd, sock, err := redisproc.Command(dir, "--save", "", "--appendonly", "no")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	c := redisproc.Client(sock)
-	defer c.Close()
-	if err := redisproc.WaitReady(ctx, c, 10*time.Second, func() bool { return false }); err != nil {
-		t.Fatal(err)
-	}
+	c := startRedisServer(t)
 	s := newStore(t, c)
 	for _, tc := range []struct {
 		appendonly, fsync string
@@ -85,6 +63,38 @@ func TestResolveCommitDelay(t *testing.T) {
 			t.Errorf("auto with appendonly %s, appendfsync %s: %v, %v; want %v", tc.appendonly, tc.fsync, got, err, tc.want)
 		}
 	}
+}
+
+// startRedisServer starts a redis-server with extra arguments for the test
+// and returns a client of it (skipped without one, unless
+// HEALTHSCORE_REQUIRE_REDIS=1).
+func startRedisServer(t *testing.T, extra ...string) *redis.Client {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("HEALTHSCORE_REQUIRE_REDIS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip("redis-server not installed")
+	}
+	dir, err := os.MkdirTemp("/tmp", "hscd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cmd, sock, err := redisproc.Command(dir, append([]string{"--save", "", "--appendonly", "no"}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	c := redisproc.Client(sock)
+	t.Cleanup(func() { c.Close() })
+	if err := redisproc.WaitReady(context.Background(), c, 10*time.Second, func() bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newStore(t *testing.T, c *redis.Client) *state.Redis {
@@ -230,4 +240,37 @@ func TestBuildInfo(t *testing.T) {
 		return
 	}
 	t.Error("no healthscore_build_info")
+}
+
+// TestCheckLayoutAtStart: the start warns, naming the setting, when the
+// server's listpack limits would make the buckets large; says it cannot
+// tell where CONFIG is refused; and stops on another bucket count.
+func TestCheckLayoutAtStart(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t) // no CONFIG command
+	mc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer mc.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	if err := checkLayout(ctx, newStore(t, mc), zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	if logs.FilterMessageSnippet("cannot read the Redis listpack limits").Len() != 1 {
+		t.Errorf("without CONFIG: logs %v, want one saying the limits are unknown", logs.All())
+	}
+	other, err := state.NewRedis(mc, state.Config{Buckets: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLayout(ctx, other, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--state-buckets") {
+		t.Errorf("another bucket count: %v, want an error naming --state-buckets", err)
+	}
+
+	c := startRedisServer(t, "--hash-max-listpack-value", "64")
+	core, logs = observer.New(zap.InfoLevel)
+	if err := checkLayout(ctx, newStore(t, c), zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	if w := logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("hash-max-listpack-value 512"); w.Len() != 1 {
+		t.Errorf("at hash-max-listpack-value 64: logs %v, want one warning naming hash-max-listpack-value 512", logs.All())
+	}
 }
