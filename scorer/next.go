@@ -204,7 +204,7 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 		return 0, false
 	}
 	c := m.newChangeCond(st)
-	end := from + int64(MaxHorizon)
+	end := addSat(from, int64(MaxHorizon))
 	// Breakpoints after from, in order: at each the regime may change.
 	var bps [2]int64
 	n := 0
@@ -216,7 +216,7 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 	}
 	cool := int64(math.MaxInt64)
 	if m.Trend != nil && st.HasDropped {
-		cool = st.DroppedAt + int64(m.Trend.Cooldown)
+		cool = addSat(st.DroppedAt, int64(m.Trend.Cooldown))
 	}
 	exp := int64(math.MaxInt64)
 	if o := st.Override; o.Active(from) {
@@ -232,6 +232,16 @@ func (m *Model) NextChange(st *State, from int64) (at int64, ok bool) {
 		return from + changeResolution, true
 	}
 	return c.search(from, end, bps[:n])
+}
+
+// addSat is t + d (d ≥ 0) capped at the last representable instant: the
+// horizon of a state near 2262, where int64 nanoseconds end, is cut there
+// rather than wrapping to the past.
+func addSat(t, d int64) int64 {
+	if t > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return t + d
 }
 
 // Grid is the resolution of NextChange and Reach: their instants are whole

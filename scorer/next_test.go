@@ -326,3 +326,29 @@ func TestPropertyStepLeanPath(t *testing.T) {
 		}
 	})
 }
+
+// TestNextChangeNearTheEndOfTime: for a customer whose events are in the
+// last accepted year (2261), the horizon reaches past the last int64
+// nanosecond; NextChange must cut it there, not wrap to the past: the
+// wake-up it returns is after from, and the score does change by then.
+func TestNextChangeNearTheEndOfTime(t *testing.T) {
+	m := DefaultModel()
+	st := m.NewState()
+	last := time.Date(MaxYear, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano() - t0 // ev's offsets are from t0
+	for d := range 7 {
+		e := ev("login", last-int64(6-d)*day, 1)
+		m.Apply(st, &e)
+		m.Step(st, e.Time)
+	}
+	from := st.LastEvent
+	at, ok := m.NextChange(st, from)
+	if !ok {
+		t.Fatal("no wake-up for a customer who goes silent in December 2261, whose score decays within weeks")
+	}
+	if at <= from {
+		t.Fatalf("wake-up %v is not after %v", time.Unix(0, at).UTC(), time.Unix(0, from).UTC())
+	}
+	if o := m.Step(st, at); !o.Changed {
+		t.Fatalf("Step at the wake-up %v did not publish: %+v", time.Unix(0, at).UTC(), o)
+	}
+}
