@@ -539,7 +539,8 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 	custs := map[int]string{}
 	for i := 0; len(custs) < 3; i++ {
 		c := fmt.Sprintf("c%d", i)
-		slot, err := cc.ClusterKeySlot(ctx, store.Key(c)).Result()
+		key, _ := store.RecordKey(c)
+		slot, err := cc.ClusterKeySlot(ctx, key).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
