@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -84,7 +85,7 @@ func TestCacheServesOwnSaves(t *testing.T) {
 func TestCacheStaleEntryIsNeverSaved(t *testing.T) {
 	s, c, _, server := cacheStore(t, state.Config{Cache: 100})
 	ctx := t.Context()
-	other := newStore(t, c, state.Config{Prefix: s.Key("")[:len(s.Key(""))-len("c:{}")]})
+	other := newStore(t, c, state.Config{Prefix: strings.TrimSuffix(s.LayoutKey(), "layout")})
 	rec := state.Record{Score: 30, Band: state.BandRed, Data: []byte("mine")}
 	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
@@ -121,8 +122,11 @@ func TestCacheNewServerStartsEmpty(t *testing.T) {
 	// "Restart": the records are lost, and the store saves on a server
 	// with another run_id (the save script checks the real run_id, so
 	// the test drives the cache through a save that is refused there).
-	if err := c.Del(ctx, s.Key("a"), s.Key("b")).Err(); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"a", "b"} {
+		key, field := s.RecordKey(id)
+		if err := c.HDel(ctx, key, field).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := s.BindTo("restarted").Save(ctx, []state.Write{{ID: "b", Expected: 1, Rec: rec}}); err == nil {
 		t.Fatal("a save bound to another run_id applied")

@@ -5,12 +5,20 @@
 //
 // # Keys
 //
-// One key per customer, <prefix>c:{<id>} (default prefix "hs:"). The braces
-// are a Redis Cluster hash tag. An id that itself contains braces still maps
-// to exactly one key and so one slot. With [Config.HistoryDays] the
-// customer's score history sits beside it under the same hash tag,
-// <prefix>h:{<id>} (daily points and last band changes), written by the
-// save scripts with the record (see history.go). In the default mode the
+// In the default (multi-key) mode a customer's record is field <id> of the
+// hash <prefix>c:<bucket> (default prefix "hs:"; bucket = [Redis.Bucket],
+// decimal, no braces): about customers/Buckets records per hash, which
+// Redis keeps as one compact listpack while it holds at most
+// hash-max-listpack-entries records of at most hash-max-listpack-value
+// bytes (a larger record only turns its bucket into a hashtable: more
+// memory, same behaviour; layout.go). In single-key mode (Redis Cluster)
+// each record is a key of its own, <prefix>c:{<id>}: the braces are a
+// Redis Cluster hash tag, and an id that itself contains braces still maps
+// to exactly one key and so one slot. [Redis.RecordKey] names where a
+// record is in either mode. With [Config.HistoryDays] the customer's
+// score history is a key of its own, <prefix>h:{<id>} (daily points and
+// last band changes; in single-key mode it shares the record key's hash
+// tag), written by the save scripts with the record (see history.go). In the default mode the
 // records name their input topics by small ids, interned in one string
 // <prefix>topics that every instance shares (see topics.go); it must be
 // kept (persisted, backed up, restored) with the records. In single-key
@@ -29,10 +37,10 @@
 //
 // # Modes
 //
-// On a single server (the default) the store batches: loads are MGETs of
-// up to 256 keys, and saves run a multi-key script per 256 writes that does
-// each compare-and-set and moves the customer in the band index in the same
-// atomic step. With [Config.SingleKey] (set automatically for a
+// On a single server (the default) the store batches: loads are one
+// pipeline of HGETs (one per record, from its bucket), and saves run a
+// multi-key script per 256 writes that does each compare-and-set and moves
+// the customer in the band index in the same atomic step. With [Config.SingleKey] (set automatically for a
 // *redis.ClusterClient) every command and script touches exactly one key, as
 // Redis Cluster requires: one GET and one script per customer, and the band
 // index is updated after the records (see below).

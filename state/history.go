@@ -67,7 +67,9 @@ type History struct {
 }
 
 // HistoryKey returns the Redis key of a customer's score history (daily
-// points and last changes). It shares the record key's hash tag.
+// points and last changes): a key per customer in both modes, with the
+// hash tag of the customer's own record key in single-key mode
+// (RecordKey).
 func (s *Redis) HistoryKey(id string) string { return s.cfg.Prefix + "h:{" + id + "}" }
 
 // HistoryDays is the configured window (0: no history is written).
@@ -255,12 +257,13 @@ func (s *Redis) historyArgsAll(ws []Write) ([][]byte, [][]byte, error) {
 }
 
 // GetWithHistory fetches a customer's record (without its outbox), its
-// stored days and its last changes, in one round trip (two GETs). A missing customer
-// gets the zero Record and an empty History.
+// stored days and its last changes, in one round trip (the record's read,
+// readRecord, and a GET of the history). A missing customer gets the zero
+// Record and an empty History.
 func (s *Redis) GetWithHistory(ctx context.Context, id string) (Record, History, error) {
 	var rec, hist *redis.StringCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		rec = p.Get(ctx, s.Key(id))
+		rec = s.readRecord(ctx, p, id)
 		hist = p.Get(ctx, s.HistoryKey(id))
 		return nil
 	})

@@ -93,14 +93,26 @@ func (s *Redis) CheckLayout(ctx context.Context) (Listpack, error) {
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Listpack{}, fmt.Errorf("cannot read the state layout (%s): %w", s.LayoutKey(), err)
 	case err != nil:
-		n, err := s.c.Exists(ctx, s.cfg.Prefix+"band:red", s.cfg.Prefix+"band:yellow", s.cfg.Prefix+"band:green").Result()
+		// ZCARD and SET NX, not EXISTS and SETNX: the ACL rule
+		// (docs/production-redis.md) grants those already.
+		var cards []*redis.IntCmd
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, b := range []string{"red", "yellow", "green"} {
+				cards = append(cards, p.ZCard(ctx, s.cfg.Prefix+"band:"+b))
+			}
+			return nil
+		})
 		if err != nil {
 			return Listpack{}, fmt.Errorf("cannot check for state in an earlier layout: %w", err)
+		}
+		var n int64
+		for _, c := range cards {
+			n += c.Val()
 		}
 		if n > 0 {
 			return Listpack{}, fmt.Errorf("%w (found %sband:red, yellow or green): rebuild it by consuming the input topics from the start into an empty Redis or prefix (docs/runbooks.md)", ErrLegacyLayout, s.cfg.Prefix)
 		}
-		if err := s.c.SetNX(ctx, s.LayoutKey(), want, 0).Err(); err != nil {
+		if err := s.c.SetArgs(ctx, s.LayoutKey(), want, redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return Listpack{}, fmt.Errorf("cannot record the state layout (%s): %w", s.LayoutKey(), err)
 		}
 		// Another instance may have recorded its own meanwhile.

@@ -8,8 +8,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Loads: MGETs (or GETs in single-key mode) of the records, then the
-// outboxes they name.
+// Loads: pipelined HGETs of the records from their buckets (GETs in
+// single-key mode), then the outboxes they name.
 
 // Load fetches the records of ids in one round trip (two when some have an
 // outbox); missing ids get the zero Record (Version 0). It is not bound to
@@ -23,24 +23,21 @@ func (s *Redis) Load(ctx context.Context, ids []string) ([]Record, error) {
 	return recs, nil
 }
 
-// load reads ids in one round trip: a pipeline of GETs in single-key mode
-// (MGET cannot span cluster slots), else of MGETs of batchChunk keys. With
-// outboxes, a second round trip reads the outbox keys the records name;
-// without (band listings, index repair), Pending stays empty. With server
-// set, each pipeline checks that it was answered by that server
-// (pipeCheck); on Redis Cluster the caller checks (Session.Load).
+// load reads ids in one round trip: a pipeline of one read per record
+// (readRecord: an HGET from its bucket, or in single-key mode a GET).
+// With outboxes, a second round trip reads the outbox keys the records
+// name; without (band listings, index repair), Pending stays empty. With
+// server set, each pipeline checks that it was answered by that server
+// (pipeCheck); on Redis Cluster the caller checks (Session.load).
 func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
-	}
-	if !s.cfg.SingleKey {
-		return s.loadChunks(ctx, ids, outboxes, server)
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.Key(id))
+			cmds[i] = s.readRecord(ctx, p, id)
 		}
 		check = s.pipeCheck(ctx, p, server)
 		return nil
@@ -59,7 +56,7 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server st
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cannot read record of %q: %w", ids[i], err)
 		}
 		var st bool
 		if recs[i], st, err = s.decode(ctx, b, server); err != nil {
@@ -118,59 +115,15 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 	return nil
 }
 
-func (s *Redis) loadChunks(ctx context.Context, ids []string, outboxes bool, server string) ([]Record, error) {
-	var cmds []*redis.SliceCmd
-	check := func() error { return nil }
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		keys := make([]string, 0, min(len(ids), batchChunk))
-		for start := 0; start < len(ids); start += batchChunk {
-			keys = keys[:0]
-			for _, id := range ids[start:min(start+batchChunk, len(ids))] {
-				keys = append(keys, s.Key(id))
-			}
-			cmds = append(cmds, p.MGet(ctx, keys...))
-		}
-		check = s.pipeCheck(ctx, p, server)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// readRecord queues the read of a customer's record (RecordKey) on p: an
+// HGET of its field, or a GET of its key in single-key mode. The reply is
+// redis.Nil when the customer has none.
+func (s *Redis) readRecord(ctx context.Context, p redis.Cmdable, id string) *redis.StringCmd {
+	key, field := s.RecordKey(id)
+	if field == "" {
+		return p.Get(ctx, key)
 	}
-	if err := check(); err != nil {
-		return nil, err
-	}
-	recs := make([]Record, len(ids))
-	var stored []int
-	i := 0
-	for _, cmd := range cmds {
-		for _, v := range cmd.Val() {
-			switch v := v.(type) {
-			case nil: // missing: the zero Record
-			case string:
-				r, st, err := s.decode(ctx, []byte(v), server)
-				if err != nil {
-					return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
-				}
-				recs[i] = r
-				if st {
-					stored = append(stored, i)
-				}
-			default:
-				return nil, fmt.Errorf("cannot read record of %q: unexpected MGET reply %T", ids[i], v)
-			}
-			i++
-		}
-	}
-	if i != len(ids) {
-		return nil, fmt.Errorf("MGET returned %d values for %d keys", i, len(ids))
-	}
-	if !outboxes {
-		stored = nil // the caller reads scores and bands only
-	}
-	if err := s.loadOutboxes(ctx, ids, recs, stored, server); err != nil {
-		return nil, err
-	}
-	return recs, nil
+	return p.HGet(ctx, key, field)
 }
 
 // decode decodes a stored record with the topic table; when the record

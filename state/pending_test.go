@@ -233,8 +233,18 @@ func TestCallOutbox(t *testing.T) {
 		// Format 2, as earlier versions wrote it (and single-key mode
 		// still does): the outbox under its own key. It is read, and the
 		// save that moves it on deletes that key.
+		// The record moves to where this store keeps it (its bucket).
 		old := newStore(t, c, state.Config{Prefix: cfg.Prefix, SingleKey: true})
 		mustSave(t, old, state.Write{ID: "e", Rec: rec("out e")})
+		v, err := rawRecord(t, c, old, "e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldKey, _ := old.RecordKey("e")
+		if err := c.Del(ctx, oldKey).Err(); err != nil {
+			t.Fatal(err)
+		}
+		setRawRecord(t, c, s, "e", v)
 		if k := keys(); !slices.Equal(k, []string{s.OutboxKey("e", 1)}) {
 			t.Fatalf("format-2 outbox keys %q", k)
 		}

@@ -20,7 +20,8 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 	}
 	err = s.evalEach(ctx, saveScript, len(ws), func(i int) ([]string, []any) {
 		w := &ws[i]
-		keys := []string{s.Key(w.ID), s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID)}
+		key, _ := s.RecordKey(w.ID) // single-key mode: a key of its own
+		keys := []string{key, s.OutboxKey(w.ID, w.Expected), s.OutboxKey(w.ID, w.Expected+1), s.HistoryKey(w.ID)}
 		return keys, []any{server, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.Rec.Pending, days[i], changes[i], s.cfg.HistoryDays}
 	}, func(i int, cmd *redis.Cmd) error {
 		n, err := cmd.Int()
@@ -74,7 +75,8 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 			default:
 				prevOutbox = s.OutboxKey(w.ID, w.Expected)
 			}
-			c.keys = append(c.keys, s.Key(w.ID))
+			key, _ := s.RecordKey(w.ID) // the bucket; field w.ID, as ARGV says
+			c.keys = append(c.keys, key)
 			histKey := ""
 			if len(days[i]) > 0 || len(changes[i]) > 0 {
 				histKey = s.HistoryKey(w.ID)

@@ -73,16 +73,19 @@ var saveScript = redis.NewScript(saveLua)
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
 // are the band index keys of red, yellow and green (band bytes 1..3);
 // ARGV[2] is the history window in days; ARGV[3] is this call's outbox hash
-// (CallOutboxKey, a key never written before); KEYS[4..] are record keys,
-// and each has nine more ARGV: the expected version
-// (8 bytes, as in saveScript), the new value, the customer id, its score
-// as a decimal string, the new outbox ("" for none), the outbox of the
-// expected version ("": known to have none, see Write.NoPrevOutbox; a key
-// to DEL if the stored record is format 2, a call's hash to HDEL the
-// customer from if it is format 3), then the history days, the history
-// changes and the history key ("" when both are empty). Each write is a
-// compare-and-set with its history as in saveScript (the outbox and history
-// keys are not declared: this script runs on single servers only); an
+// (CallOutboxKey, a key never written before); KEYS[4..] are the record
+// hashes (buckets, RecordKey) of the writes, one per write, the same key
+// for writes in the same bucket; each write has nine more ARGV: the
+// expected version (8 bytes, as in saveScript), the new value, the customer
+// id (its field in the bucket), its score as a decimal string, the new
+// outbox ("" for none), the outbox of the expected version ("": known to
+// have none, see Write.NoPrevOutbox; a key to DEL if the stored record is
+// format 2, a call's hash to HDEL the customer from if it is format 3),
+// then the history days, the history changes and the history key ("" when
+// both are empty). Each write is a compare-and-set with its history as in
+// saveScript, on the customer's field of its bucket (HGET, HSET; the
+// outbox and history keys are not declared: this script runs on single
+// servers only); an
 // applied write that changes the customer's band (or gives it its first)
 // also moves it in the band index, so record and index change together: a
 // ZREM from the old band's key, a ZADD to the new one's with the new score.
@@ -98,12 +101,12 @@ local out = {}
 local outboxes = {} -- customer id -> outbox of its last applied write
 for i = 4, #KEYS do
   local j = 3 + (i - 4) * 9
-  local cur = redis.call('GET', KEYS[i])
+  local cur = redis.call('HGET', KEYS[i], ARGV[j+3])
   local ok
   if cur then ok = string.sub(cur, $VERSION_FIRST, $VERSION_LAST) == ARGV[j+1] else ok = ARGV[j+1] == zero end
   if ok then
     local val = ARGV[j+2]
-    redis.call('SET', KEYS[i], val)
+    redis.call('HSET', KEYS[i], ARGV[j+3], val)
     if ARGV[j+6] ~= '' and cur then
       local f = string.byte(cur, $FORMAT_POS)
       if f == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6])

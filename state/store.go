@@ -198,8 +198,8 @@ func (c Config) validate() error {
 	return nil
 }
 
-// batchChunk is the number of writes per multi-key script call, and of keys
-// per MGET: large enough to amortise the per-command cost, small enough that
+// batchChunk is the number of writes per multi-key script call (and of
+// keys per outbox-clear script call): large enough to amortise the per-command cost, small enough that
 // one call holds the server briefly (a script call of 256 writes took about
 // 2 ms on the 2-core test machine, see docs/performance.md).
 const batchChunk = 256
@@ -241,12 +241,24 @@ func NewRedis(client redis.UniversalClient, cfg Config) (*Redis, error) {
 	return s, nil
 }
 
-// Key returns the Redis key of a customer's record.
-func (s *Redis) Key(id string) string { return s.cfg.Prefix + "c:{" + id + "}" }
+// RecordKey names where a customer's record is. In multi-key mode (the
+// default) it is field id of the hash key, the customer's bucket
+// <prefix>c:<bucket> (Bucket, in decimal), which holds about
+// customers/Buckets records as one compact listpack (layout.go). In
+// single-key mode (Redis Cluster) it is a key of its own, <prefix>c:{<id>},
+// and field is "": the braces are a hash tag that the customer's history
+// key shares. Every reader and writer of records names them through it.
+func (s *Redis) RecordKey(id string) (key, field string) {
+	if s.cfg.SingleKey {
+		return s.cfg.Prefix + "c:{" + id + "}", ""
+	}
+	return s.cfg.Prefix + "c:" + strconv.Itoa(s.Bucket(id)), id
+}
 
 // OutboxKey returns the Redis key of the outbox saved with version of a
 // customer's record in single-key mode (and by earlier versions in both
-// modes). It shares the record key's hash tag.
+// modes). It has the hash tag of the customer's single-key record key
+// (RecordKey).
 func (s *Redis) OutboxKey(id string, version uint64) string {
 	return s.cfg.Prefix + "o:{" + id + "}:" + strconv.FormatUint(version, 10)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,33 @@ func newStore(t *testing.T, c redis.UniversalClient, cfg state.Config) *state.Re
 	return s
 }
 
+// rawRecord reads a customer's stored record value where RecordKey names
+// it: an HGET of its bucket's field, or a GET in single-key mode.
+func rawRecord(t *testing.T, c redis.Cmdable, s *state.Redis, id string) ([]byte, error) {
+	t.Helper()
+	key, field := s.RecordKey(id)
+	if field == "" {
+		return c.Get(t.Context(), key).Bytes()
+	}
+	return c.HGet(t.Context(), key, field).Bytes()
+}
+
+// setRawRecord stores v as a customer's record value where RecordKey
+// names it.
+func setRawRecord(t *testing.T, c redis.Cmdable, s *state.Redis, id string, v []byte) {
+	t.Helper()
+	key, field := s.RecordKey(id)
+	var err error
+	if field == "" {
+		err = c.Set(t.Context(), key, v, 0).Err()
+	} else {
+		err = c.HSet(t.Context(), key, field, v).Err()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // roundTrips counts commands and pipelines sent, each one round trip.
 type roundTrips struct{ n atomic.Int64 }
 
@@ -132,8 +160,16 @@ func TestNewRedisConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Key("cust-1"); got != "hs:c:{cust-1}" {
-		t.Errorf("Key = %q", got)
+	key, field := s.RecordKey("cust-1")
+	if want := "hs:c:" + strconv.Itoa(s.Bucket("cust-1")); key != want || field != "cust-1" {
+		t.Errorf("RecordKey = %q, %q; want %q, %q", key, field, want, "cust-1")
+	}
+	single, err := state.NewRedis(c, state.Config{SingleKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, field := single.RecordKey("cust-1"); key != "hs:c:{cust-1}" || field != "" {
+		t.Errorf("single-key RecordKey = %q, %q", key, field)
 	}
 	if got := s.BandKey(state.BandRed); got != "hs:band:red" {
 		t.Errorf("BandKey = %q", got)
@@ -197,12 +233,25 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			len(got.Offsets) != 2 || got.Offsets[state.Partition{Topic: "events", Partition: 2}] != 41 {
 			t.Fatalf("Get = %+v", got)
 		}
-		// One key per customer, hash-tagged; ids with braces too.
+		// Single-key mode: one key per customer, hash-tagged; ids with
+		// braces too. Else a field of the customer's bucket hash, and no
+		// key of its own.
 		mustSave(t, s, state.Write{ID: "a}b{c", Rec: state.Record{Band: state.BandGreen}})
 		for _, id := range []string{"c1", "a}b{c"} {
-			n, err := c.Exists(t.Context(), cfg.Prefix+"c:{"+id+"}").Result()
-			if err != nil || n != 1 {
-				t.Errorf("key of %q: exists=%d, %v", id, n, err)
+			own, err := c.Exists(t.Context(), cfg.Prefix+"c:{"+id+"}").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cfg.SingleKey {
+				bucket := cfg.Prefix + "c:" + strconv.Itoa(s.Bucket(id))
+				if n, err := c.HExists(t.Context(), bucket, id).Result(); err != nil || !n || own != 0 {
+					t.Errorf("record of %q: field of %s %v (%v), key of its own %d", id, bucket, n, err, own)
+				}
+				if v, err := rawRecord(t, c, s, id); err != nil || len(v) == 0 {
+					t.Errorf("HGET of %q: %q, %v", id, v, err)
+				}
+			} else if own != 1 {
+				t.Errorf("key of %q: exists=%d", id, own)
 			}
 		}
 		if r, err := s.Get(t.Context(), "a}b{c"); err != nil || r.Version != 1 || r.Band != state.BandGreen {
@@ -621,7 +670,7 @@ func testIndexRepair(t *testing.T, passes int) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		ctx := t.Context()
 		slow := newClient()
-		fast := newStore(t, newClient(), cfg)
+		fast := newStore(t, newClient(), state.Config{Prefix: cfg.Prefix, SingleKey: true})
 		// The slow writer saves version 1 (red); before it writes the index,
 		// the fast writer saves version 2 (green) and indexes it. The slow
 		// writer's index write then puts the customer back in red, and its

@@ -71,7 +71,7 @@ func TestTopicIDs(t *testing.T) {
 		s1, s2 := newStore(t, c, cfg), newStore(t, newClient(), cfg)
 		a := offsets("events", 0, 5, "events", 7, 1<<40, "billing", 3, 7)
 		mustSave(t, s1, state.Write{ID: "a", Rec: state.Record{Offsets: a, Data: []byte("x")}})
-		raw, err := c.Get(ctx, s1.Key("a")).Bytes()
+		raw, err := rawRecord(t, c, s1, "a")
 		if err != nil || strings.Contains(string(raw), "events") || strings.Contains(string(raw), "billing") {
 			t.Fatalf("stored value %q (%v) names its topics", raw, err)
 		}
@@ -93,14 +93,12 @@ func TestTopicIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Set(ctx, s1.Key("c"), v, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+		setRawRecord(t, c, s1, "c", v)
 		if got := mustLoad(t, s1, "c")[0]; got.Version != 1 || !maps.Equal(got.Offsets, legacy) {
 			t.Fatalf("named record: %+v", got)
 		}
 		mustSave(t, s1, state.Write{ID: "c", Expected: 1, Rec: state.Record{Offsets: legacy, Score: 50, Band: state.BandYellow}})
-		if raw, err := c.Get(ctx, s1.Key("c")).Bytes(); err != nil || len(raw) >= len(v) || strings.Contains(string(raw), "legacy") {
+		if raw, err := rawRecord(t, c, s1, "c"); err != nil || len(raw) >= len(v) || strings.Contains(string(raw), "legacy") {
 			t.Fatalf("rewritten named record: %q (%v), was %d bytes", raw, err, len(v))
 		}
 		if got := mustLoad(t, s2, "c")[0]; got.Version != 2 || !maps.Equal(got.Offsets, legacy) {
@@ -216,7 +214,7 @@ func TestSingleKeyKeepsTopicNames(t *testing.T) {
 	if n, err := c.Exists(t.Context(), s.TopicsKey()).Result(); err != nil || n != 0 {
 		t.Fatalf("single-key mode wrote the topic list (exists %d, %v)", n, err)
 	}
-	raw, err := c.Get(t.Context(), s.Key("a")).Bytes()
+	raw, err := rawRecord(t, c, s, "a")
 	if err != nil || !bytes.Contains(raw, []byte("first")) {
 		t.Fatalf("the record does not name its topic: %q (%v)", raw, err)
 	}
