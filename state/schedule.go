@@ -73,14 +73,18 @@ func (s *Redis) DueMinKey(shard int) string { return s.dueShardPrefix(shard) + "
 // shard and their bounds in the shard's index KEYS[1]. ARGV holds, for each
 // bucket key in order: its bucket number, the number n of its entries, then
 // n pairs of due Unix ms and customer id. Each entry is ZADD LT into its
-// bucket, and the bucket's bound ZADD LT to the least of them, so the bound
-// stays at or below the bucket's minimum.
+// bucket; the bound of a bucket where one changed is lowered (ZADD LT, one
+// command for the shard) to the least of its entries, so a bound stays at
+// or below its bucket's minimum. A bucket where nothing changed keeps its
+// minimum and its bound.
 var scheduleScript = redis.NewScript(`
 local a = 1
+local bounds = {}
 for j = 2, #KEYS do
   local b, n = ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
   local lo, los
+  local changed = 0
   for c = 0, n - 1, 200 do
     local zs = {}
     for i = c, math.min(n, c + 200) - 1 do
@@ -90,11 +94,15 @@ for j = 2, #KEYS do
       local v = tonumber(sc)
       if not lo or v < lo then lo, los = v, sc end
     end
-    redis.call('ZADD', KEYS[j], 'LT', unpack(zs))
+    changed = changed + redis.call('ZADD', KEYS[j], 'LT', 'CH', unpack(zs))
   end
   a = a + 2 * n
-  redis.call('ZADD', KEYS[1], 'LT', los, b)
+  if changed > 0 then
+    bounds[#bounds + 1] = los
+    bounds[#bounds + 1] = b
+  end
 end
+if #bounds > 0 then redis.call('ZADD', KEYS[1], 'LT', unpack(bounds)) end
 return 1
 `)
 
@@ -244,16 +252,17 @@ func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Due) error
 // reading only the buckets whose bound has passed, and returns the count
 // and the earliest of their due times (0 when none is due).
 var dueStatsScript = redis.NewScript(`
-local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
 local due, oldest = 0, 0
-for _, b in ipairs(bs) do
-  local k = ARGV[2] .. b
+for i = 1, #bs, 2 do
+  local k = ARGV[2] .. bs[i]
   local n = redis.call('ZCOUNT', k, '-inf', ARGV[1])
-  if n > 0 then
-    due = due + n
+  -- A bucket whose bound is not before the oldest found has no older one.
+  if n > 0 and (oldest == 0 or tonumber(bs[i + 1]) < oldest) then
     local first = tonumber(redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')[2])
     if oldest == 0 or first < oldest then oldest = first end
   end
+  due = due + n
 end
 return {due, oldest}
 `)
@@ -285,42 +294,77 @@ func (s *Redis) DueStats(ctx context.Context, nowMs int64) (due int64, oldestMs 
 	return due, oldestMs, nil
 }
 
-// dueBeforeScript returns, as id and due-time pairs in no particular order,
-// the ARGV[2] soonest customers (ties by id) due at or before ARGV[1] in the
-// shard whose bucket index is KEYS[1] (bucket keys ARGV[3]..<bucket>). It
-// reads the buckets by their bound, earliest first, each up to ARGV[2]
-// entries no later than the ARGV[2]-th soonest found so far, and stops at
-// the first bound past that: that bucket and the later ones hold nothing
-// sooner.
+// dueBeforeScript returns, as id and due-time pairs in no order, a set of
+// customers due at or before ARGV[1] in the shard whose bucket index is
+// KEYS[1] (bucket keys ARGV[3]..<bucket>) that holds the shard's ARGV[2]
+// soonest (ties by id): every customer due before a threshold T, and those
+// due at T (at most 2*ARGV[2], else exactly the ARGV[2] soonest). T starts
+// at ARGV[1] and is then the ARGV[2]-th soonest due time read so far (a
+// max-heap of the ARGV[2] soonest) as the buckets are read, in the order
+// of their bounds, each up to ARGV[2] entries no later than T; the walk
+// stops at the first bound past T, as that bucket and the later ones hold
+// nothing before it.
 var dueBeforeScript = redis.NewScript(`
 local n = tonumber(ARGV[2])
 local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
-local got = {}
-local limit, lim = ARGV[1], tonumber(ARGV[1])
-local function before(x, y)
-  if x[2] ~= y[2] then return x[2] < y[2] end
-  return x[1] < y[1]
-end
-local function trim()
-  table.sort(got, before)
-  if #got >= n then
-    local kept = {}
-    for i = 1, n do kept[i] = got[i] end
-    got = kept
-    limit, lim = got[n][3], got[n][2]
+local ids, scs, nums, c = {}, {}, {}, 0
+local tn = tonumber(ARGV[1])
+local hp, hn = {}, 0
+for i = 1, #bs, 2 do
+  if tonumber(bs[i + 1]) > tn then break end
+  local es = redis.call('ZRANGEBYSCORE', ARGV[3] .. bs[i], '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', 0, n)
+  for j = 1, #es, 2 do
+    local v = tonumber(es[j + 1])
+    if v <= tn then
+      c = c + 1
+      ids[c], scs[c], nums[c] = es[j], es[j + 1], v
+      if hn < n then
+        hn = hn + 1
+        hp[hn] = v
+        local k = hn
+        while k > 1 do
+          local p = math.floor(k / 2)
+          if hp[p] >= hp[k] then break end
+          hp[p], hp[k] = hp[k], hp[p]
+          k = p
+        end
+        if hn == n then tn = hp[1] end
+      elseif v < hp[1] then
+        hp[1] = v
+        local k = 1
+        while true do
+          local m, l, r = k, 2 * k, 2 * k + 1
+          if l <= hn and hp[l] > hp[m] then m = l end
+          if r <= hn and hp[r] > hp[m] then m = r end
+          if m == k then break end
+          hp[m], hp[k] = hp[k], hp[m]
+          k = m
+        end
+        tn = hp[1]
+      end
+    end
   end
 end
-for i = 1, #bs, 2 do
-  if tonumber(bs[i + 1]) > lim then break end
-  local es = redis.call('ZRANGEBYSCORE', ARGV[3] .. bs[i], '-inf', limit, 'WITHSCORES', 'LIMIT', 0, n)
-  for j = 1, #es, 2 do got[#got + 1] = {es[j], tonumber(es[j + 1]), es[j + 1]} end
-  if #got >= 2 * n then trim() end
+local kept = {}
+for i = 1, c do
+  if nums[i] <= tn then kept[#kept + 1] = i end
 end
-trim()
 local out = {}
-for _, e in ipairs(got) do
-  out[#out + 1] = e[1]
-  out[#out + 1] = e[3]
+if #kept > 2 * n then
+  -- Many tie at T: keep the n soonest, ties by id.
+  local es = {}
+  for k, i in ipairs(kept) do es[k] = {nums[i], ids[i], scs[i]} end
+  table.sort(es, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    return x[2] < y[2]
+  end)
+  for i = 1, n do
+    out[2 * i - 1], out[2 * i] = es[i][2], es[i][3]
+  end
+  return out
+end
+for k, i in ipairs(kept) do
+  out[2 * k - 1], out[2 * k] = ids[i], scs[i]
 end
 return out
 `)
@@ -328,9 +372,9 @@ return out
 // DueBefore returns the customers due at or before untilMs, soonest first
 // (ties by id), at most limit of them, and whether more are due in that
 // window: one pipelined round trip of a script per shard, each returning
-// the shard's limit+1 soonest (it reads the buckets in the order of the
-// shard's index, and stops where their bounds pass the limit+1-th soonest
-// found). A customer whose score, receiving no event, will need publishing
+// a set that holds the shard's limit+1 soonest (it reads the shard's
+// buckets in the order of their bounds, and stops where the bounds pass
+// the limit+1-th soonest read). A customer whose score, receiving no event, will need publishing
 // at some instant is due at or before that instant (see ScheduleEarlier),
 // so this lists every customer whose band can change by untilMs; a claimed
 // customer is listed at its lease's expiry.
@@ -357,9 +401,9 @@ func (s *Redis) DueBefore(ctx context.Context, untilMs int64, limit int) (ds []D
 	if err != nil {
 		return nil, false, fmt.Errorf("cannot read the schedule: %w", err)
 	}
-	// Each shard gave its limit+1 soonest: a shard's unread entries come
-	// after limit+1 of its own, so the first limit here are the first
-	// limit overall.
+	// Each shard gave at least its limit+1 soonest: a shard's unread
+	// entries come after limit+1 of its own, so the first limit here are
+	// the first limit overall.
 	slices.SortFunc(ds, func(a, b Due) int {
 		if a.At != b.At {
 			return cmp.Compare(a.At, b.At)

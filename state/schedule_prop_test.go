@@ -71,7 +71,8 @@ func TestScheduleModel(t *testing.T) {
 				case 0: // an event batch
 					var ds []state.Due
 					for range rapid.IntRange(1, 10).Draw(rt, "n") {
-						d := state.Due{ID: rapid.SampledFrom(ids).Draw(rt, "id"), At: now + rapid.Int64Range(-50, 400).Draw(rt, "in")}
+						// Coarse times: many customers share one, so listings cut within ties.
+						d := state.Due{ID: rapid.SampledFrom(ids).Draw(rt, "id"), At: now + 25*rapid.Int64Range(-2, 16).Draw(rt, "in")}
 						ds = append(ds, d)
 						if at, ok := model[d.ID]; !ok || d.At < at {
 							model[d.ID] = d.At
@@ -127,7 +128,7 @@ func TestScheduleModel(t *testing.T) {
 						}
 						d := state.Due{ID: id}
 						if rapid.IntRange(0, 2).Draw(rt, "next") > 0 {
-							d.At = now + rapid.Int64Range(1, 500).Draw(rt, "at")
+							d.At = now + 25*rapid.Int64Range(1, 20).Draw(rt, "at")
 						}
 						ds = append(ds, d)
 						if model[id] == cl.lease { // else an event batch or a later claim won
@@ -186,7 +187,7 @@ func checkSchedule(rt *rapid.T, ctx context.Context, rdb *redis.Client, s *state
 		rt.Fatalf("DueStats(%d) = %d, oldest %d; model: %v", now, n, oldest, due)
 	}
 	until := now + rapid.Int64Range(-100, 600).Draw(rt, "until")
-	limit := rapid.IntRange(1, 12).Draw(rt, "forecastLimit")
+	limit := rapid.IntRange(1, 8).Draw(rt, "forecastLimit")
 	want := model.dueAt(until)
 	wantMore := len(want) > limit
 	want = want[:min(limit, len(want))]
