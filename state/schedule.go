@@ -300,21 +300,24 @@ func (s *Redis) DueStats(ctx context.Context, nowMs int64) (due int64, oldestMs 
 // soonest (ties by id): every customer due before a threshold T, and those
 // due at T (at most 2*ARGV[2], else exactly the ARGV[2] soonest). T starts
 // at ARGV[1] and is then the ARGV[2]-th soonest due time read so far (a
-// max-heap of the ARGV[2] soonest) as the buckets are read, in the order
-// of their bounds, each up to ARGV[2] entries no later than T; the walk
-// stops at the first bound past T, as that bucket and the later ones hold
-// nothing before it.
+// max-heap of the ARGV[2] soonest). The buckets are read in the order of
+// their bounds, first a few entries each (about ARGV[2] in all) and then,
+// from those where that was not all, the rest no later than T, up to
+// ARGV[2]; the first pass stops at the first bound past T and the second
+// skips a bucket whose last entry read is past T: they hold nothing before
+// it.
 var dueBeforeScript = redis.NewScript(`
 local n = tonumber(ARGV[2])
 local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
 local ids, scs, nums, c = {}, {}, {}, 0
 local tn = tonumber(ARGV[1])
 local hp, hn = {}, 0
-for i = 1, #bs, 2 do
-  if tonumber(bs[i + 1]) > tn then break end
-  local es = redis.call('ZRANGEBYSCORE', ARGV[3] .. bs[i], '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', 0, n)
+-- add takes the entries es (ZRANGEBYSCORE WITHSCORES) no later than T and
+-- lowers T; it returns the score of the last.
+local function add(es)
+  local v
   for j = 1, #es, 2 do
-    local v = tonumber(es[j + 1])
+    v = tonumber(es[j + 1])
     if v <= tn then
       c = c + 1
       ids[c], scs[c], nums[c] = es[j], es[j + 1], v
@@ -343,6 +346,21 @@ for i = 1, #bs, 2 do
         tn = hp[1]
       end
     end
+  end
+  return v
+end
+local function bucket(i) return ARGV[3] .. bs[i] end
+local first = math.min(n, math.floor(2 * n / math.max(1, #bs)) + 2)
+local more = {}
+for i = 1, #bs, 2 do
+  if tonumber(bs[i + 1]) > tn then break end
+  local es = redis.call('ZRANGEBYSCORE', bucket(i), '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', 0, first)
+  local last = add(es)
+  if #es == 2 * first then more[#more + 1] = {i, last} end
+end
+for _, m in ipairs(more) do
+  if m[2] <= tn then
+    add(redis.call('ZRANGEBYSCORE', bucket(m[1]), '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', first, n))
   end
 end
 local kept = {}
