@@ -29,8 +29,10 @@ import (
 //     at the buckets whose bound has passed; a bound too low only costs a
 //     look (the claim then sets it exactly).
 //
-// The claim script finds its buckets in :min and so reads keys it is not
-// given (the shard's buckets): they are in the slot of the key it is given.
+// The claim, DueStats and DueBefore scripts find their buckets in :min and
+// so read keys they are not given (the shard's buckets): those are in the
+// slot of the key they are given, which Redis Cluster allows (checked on
+// redis-server 7.0).
 //
 // Due times may be earlier than necessary (a harmless wake-up: the sweeper
 // evaluates, publishes nothing and reschedules), never later: event batches
