@@ -55,7 +55,7 @@ func (h *harness) startSweeping(group string, clock *fakeClock) *Consumer {
 // due returns the customer's scheduled Unix ms, 0 when unscheduled.
 func (h *harness) due(id string) int64 {
 	h.t.Helper()
-	z, err := h.rdb.ZScore(context.Background(), h.store.DueKey(h.store.Shard(id)), id).Result()
+	z, err := h.rdb.ZScore(context.Background(), h.store.DueKey(h.store.Bucket(id)), id).Result()
 	if err != nil {
 		return 0
 	}

@@ -35,6 +35,12 @@
 // customer's hash tag, so each outbox has its own key, <prefix>o:{<id>}:<version>
 // (format 2, as earlier versions wrote in both modes; still read).
 //
+// The decay schedule (schedule.go) is the same in both modes: per shard N,
+// a sorted set per bucket of customers by due time,
+// <prefix>due:{N}:<bucket>, and an index of the shard's buckets by a lower
+// bound of their earliest due time, <prefix>due:{N}:min; a shard's keys
+// share the hash tag {N}, so its scripts touch one cluster slot.
+//
 // # Modes
 //
 // On a single server (the default) the store batches: loads are one

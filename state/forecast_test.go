@@ -29,6 +29,10 @@ func TestDueBefore(t *testing.T) {
 		if err := s.ScheduleEarlier(ctx, ds); err != nil {
 			t.Fatal(err)
 		}
+		// The first call also loads the script into the server.
+		if _, _, err := s.DueBefore(ctx, 1960, 1000); err != nil {
+			t.Fatal(err)
+		}
 		before := rt.n.Load()
 		got, more, err := s.DueBefore(ctx, 1960, 1000)
 		if err != nil {

@@ -13,10 +13,26 @@ import (
 
 // The schedule holds, for customers whose score will need publishing with
 // no new event (decay crossing a band or moving decay_step points), the
-// instant that happens. It is sharded over sorted sets <prefix>due:{N}
-// (member = customer id, score = due Unix ms); every command touches one
-// shard, so it is Redis Cluster safe. A customer is always in the same
-// shard.
+// instant that happens. It has two levels per shard N (Shards shards), all
+// of whose keys share the hash tag {N}, so every script touches one Redis
+// Cluster slot:
+//
+//   - bucket sorted sets <prefix>due:{N}:<bucket> (member = customer id,
+//     score = due Unix ms), one per bucket of the shard (bucket =
+//     Bucket(id), N = bucket % Shards): about 60 members each at 1M
+//     customers, so Redis keeps them as compact listpacks;
+//   - one sorted set <prefix>due:{N}:min per shard (member = bucket number,
+//     score = a lower bound of that bucket's earliest due time). A bucket
+//     with members always has an entry; the bound may be lower than the
+//     bucket's true minimum (after a release moved or removed its earliest
+//     member), never higher, so a due customer is always found by looking
+//     at the buckets whose bound has passed; a bound too low only costs a
+//     look (the claim then sets it exactly).
+//
+// The claim, DueStats and DueBefore scripts find their buckets in :min and
+// so read keys they are not given (the shard's buckets): those are in the
+// slot of the key they are given, which Redis Cluster allows (checked on
+// redis-server 7.0).
 //
 // Due times may be earlier than necessary (a harmless wake-up: the sweeper
 // evaluates, publishes nothing and reschedules), never later: event batches
@@ -39,60 +55,170 @@ func (s *Redis) Shard(id string) int { return s.Bucket(id) % s.cfg.Shards }
 // Shards returns the number of schedule shards.
 func (s *Redis) Shards() int { return s.cfg.Shards }
 
-// DueKey returns the Redis key of a schedule shard.
-func (s *Redis) DueKey(shard int) string {
-	return s.cfg.Prefix + "due:{" + strconv.Itoa(shard) + "}"
+// dueShardPrefix is the prefix of every schedule key of a shard, with its
+// hash tag: <prefix>due:{N}:.
+func (s *Redis) dueShardPrefix(shard int) string {
+	return s.cfg.Prefix + "due:{" + strconv.Itoa(shard) + "}:"
 }
 
+// DueKey returns the Redis key of a schedule bucket (a sorted set of its
+// customers by due time), in shard bucket % Shards.
+func (s *Redis) DueKey(bucket int) string {
+	return s.dueShardPrefix(bucket%s.cfg.Shards) + strconv.Itoa(bucket)
+}
+
+// DueMinKey returns the Redis key of a shard's bucket index: a sorted set
+// of its scheduled buckets by a lower bound of their earliest due time.
+func (s *Redis) DueMinKey(shard int) string { return s.dueShardPrefix(shard) + "min" }
+
+// scheduleScript moves customers earlier in the buckets KEYS[2..] of one
+// shard and their bounds in the shard's index KEYS[1]. ARGV holds, for each
+// bucket key in order: its bucket number, the number n of its entries, then
+// n pairs of due Unix ms and customer id. Each entry is ZADD LT into its
+// bucket; the bound of a bucket where one changed is lowered (ZADD LT, one
+// command for the shard) to the least of its entries, so a bound stays at
+// or below its bucket's minimum. A bucket where nothing changed keeps its
+// minimum and its bound.
+var scheduleScript = redis.NewScript(`
+local a = 1
+local bounds = {}
+for j = 2, #KEYS do
+  local b, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  local lo, los
+  local changed = 0
+  for c = 0, n - 1, 200 do
+    local zs = {}
+    for i = c, math.min(n, c + 200) - 1 do
+      local sc = ARGV[a + 2 * i]
+      zs[#zs + 1] = sc
+      zs[#zs + 1] = ARGV[a + 2 * i + 1]
+      local v = tonumber(sc)
+      if not lo or v < lo then lo, los = v, sc end
+    end
+    changed = changed + redis.call('ZADD', KEYS[j], 'LT', 'CH', unpack(zs))
+  end
+  a = a + 2 * n
+  if changed > 0 then
+    bounds[#bounds + 1] = los
+    bounds[#bounds + 1] = b
+  end
+end
+if #bounds > 0 then redis.call('ZADD', KEYS[1], 'LT', unpack(bounds)) end
+return 1
+`)
+
 // ScheduleEarlier sets each customer's due time, unless it already has an
-// earlier one (one pipelined round trip of one ZADD LT per shard touched).
+// earlier one: one pipelined round trip of one script per shard touched
+// (per batchChunk customers of a shard), which lowers the bucket index
+// with the entries.
 func (s *Redis) ScheduleEarlier(ctx context.Context, ds []Due) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	byShard := make([][]redis.Z, s.cfg.Shards)
+	// One entry per customer, its earliest: one ZADD LT naming a member
+	// twice keeps the earlier on Redis but the last on miniredis.
+	earliest := make(map[string]int64, len(ds))
 	for _, d := range ds {
-		k := s.Shard(d.ID)
-		byShard[k] = append(byShard[k], redis.Z{Score: float64(d.At), Member: d.ID})
-	}
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for k, zs := range byShard {
-			for start := 0; start < len(zs); start += batchChunk {
-				p.ZAddLT(ctx, s.DueKey(k), zs[start:min(start+batchChunk, len(zs))]...)
-			}
+		if at, ok := earliest[d.ID]; !ok || d.At < at {
+			earliest[d.ID] = d.At
 		}
-		return nil
+	}
+	byBucket := map[int][]Due{}
+	for id, at := range earliest {
+		b := s.Bucket(id)
+		byBucket[b] = append(byBucket[b], Due{ID: id, At: at})
+	}
+	buckets := make([]int, 0, len(byBucket))
+	for b := range byBucket {
+		buckets = append(buckets, b)
+	}
+	// Group the buckets by shard, and cut each shard's entries into calls
+	// of about batchChunk entries (a bucket is never split).
+	slices.SortFunc(buckets, func(a, b int) int {
+		return cmp.Or(cmp.Compare(a%s.cfg.Shards, b%s.cfg.Shards), cmp.Compare(a, b))
 	})
+	type call struct {
+		keys []string
+		argv []any
+	}
+	var calls []call
+	var cur *call
+	n := 0
+	for i, b := range buckets {
+		shard := b % s.cfg.Shards
+		if cur == nil || n >= batchChunk || shard != buckets[i-1]%s.cfg.Shards {
+			calls = append(calls, call{keys: []string{s.DueMinKey(shard)}})
+			cur, n = &calls[len(calls)-1], 0
+		}
+		entries := byBucket[b]
+		cur.keys = append(cur.keys, s.DueKey(b))
+		cur.argv = append(cur.argv, b, len(entries))
+		for _, d := range entries {
+			cur.argv = append(cur.argv, d.At, d.ID)
+		}
+		n += len(entries)
+	}
+	err := s.evalEach(ctx, scheduleScript, len(calls), func(i int) ([]string, []any) {
+		return calls[i].keys, calls[i].argv
+	}, func(_ int, cmd *redis.Cmd) error { return cmd.Err() })
 	if err != nil {
 		return fmt.Errorf("cannot schedule customers: %w", err)
 	}
 	return nil
 }
 
-// claimScript takes up to ARGV[3] members due at or before ARGV[1] and moves
-// them to ARGV[2] (the claim's expiry), returning them. A claimed customer
-// whose sweeper dies is claimed again when the lease ends.
+// claimScript takes up to ARGV[3] customers due at or before ARGV[1] from
+// the shard whose bucket index is KEYS[1] (bucket keys ARGV[4]..<bucket>),
+// moves them to ARGV[2] (the claim's expiry, after ARGV[1]) and returns
+// them. It visits the buckets whose bound has passed, earliest bound
+// first; each visited bucket's bound is then set to its exact minimum
+// (removed when it is empty). A visited bucket leaves the passed bounds
+// (its due customers are leased past ARGV[1]) unless the limit is reached,
+// so the loop ends. A claimed customer whose sweeper dies is claimed again
+// when the lease ends.
 var claimScript = redis.NewScript(`
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
+local left = tonumber(ARGV[3])
+local out = {}
+while left > 0 do
+  local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
+  if #bs == 0 then break end
+  local k = ARGV[4] .. bs[1]
+  local ids = redis.call('ZRANGEBYSCORE', k, '-inf', ARGV[1], 'LIMIT', 0, left)
+  for _, id in ipairs(ids) do
+    redis.call('ZADD', k, ARGV[2], id)
+    out[#out + 1] = id
+  end
+  left = left - #ids
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', KEYS[1], bs[1])
+  else
+    redis.call('ZADD', KEYS[1], first[2], bs[1])
+  end
 end
-return ids
+return out
 `)
 
 // Claim takes up to limit customers of a shard due at or before nowMs, and
-// leases them until leaseUntilMs.
+// leases them until leaseUntilMs, which must be after nowMs.
 func (s *Redis) Claim(ctx context.Context, shard int, nowMs, leaseUntilMs int64, limit int) ([]string, error) {
-	ids, err := claimScript.Run(ctx, s.c, []string{s.DueKey(shard)}, nowMs, leaseUntilMs, limit).StringSlice()
+	if leaseUntilMs <= nowMs {
+		return nil, fmt.Errorf("cannot claim due customers of shard %d: the lease (%d) must end after now (%d)", shard, leaseUntilMs, nowMs)
+	}
+	ids, err := claimScript.Run(ctx, s.c, []string{s.DueMinKey(shard)}, nowMs, leaseUntilMs, limit, s.dueShardPrefix(shard)).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim due customers of shard %d: %w", shard, err)
 	}
 	return ids, nil
 }
 
-// releaseScript sets a claimed member's due time to ARGV[2] (or removes it
-// when ARGV[2] is "-") only if its score is still the claim's ARGV[1]: an
-// event batch that moved it earlier meanwhile wins.
+// releaseScript sets a claimed member ARGV[3] of bucket KEYS[1] to due time
+// ARGV[2] (or removes it when ARGV[2] is "-") only if its score is still
+// the claim's ARGV[1]: an event batch that moved it earlier meanwhile wins.
+// A new due time lowers the bucket's bound (member ARGV[4] of the shard's
+// index KEYS[2]) to it; a removal leaves the bound, which stays a lower
+// bound.
 var releaseScript = redis.NewScript(`
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[3])
 if not cur or tonumber(cur) ~= tonumber(ARGV[1]) then return 0 end
@@ -100,6 +226,7 @@ if ARGV[2] == '-' then
   redis.call('ZREM', KEYS[1], ARGV[3])
 else
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[4])
 end
 return 1
 `)
@@ -107,86 +234,196 @@ return 1
 // Release ends claims taken at leaseUntilMs: each customer is rescheduled to
 // its At, or unscheduled when At is 0 (one pipelined round trip).
 func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Due) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, d := range ds {
-			at := "-"
-			if d.At > 0 {
-				at = strconv.FormatInt(d.At, 10)
-			}
-			releaseScript.EvalSha(ctx, p, []string{s.DueKey(s.Shard(d.ID))}, leaseUntilMs, at, d.ID)
+	err := s.evalEach(ctx, releaseScript, len(ds), func(i int) ([]string, []any) {
+		d := ds[i]
+		at := "-"
+		if d.At > 0 {
+			at = strconv.FormatInt(d.At, 10)
 		}
-		return nil
-	})
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := releaseScript.Load(ctx, s.c).Err(); err != nil {
-			return fmt.Errorf("cannot load release script: %w", err)
-		}
-		return s.Release(ctx, leaseUntilMs, ds)
-	}
+		b := s.Bucket(d.ID)
+		return []string{s.DueKey(b), s.DueMinKey(b % s.cfg.Shards)}, []any{leaseUntilMs, at, d.ID, b}
+	}, func(_ int, cmd *redis.Cmd) error { return cmd.Err() })
 	if err != nil {
 		return fmt.Errorf("cannot reschedule customers: %w", err)
 	}
 	return nil
 }
 
+// dueStatsScript counts the customers due at or before ARGV[1] in the
+// shard whose bucket index is KEYS[1] (bucket keys ARGV[2]..<bucket>),
+// reading only the buckets whose bound has passed, and returns the count
+// and the earliest of their due times (0 when none is due).
+var dueStatsScript = redis.NewScript(`
+local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+local due, oldest = 0, 0
+for i = 1, #bs, 2 do
+  local k = ARGV[2] .. bs[i]
+  local n = redis.call('ZCOUNT', k, '-inf', ARGV[1])
+  -- A bucket whose bound is not before the oldest found has no older one.
+  if n > 0 and (oldest == 0 or tonumber(bs[i + 1]) < oldest) then
+    local first = tonumber(redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')[2])
+    if oldest == 0 or first < oldest then oldest = first end
+  end
+  due = due + n
+end
+return {due, oldest}
+`)
+
 // DueStats returns how many customers are due at or before nowMs and the
-// oldest due time (0 when none), over all shards (one round trip).
+// earliest due time among them (0 when none is due), over all shards: one
+// pipelined round trip of a script per shard, which reads the buckets the
+// shard's index says may hold due customers.
 func (s *Redis) DueStats(ctx context.Context, nowMs int64) (due int64, oldestMs int64, err error) {
-	counts := make([]*redis.IntCmd, s.cfg.Shards)
-	firsts := make([]*redis.ZSliceCmd, s.cfg.Shards)
-	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range s.cfg.Shards {
-			counts[i] = p.ZCount(ctx, s.DueKey(i), "-inf", strconv.FormatInt(nowMs, 10))
-			firsts[i] = p.ZRangeWithScores(ctx, s.DueKey(i), 0, 0)
+	err = s.evalEach(ctx, dueStatsScript, s.cfg.Shards, func(i int) ([]string, []any) {
+		return []string{s.DueMinKey(i)}, []any{nowMs, s.dueShardPrefix(i)}
+	}, func(i int, cmd *redis.Cmd) error {
+		v, err := cmd.Int64Slice()
+		if err != nil {
+			return err
+		}
+		if len(v) != 2 {
+			return fmt.Errorf("shard %d: the schedule stats script returned %v", i, v)
+		}
+		due += v[0]
+		if v[1] > 0 && (oldestMs == 0 || v[1] < oldestMs) {
+			oldestMs = v[1]
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot read the schedule: %w", err)
 	}
-	for i := range s.cfg.Shards {
-		due += counts[i].Val()
-		if z := firsts[i].Val(); len(z) == 1 && (oldestMs == 0 || int64(z[0].Score) < oldestMs) {
-			oldestMs = int64(z[0].Score)
-		}
-	}
 	return due, oldestMs, nil
 }
 
+// dueBeforeScript returns, as id and due-time pairs in no order, a set of
+// customers due at or before ARGV[1] in the shard whose bucket index is
+// KEYS[1] (bucket keys ARGV[3]..<bucket>) that holds the shard's ARGV[2]
+// soonest (ties by id): every customer due before a threshold T, and those
+// due at T (at most 2*ARGV[2], else exactly the ARGV[2] soonest). T starts
+// at ARGV[1] and is then the ARGV[2]-th soonest due time read so far (a
+// max-heap of the ARGV[2] soonest). The buckets are read in the order of
+// their bounds, first a few entries each (about ARGV[2] in all) and then,
+// from those where that was not all, the rest no later than T, up to
+// ARGV[2]; the first pass stops at the first bound past T and the second
+// skips a bucket whose last entry read is past T: they hold nothing before
+// it.
+var dueBeforeScript = redis.NewScript(`
+local n = tonumber(ARGV[2])
+local bs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES')
+local ids, scs, nums, c = {}, {}, {}, 0
+local tn = tonumber(ARGV[1])
+local hp, hn = {}, 0
+-- add takes the entries es (ZRANGEBYSCORE WITHSCORES) no later than T and
+-- lowers T; it returns the score of the last.
+local function add(es)
+  local v
+  for j = 1, #es, 2 do
+    v = tonumber(es[j + 1])
+    if v <= tn then
+      c = c + 1
+      ids[c], scs[c], nums[c] = es[j], es[j + 1], v
+      if hn < n then
+        hn = hn + 1
+        hp[hn] = v
+        local k = hn
+        while k > 1 do
+          local p = math.floor(k / 2)
+          if hp[p] >= hp[k] then break end
+          hp[p], hp[k] = hp[k], hp[p]
+          k = p
+        end
+        if hn == n then tn = hp[1] end
+      elseif v < hp[1] then
+        hp[1] = v
+        local k = 1
+        while true do
+          local m, l, r = k, 2 * k, 2 * k + 1
+          if l <= hn and hp[l] > hp[m] then m = l end
+          if r <= hn and hp[r] > hp[m] then m = r end
+          if m == k then break end
+          hp[m], hp[k] = hp[k], hp[m]
+          k = m
+        end
+        tn = hp[1]
+      end
+    end
+  end
+  return v
+end
+local function bucket(i) return ARGV[3] .. bs[i] end
+local first = math.min(n, math.floor(2 * n / math.max(1, #bs)) + 2)
+local more = {}
+for i = 1, #bs, 2 do
+  if tonumber(bs[i + 1]) > tn then break end
+  local es = redis.call('ZRANGEBYSCORE', bucket(i), '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', 0, first)
+  local last = add(es)
+  if #es == 2 * first then more[#more + 1] = {i, last} end
+end
+for _, m in ipairs(more) do
+  if m[2] <= tn then
+    add(redis.call('ZRANGEBYSCORE', bucket(m[1]), '-inf', string.format('%.17g', tn), 'WITHSCORES', 'LIMIT', first, n))
+  end
+end
+local kept = {}
+for i = 1, c do
+  if nums[i] <= tn then kept[#kept + 1] = i end
+end
+local out = {}
+if #kept > 2 * n then
+  -- Many tie at T: keep the n soonest, ties by id.
+  local es = {}
+  for k, i in ipairs(kept) do es[k] = {nums[i], ids[i], scs[i]} end
+  table.sort(es, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    return x[2] < y[2]
+  end)
+  for i = 1, n do
+    out[2 * i - 1], out[2 * i] = es[i][2], es[i][3]
+  end
+  return out
+end
+for k, i in ipairs(kept) do
+  out[2 * k - 1], out[2 * k] = ids[i], scs[i]
+end
+return out
+`)
+
 // DueBefore returns the customers due at or before untilMs, soonest first
 // (ties by id), at most limit of them, and whether more are due in that
-// window (one pipelined round trip over the shards, each read up to
-// limit+1 entries). A customer whose score, receiving no event, will need
-// publishing at some instant is due at or before that instant (see
-// ScheduleEarlier), so this lists every customer whose band can change by
-// untilMs; a claimed customer is listed at its lease's expiry.
+// window: one pipelined round trip of a script per shard, each returning
+// a set that holds the shard's limit+1 soonest (it reads the shard's
+// buckets in the order of their bounds, and stops where the bounds pass
+// the limit+1-th soonest read). A customer whose score, receiving no event, will need publishing
+// at some instant is due at or before that instant (see ScheduleEarlier),
+// so this lists every customer whose band can change by untilMs; a claimed
+// customer is listed at its lease's expiry.
 func (s *Redis) DueBefore(ctx context.Context, untilMs int64, limit int) (ds []Due, more bool, err error) {
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("cannot read the schedule: limit must be positive, got %d", limit)
 	}
-	cmds := make([]*redis.ZSliceCmd, s.cfg.Shards)
-	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range s.cfg.Shards {
-			cmds[i] = p.ZRangeByScoreWithScores(ctx, s.DueKey(i), &redis.ZRangeBy{
-				Min: "-inf", Max: strconv.FormatInt(untilMs, 10), Count: int64(limit) + 1})
+	err = s.evalEach(ctx, dueBeforeScript, s.cfg.Shards, func(i int) ([]string, []any) {
+		return []string{s.DueMinKey(i)}, []any{untilMs, limit + 1, s.dueShardPrefix(i)}
+	}, func(i int, cmd *redis.Cmd) error {
+		v, err := cmd.StringSlice()
+		if err != nil {
+			return err
+		}
+		for j := 0; j+1 < len(v); j += 2 {
+			at, err := strconv.ParseInt(v[j+1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("shard %d: due time %q of %q: %w", i, v[j+1], v[j], err)
+			}
+			ds = append(ds, Due{ID: v[j], At: at})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("cannot read the schedule: %w", err)
 	}
-	for _, c := range cmds {
-		for _, z := range c.Val() {
-			id, _ := z.Member.(string)
-			ds = append(ds, Due{ID: id, At: int64(z.Score)})
-		}
-	}
-	// Each shard gave its limit+1 soonest: a shard's unread entries come
-	// after limit+1 of its own, so the first limit here are the first
-	// limit overall.
+	// Each shard gave at least its limit+1 soonest: a shard's unread
+	// entries come after limit+1 of its own, so the first limit here are
+	// the first limit overall.
 	slices.SortFunc(ds, func(a, b Due) int {
 		if a.At != b.At {
 			return cmp.Compare(a.At, b.At)
