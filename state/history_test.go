@@ -170,7 +170,7 @@ func TestHistoryOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
-			if k != s.Key("acme") && k != s.BandKey(state.BandGreen) {
+			if k != s.Key("acme") && k != s.BandKey(state.BandGreen, s.Bucket("acme")) && k != s.BandCountKey() {
 				t.Fatalf("unexpected key %q with history off", k)
 			}
 		}
