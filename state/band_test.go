@@ -14,35 +14,17 @@ import (
 // 200 bytes of scorer state here), so this is its cost per listing at those
 // band sizes with the default number of buckets.
 func BenchmarkBandListing(b *testing.B) {
-	const dataLen = 200
+	data := make([]byte, 200)
 	for _, bc := range []struct {
 		members   int
 		singleKey bool
 	}{{100_000, false}, {100_000, true}, {100, false}, {100, true}} {
-		members, singleKey := bc.members, bc.singleKey
-		b.Run(fmt.Sprintf("members=%d/single-key=%v", members, singleKey), func(b *testing.B) {
-			c, prefix := testenv.Redis(b)
-			s, err := state.NewRedis(c, state.Config{Prefix: prefix, SingleKey: singleKey})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := b.Context()
-			sess, err := s.Bind(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			data := make([]byte, dataLen)
-			for start := 0; start < members; start += 10_000 {
-				ws := make([]state.Write, min(10_000, members))
-				for i := range ws {
-					ws[i] = state.Write{ID: fmt.Sprintf("c%06d", start+i), Rec: state.Record{Score: float64((start + i) % 997), Band: state.BandRed, Data: data}}
-				}
-				if _, err := sess.Save(ctx, ws); err != nil {
-					b.Fatal(err)
-				}
-			}
+		b.Run(fmt.Sprintf("members=%d/single-key=%v", bc.members, bc.singleKey), func(b *testing.B) {
+			s := benchStore(b, bc.singleKey, bc.members, func(i int) state.Record {
+				return state.Record{Score: float64(i % 997), Band: state.BandRed, Data: data}
+			})
 			for b.Loop() {
-				ms, err := s.Band(ctx, state.BandRed, 100)
+				ms, err := s.Band(b.Context(), state.BandRed, 100)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -61,27 +43,11 @@ func BenchmarkBandCounts(b *testing.B) {
 	const members = 100_000
 	for _, singleKey := range []bool{false, true} {
 		b.Run(fmt.Sprintf("single-key=%v", singleKey), func(b *testing.B) {
-			c, prefix := testenv.Redis(b)
-			s, err := state.NewRedis(c, state.Config{Prefix: prefix, SingleKey: singleKey})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := b.Context()
-			sess, err := s.Bind(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for start := 0; start < members; start += 10_000 {
-				ws := make([]state.Write, 10_000)
-				for i := range ws {
-					ws[i] = state.Write{ID: fmt.Sprintf("c%06d", start+i), Rec: state.Record{Band: state.Bands[(start+i)%3]}}
-				}
-				if _, err := sess.Save(ctx, ws); err != nil {
-					b.Fatal(err)
-				}
-			}
+			s := benchStore(b, singleKey, members, func(i int) state.Record {
+				return state.Record{Band: state.Bands[i%len(state.Bands)]}
+			})
 			for b.Loop() {
-				counts, err := s.BandCounts(ctx)
+				counts, err := s.BandCounts(b.Context())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -91,4 +57,29 @@ func BenchmarkBandCounts(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchStore returns a store on redis-server holding n customers c000000,
+// c000001, ..., customer i's record rec(i).
+func benchStore(b *testing.B, singleKey bool, n int, rec func(i int) state.Record) *state.Redis {
+	b.Helper()
+	c, prefix := testenv.Redis(b)
+	s, err := state.NewRedis(c, state.Config{Prefix: prefix, SingleKey: singleKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := s.Bind(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for start := 0; start < n; start += 10_000 {
+		ws := make([]state.Write, min(10_000, n-start))
+		for i := range ws {
+			ws[i] = state.Write{ID: fmt.Sprintf("c%06d", start+i), Rec: rec(start + i)}
+		}
+		if _, err := sess.Save(b.Context(), ws); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
 }

@@ -93,7 +93,7 @@ func (s *Redis) CheckLayout(ctx context.Context) (Listpack, error) {
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Listpack{}, fmt.Errorf("cannot read the state layout (%s): %w", s.LayoutKey(), err)
 	case err != nil:
-		n, err := s.c.Exists(ctx, s.cfg.Prefix+"band:red", s.cfg.Prefix+"band:yellow", s.cfg.Prefix+"band:green").Result()
+		n, err := s.legacyBandMembers(ctx)
 		if err != nil {
 			return Listpack{}, fmt.Errorf("cannot check for state in an earlier layout: %w", err)
 		}
@@ -107,6 +107,28 @@ func (s *Redis) CheckLayout(ctx context.Context) (Listpack, error) {
 		return s.CheckLayout(ctx)
 	}
 	return s.listpack(ctx), nil
+}
+
+// legacyBandMembers returns the number of members of the earlier layout's
+// band index, the sorted sets <prefix>band:red, yellow and green: ZCARD,
+// one key per command (Cluster-safe: the three are in different slots),
+// and a command the documented ACL rule grants (for the overrides).
+func (s *Redis) legacyBandMembers(ctx context.Context) (int64, error) {
+	cmds := make([]*redis.IntCmd, len(Bands))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, b := range Bands {
+			cmds[i] = p.ZCard(ctx, s.cfg.Prefix+"band:"+b)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
 }
 
 // listpack reads the listpack limits and says what to change.
