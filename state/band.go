@@ -217,10 +217,11 @@ func (h *lowest) offer(m Member, limit int) {
 // keeps exact with the index, atomically. In single-key mode no key could
 // be written atomically with the index (another slot), so it sums the
 // sizes of every bucket's hash (HLEN, bandKeysPerTrip keys per round trip:
-// 3 × Buckets / 1024 round trips; at the default 16384 buckets about 0.12 s
-// and 40 ms of Redis CPU per call on the 2-core test machine, against 0.1 ms
-// for the HMGET), exact for the index at the time of each read; that index is derived and can briefly hold a stale entry after
-// a crash between the state write and the index update. Either way the
+// 3 × Buckets / 1024 round trips; at the default 16384 buckets about
+// 0.1-0.2 s and 40 ms of Redis CPU per call on the 2-core test machine,
+// against 0.1 ms for the HMGET), exact for the index at the time of each
+// read; that index is derived and can briefly hold a stale entry after a
+// crash between the state write and the index update. Either way the
 // counts are for dashboards, not for decisions.
 func (s *Redis) BandCounts(ctx context.Context) (map[string]int64, error) {
 	out := make(map[string]int64, len(Bands))
