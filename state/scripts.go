@@ -98,16 +98,18 @@ var saveScript = redis.NewScript(saveLua)
 // and band index keys are not declared: this script runs on single servers
 // only); an applied write that changes the customer's band (or gives it its
 // first) also moves it in the band index, so record and index change
-// together: an HDEL from the old band's hash of its bucket, an HSET into
-// the new one's, and for each that changed the hash an HINCRBY of that
-// band's field in KEYS[1] (so the counts are the index's sizes, exactly). A
-// write within the band leaves the index alone. The outboxes of the applied
+// together: an HDEL from the old band's hash of its bucket and an HSET into
+// the new one's; what these changed (their replies: 1 entry removed, 1
+// added) is summed per band and added to that band's field of KEYS[1] at
+// the end, one HINCRBY per band that changed (so the counts are the index's
+// sizes, exactly). A write within the band leaves the index alone. The outboxes of the applied
 // writes (only those: a lost compare-and-set leaves nothing behind) go into
 // ARGV[3] with one HSET, field customer id. Returns one 1 (applied) or 0
 // (conflict) per write.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
 local bands = {$BAND_NAMES}
+local counts = {0, 0, 0} -- per band byte, the index entries this call added less those it removed
 local out = {}
 local outboxes = {} -- customer id -> outbox of its last applied write
 for i = 2, #KEYS do
@@ -131,12 +133,8 @@ for i = 2, #KEYS do
     local ob = 0
     if cur then ob = string.byte(cur, $BAND_POS) end
     if ob ~= nb then
-      if bands[ob] and redis.call('HDEL', ARGV[4] .. bands[ob] .. ':' .. ARGV[j+4], ARGV[j+3]) == 1 then
-        redis.call('HINCRBY', KEYS[1], bands[ob], -1)
-      end
-      if bands[nb] and redis.call('HSET', ARGV[4] .. bands[nb] .. ':' .. ARGV[j+4], ARGV[j+3], '') == 1 then
-        redis.call('HINCRBY', KEYS[1], bands[nb], 1)
-      end
+      if bands[ob] then counts[ob] = counts[ob] - redis.call('HDEL', ARGV[4] .. bands[ob] .. ':' .. ARGV[j+4], ARGV[j+3]) end
+      if bands[nb] then counts[nb] = counts[nb] + redis.call('HSET', ARGV[4] .. bands[nb] .. ':' .. ARGV[j+4], ARGV[j+3], '') end
     end
     out[#out+1] = 1
   else
@@ -149,6 +147,9 @@ for id, outbox in pairs(outboxes) do
   fields[#fields+1] = outbox
 end
 if #fields > 0 then redis.call('HSET', ARGV[3], unpack(fields)) end
+for b, d in ipairs(counts) do
+  if d ~= 0 then redis.call('HINCRBY', KEYS[1], bands[b], d) end
+end
 return out
 `)
 
