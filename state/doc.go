@@ -83,20 +83,26 @@
 //
 // # Band index
 //
-// Sorted sets <prefix>band:red|yellow|green let readers list the least
-// healthy customers. In the default mode the save script moves a customer
-// in them, atomically with its record, only when its band changes (or it
-// gets its first), so a member's score there is the score at which it
-// entered the band. In single-key mode the index is derived: it is
-// updated after the records are saved, at every applied save (with the
-// current score), and can lag behind the records after a crash between the
-// two steps (or an index error, reported as [ErrIndex]); a customer missing
-// from the index after such a crash reappears at its next save, which is
-// why this mode cannot skip saves within a band. Either way the index's
-// scores are not current: [Redis.Band] reads every member of the band,
-// re-checks each against its record, drops members whose record is in
-// another band, and sorts by the records' scores; its cost grows with the
-// band's size.
+// Small hashes <prefix>band:<band>:<bucket> (band red, yellow or green;
+// bucket the customer's, see Redis.Bucket; field customer id, value "") let
+// readers list the least healthy customers; they hold no scores, and so
+// stay listpacks of about 23 bytes per entry. In the default mode the save
+// script moves a customer in them, atomically with its record, only when
+// its band changes (or it gets its first), and keeps each band's number of
+// entries in the hash <prefix>bandcount (field band) in the same step, so
+// [Redis.BandCounts] is one exact read. In single-key mode the index is
+// derived: it is updated after the records are saved, at every applied save,
+// and can lag behind the records after a crash between the two steps (or an
+// index error, reported as [ErrIndex]); a customer missing from the index
+// after such a crash reappears at its next save, which is why this mode
+// cannot skip saves within a band. Its counts are sums of every bucket
+// hash's size (no key could change atomically with entries in every slot).
+// Either way [Redis.Band] reads every bucket of the band (pipelined HKEYS),
+// re-checks each member against its record, drops members whose record is
+// in another band, and sorts by the records' scores; its cost grows with
+// the band's size and the number of buckets. The earlier layout's sorted
+// sets <prefix>band:red|yellow|green are never written: their presence
+// marks a Redis this version refuses (Redis.CheckLayout).
 //
 // # Files
 //

@@ -10,7 +10,7 @@ func (s *Redis) BindTo(server string) Bound { return &Session{s: s, server: serv
 // topic ids wrote.
 func EncodeNamed(r Record) ([]byte, error) { return encodeRecord(nil, r, nil) }
 
-// BandPaged is Band with page entries asked of each ZSCAN.
-func (s *Redis) BandPaged(ctx context.Context, band string, limit int, page int64) ([]Member, error) {
+// BandPaged is Band with records loaded page candidates at a time.
+func (s *Redis) BandPaged(ctx context.Context, band string, limit int, page int) ([]Member, error) {
 	return s.bandWhere(ctx, band, limit, nil, page)
 }

@@ -93,24 +93,12 @@ func (s *Redis) CheckLayout(ctx context.Context) (Listpack, error) {
 	case err != nil && !errors.Is(err, redis.Nil):
 		return Listpack{}, fmt.Errorf("cannot read the state layout (%s): %w", s.LayoutKey(), err)
 	case err != nil:
-		// ZCARD and SET NX, not EXISTS and SETNX: the ACL rule
-		// (docs/production-redis.md) grants those already.
-		var cards []*redis.IntCmd
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, b := range []string{"red", "yellow", "green"} {
-				cards = append(cards, p.ZCard(ctx, s.cfg.Prefix+"band:"+b))
-			}
-			return nil
-		})
+		n, err := s.legacyBandMembers(ctx)
 		if err != nil {
 			return Listpack{}, fmt.Errorf("cannot check for state in an earlier layout: %w", err)
 		}
-		var n int64
-		for _, c := range cards {
-			n += c.Val()
-		}
 		if n > 0 {
-			return Listpack{}, fmt.Errorf("%w (found %sband:red, yellow or green): rebuild it by consuming the input topics from the start into an empty Redis or prefix (docs/runbooks.md)", ErrLegacyLayout, s.cfg.Prefix)
+			return Listpack{}, fmt.Errorf("%w (found %sband:red, yellow or green): rebuild it by consuming the input topics from the start under a new --redis-prefix (docs/production-redis.md, Server settings)", ErrLegacyLayout, s.cfg.Prefix)
 		}
 		if err := s.c.SetArgs(ctx, s.LayoutKey(), want, redis.SetArgs{Mode: "NX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return Listpack{}, fmt.Errorf("cannot record the state layout (%s): %w", s.LayoutKey(), err)
@@ -119,6 +107,28 @@ func (s *Redis) CheckLayout(ctx context.Context) (Listpack, error) {
 		return s.CheckLayout(ctx)
 	}
 	return s.listpack(ctx), nil
+}
+
+// legacyBandMembers returns the number of members of the earlier layout's
+// band index, the sorted sets <prefix>band:red, yellow and green: ZCARD,
+// one key per command (Cluster-safe: the three are in different slots),
+// and a command the documented ACL rule grants (for the overrides).
+func (s *Redis) legacyBandMembers(ctx context.Context) (int64, error) {
+	cmds := make([]*redis.IntCmd, len(Bands))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, b := range Bands {
+			cmds[i] = p.ZCard(ctx, s.cfg.Prefix+"band:"+b)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
 }
 
 // listpack reads the listpack limits and says what to change.

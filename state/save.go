@@ -46,10 +46,6 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 // call, all calls in one pipeline (see evalEach). calls names each call's
 // outbox hash (see Session.Save).
 func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string) ([]bool, error) {
-	bandKeys := make([]string, len(Bands))
-	for i, b := range Bands {
-		bandKeys[i] = s.BandKey(b)
-	}
 	type chunk struct {
 		start, end int
 		keys       []string
@@ -62,9 +58,9 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	var chunks []*chunk
 	for start := 0; start < len(ws); start += batchChunk {
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
-		c.keys = append(make([]string, 0, len(bandKeys)+c.end-c.start), bandKeys...)
+		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
-		c.args = append(make([]any, 0, 3+9*(c.end-c.start)), server, s.cfg.HistoryDays, call)
+		c.args = append(make([]any, 0, 4+9*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix())
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""
@@ -82,7 +78,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 				histKey = s.HistoryKey(w.ID)
 			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.FormatFloat(w.Rec.Score, 'g', -1, 64), w.Rec.Pending, prevOutbox,
+				strconv.Itoa(s.Bucket(w.ID)), w.Rec.Pending, prevOutbox,
 				days[i], changes[i], histKey)
 		}
 		chunks = append(chunks, c)

@@ -18,7 +18,8 @@ import (
 // $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
 // outbox is stored under its own key, $FORMAT_CALL_OUTBOX the one that says
 // it is a field of a save call's outbox hash, $VERSION_FIRST..$VERSION_LAST
-// the version ($VERSION_LEN bytes), $BAND_POS the band.
+// the version ($VERSION_LEN bytes), $BAND_POS the band, $BAND_NAMES the
+// bands' names (luaBandNames).
 var luaCodec = strings.NewReplacer(
 	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
 	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
@@ -27,7 +28,18 @@ var luaCodec = strings.NewReplacer(
 	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
 	"$VERSION_LEN", strconv.Itoa(versionLen),
 	"$BAND_POS", strconv.Itoa(bandOffset+1),
+	"$BAND_NAMES", luaBandNames(),
 )
+
+// luaBandNames is a Lua list of the band names, in the order of their
+// bytes in the record (Bands: byte 1 is Bands[0]).
+func luaBandNames() string {
+	names := make([]string, len(Bands))
+	for i, b := range Bands {
+		names[i] = "'" + b + "'"
+	}
+	return strings.Join(names, ", ")
+}
 
 // checkServerLua starts the scripts that are bound to a Redis server: when
 // ARGV[1] is not empty it must hold the server's run_id (one run_id, or on
@@ -70,37 +82,40 @@ var saveScript = redis.NewScript(saveLua)
 
 // batchSaveScript is the multi-key Save (see Config.SingleKey). ARGV[1] is
 // the run_id the writer expects the server to have ("": do not check); on
-// another server it writes nothing and fails with a RESTARTED error. KEYS[1..3]
-// are the band index keys of red, yellow and green (band bytes 1..3);
-// ARGV[2] is the history window in days; ARGV[3] is this call's outbox hash
-// (CallOutboxKey, a key never written before); KEYS[4..] are the record
-// hashes (buckets, RecordKey) of the writes, one per write, the same key
-// for writes in the same bucket; each write has nine more ARGV: the
-// expected version (8 bytes, as in saveScript), the new value, the customer
-// id (its field in the bucket), its score as a decimal string, the new
-// outbox ("" for none), the outbox of the expected version ("": known to
-// have none, see Write.NoPrevOutbox; a key to DEL if the stored record is
-// format 2, a call's hash to HDEL the customer from if it is format 3),
-// then the history days, the history changes and the history key ("" when
-// both are empty). Each write is a compare-and-set with its history as in
-// saveScript, on the customer's field of its bucket (HGET, HSET; the
-// outbox and history keys are not declared: this script runs on single
-// servers only); an
-// applied write that changes the customer's band (or gives it its first)
-// also moves it in the band index, so record and index change together: a
-// ZREM from the old band's key, a ZADD to the new one's with the new score.
-// A write within the band leaves the index alone, so a member's score there
-// is the score at which it entered the band (Band sorts by the records'
-// scores). The outboxes of the applied writes (only those: a
-// lost compare-and-set leaves nothing behind) go into ARGV[3] with one
-// HSET, field customer id. Returns one 1 (applied) or 0 (conflict) per
-// write.
+// another server it writes nothing and fails with a RESTARTED error. KEYS[1]
+// is the band count hash (BandCountKey); ARGV[2] is the history window in
+// days; ARGV[3] is this call's outbox hash (CallOutboxKey, a key never
+// written before); ARGV[4] starts the band index keys (bandPrefix: the key
+// of band b in bucket n is ARGV[4] .. b .. ':' .. n, see BandKey); KEYS[2..]
+// are the record hashes (buckets, RecordKey) of the writes, one per write,
+// the same key for writes in the same bucket, and each has nine more ARGV:
+// the expected version (8 bytes, as in saveScript), the new value, the
+// customer id (its field in the record hash), its bucket (Bucket) as a
+// decimal string, the new outbox ("" for none), the outbox of
+// the expected version ("": known to have none, see Write.NoPrevOutbox; a key
+// to DEL if the stored record is format 2, a call's hash to HDEL the
+// customer from if it is format 3), then the history days, the history
+// changes and the history key ("" when both are empty). Each write is a
+// compare-and-set with its history as in saveScript, on the customer's
+// field of its bucket (HGET, HSET; the outbox, history and band index keys
+// are not declared: this script runs on single servers only); an applied write that changes the customer's band (or gives it its
+// first) also moves it in the band index, so record and index change
+// together: an HDEL from the old band's hash of its bucket and an HSET into
+// the new one's; what these changed (their replies: 1 entry removed, 1
+// added) is summed per band and added to that band's field of KEYS[1] at
+// the end, one HINCRBY per band that changed (so the counts are the index's
+// sizes, exactly). A write within the band leaves the index alone. The
+// outboxes of the applied writes (only those: a lost compare-and-set leaves
+// nothing behind) go into ARGV[3] with one HSET, field customer id. Returns
+// one 1 (applied) or 0 (conflict) per write.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
+local bands = {$BAND_NAMES}
+local counts = {0, 0, 0} -- per band byte, the index entries this call added less those it removed
 local out = {}
 local outboxes = {} -- customer id -> outbox of its last applied write
-for i = 4, #KEYS do
-  local j = 3 + (i - 4) * 9
+for i = 2, #KEYS do
+  local j = 4 + (i - 2) * 9
   local cur = redis.call('HGET', KEYS[i], ARGV[j+3])
   local ok
   if cur then ok = string.sub(cur, $VERSION_FIRST, $VERSION_LAST) == ARGV[j+1] else ok = ARGV[j+1] == zero end
@@ -115,13 +130,13 @@ for i = 4, #KEYS do
     if ARGV[j+5] ~= '' then outboxes[ARGV[j+3]] = ARGV[j+5] else outboxes[ARGV[j+3]] = nil end
     if ARGV[j+9] ~= '' then history(ARGV[j+9], ARGV[j+7], ARGV[j+8], ARGV[2]) end
     -- The index moves only when the band does (or the customer had
-    -- none): a member's score is the score at which it entered its band.
+    -- none); the counts follow what HDEL and HSET changed.
     local nb = string.byte(val, $BAND_POS)
     local ob = 0
     if cur then ob = string.byte(cur, $BAND_POS) end
     if ob ~= nb then
-      if ob >= 1 and ob <= 3 then redis.call('ZREM', KEYS[ob], ARGV[j+3]) end
-      if nb >= 1 and nb <= 3 then redis.call('ZADD', KEYS[nb], ARGV[j+4], ARGV[j+3]) end
+      if bands[ob] then counts[ob] = counts[ob] - redis.call('HDEL', ARGV[4] .. bands[ob] .. ':' .. ARGV[j+4], ARGV[j+3]) end
+      if bands[nb] then counts[nb] = counts[nb] + redis.call('HSET', ARGV[4] .. bands[nb] .. ':' .. ARGV[j+4], ARGV[j+3], '') end
     end
     out[#out+1] = 1
   else
@@ -134,6 +149,9 @@ for id, outbox in pairs(outboxes) do
   fields[#fields+1] = outbox
 end
 if #fields > 0 then redis.call('HSET', ARGV[3], unpack(fields)) end
+for b, d in ipairs(counts) do
+  if d ~= 0 then redis.call('HINCRBY', KEYS[1], bands[b], d) end
+end
 return out
 `)
 

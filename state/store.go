@@ -274,5 +274,18 @@ func (s *Redis) newOutboxCall() string {
 	return s.outboxNonce + ":" + strconv.FormatUint(s.outboxSeq.Add(1), 36)
 }
 
-// BandKey returns the Redis key of a band's sorted set.
-func (s *Redis) BandKey(band string) string { return s.cfg.Prefix + "band:" + band }
+// BandKey returns the Redis key of a band's index in one bucket (see
+// Bucket): a hash, field customer id, value "". These names never equal
+// the earlier layout's <prefix>band:red|yellow|green (see CheckLayout).
+func (s *Redis) BandKey(band string, bucket int) string {
+	return s.bandPrefix() + band + ":" + strconv.Itoa(bucket)
+}
+
+// bandPrefix starts every band index key: BandKey is bandPrefix, band, ':'
+// and bucket (the multi-key save script builds them so).
+func (s *Redis) bandPrefix() string { return s.cfg.Prefix + "band:" }
+
+// BandCountKey returns the Redis key of the band counts of multi-key mode:
+// a hash, field band, value the number of entries in that band's index
+// (see BandCounts).
+func (s *Redis) BandCountKey() string { return s.cfg.Prefix + "bandcount" }

@@ -171,8 +171,11 @@ func TestNewRedisConfig(t *testing.T) {
 	if key, field := single.RecordKey("cust-1"); key != "hs:c:{cust-1}" || field != "" {
 		t.Errorf("single-key RecordKey = %q, %q", key, field)
 	}
-	if got := s.BandKey(state.BandRed); got != "hs:band:red" {
+	if got := s.BandKey(state.BandRed, 5); got != "hs:band:red:5" {
 		t.Errorf("BandKey = %q", got)
+	}
+	if got := s.BandCountKey(); got != "hs:bandcount" {
+		t.Errorf("BandCountKey = %q", got)
 	}
 }
 
@@ -495,8 +498,8 @@ func TestBandIndex(t *testing.T) {
 
 		// Stale index entries (as after a crash between save and index
 		// update) are filtered, and the limit is still filled.
-		for _, z := range []redis.Z{{Score: 0.01, Member: "r2"}, {Score: 0.02, Member: "ghost"}, {Score: 0.03, Member: "n1"}} {
-			if err := c.ZAdd(ctx, s.BandKey(state.BandRed), z).Err(); err != nil {
+		for _, id := range []string{"r2", "ghost", "n1"} {
+			if err := c.HSet(ctx, s.BandKey(state.BandRed, s.Bucket(id)), id, "").Err(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -504,10 +507,7 @@ func TestBandIndex(t *testing.T) {
 		want(state.BandRed, 2, "r3", "r1")
 		want(state.BandRed, 10, "r3", "r1")
 
-		// A score that lags the record is reported from the record.
-		if err := c.ZAdd(ctx, s.BandKey(state.BandRed), redis.Z{Score: 0.99, Member: "r3"}).Err(); err != nil {
-			t.Fatal(err)
-		}
+		// Scores are the records'.
 		ms, err := s.Band(ctx, state.BandRed, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -526,10 +526,10 @@ func TestBandIndex(t *testing.T) {
 }
 
 // TestBandIndexOnBandChange: with the multi-key script a save within the
-// customer's band leaves the index alone (the member keeps the score it
-// entered the band with) and a band change moves it; in single-key mode
-// every save rewrites the entry (see Redis.index). Either way the listing is
-// ordered by the records' current scores, not the index's.
+// customer's band leaves the index alone (an entry removed behind its back
+// stays removed) and a band change moves it; in single-key mode every save
+// rewrites the entry (see Redis.index), so it comes back. Either way the
+// listing is ordered by the records' current scores.
 func TestBandIndexOnBandChange(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		c := newClient()
@@ -539,26 +539,31 @@ func TestBandIndexOnBandChange(t *testing.T) {
 			t.Helper()
 			mustSaveBand(t, s, id, expected, score, band)
 		}
-		indexed := func(band, id string) (float64, bool) {
+		indexed := func(band, id string) bool {
 			t.Helper()
-			z, err := c.ZScore(ctx, s.BandKey(band), id).Result()
-			if errors.Is(err, redis.Nil) {
-				return 0, false
-			}
+			ok, err := c.HExists(ctx, s.BandKey(band, s.Bucket(id)), id).Result()
 			if err != nil {
 				t.Fatal(err)
 			}
-			return z, true
+			return ok
 		}
-		save("a", 0, 10, state.BandRed) // enters red at 10
+		save("a", 0, 10, state.BandRed)
 		save("b", 0, 30, state.BandRed)
-		save("a", 1, 35, state.BandRed) // still red, now above b
-		want := 10.0                    // the entry score
-		if cfg.SingleKey {
-			want = 35
+		if !indexed(state.BandRed, "a") {
+			t.Fatal("a not in the red index")
 		}
-		if z, ok := indexed(state.BandRed, "a"); !ok || z != want {
-			t.Fatalf("red index score of a = %v (indexed %v), want %v", z, ok, want)
+		if err := c.HDel(ctx, s.BandKey(state.BandRed, s.Bucket("a")), "a").Err(); err != nil {
+			t.Fatal(err)
+		}
+		save("a", 1, 35, state.BandRed) // still red, now above b
+		if got := indexed(state.BandRed, "a"); got != cfg.SingleKey {
+			t.Fatalf("a in the red index after a save within red: %v, want %v", got, cfg.SingleKey)
+		}
+		if !cfg.SingleKey {
+			// Put it back as it was (the count never saw it go).
+			if err := c.HSet(ctx, s.BandKey(state.BandRed, s.Bucket("a")), "a", "").Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ms, err := s.Band(ctx, state.BandRed, 10)
 		if err != nil {
@@ -576,11 +581,11 @@ func TestBandIndexOnBandChange(t *testing.T) {
 		// A band change moves the member and gives it its new entry score;
 		// leaving every band removes it.
 		save("a", 2, 50, state.BandYellow)
-		if _, ok := indexed(state.BandRed, "a"); ok {
+		if indexed(state.BandRed, "a") {
 			t.Fatal("a still in the red index after moving to yellow")
 		}
-		if z, ok := indexed(state.BandYellow, "a"); !ok || z != 50 {
-			t.Fatalf("yellow index score of a = %v (indexed %v), want 50", z, ok)
+		if !indexed(state.BandYellow, "a") {
+			t.Fatal("a not in the yellow index after moving to it")
 		}
 		save("a", 3, 55, state.BandNone)
 		counts, err := s.BandCounts(ctx)
@@ -593,25 +598,24 @@ func TestBandIndexOnBandChange(t *testing.T) {
 		// A customer whose record has a band but no entry yet (none, then a band)
 		// is added.
 		save("a", 4, 80, state.BandGreen)
-		if z, ok := indexed(state.BandGreen, "a"); !ok || z != 80 {
-			t.Fatalf("green index score of a = %v (indexed %v), want 80", z, ok)
+		if !indexed(state.BandGreen, "a") {
+			t.Fatal("a not in the green index")
 		}
 	})
 }
 
-// TestBandListingPaged: a band of several scan pages, with runs of equal
-// index scores longer than a page, is listed whole and in the records'
-// order, with a limit smaller and larger than one page; BandIDs lists each
-// member once.
+// TestBandListingPaged: a band of several pages of candidates is listed
+// whole and in the records' order (not the order of the first saves), with
+// a limit smaller and larger than one page; BandIDs lists each member once.
 func TestBandListingPaged(t *testing.T) {
-	const n, page = 300, 50 // more than 128 members: a skiplist, which ZSCAN pages
+	const n, page = 300, 50
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		s := newStore(t, newClient(), cfg)
 		ctx := t.Context()
 		ws := make([]state.Write, n)
 		for i := range ws {
-			// Entry scores ascend with i, in runs of 100 equal ones (more
-			// than a page); the second save reverses the order within the band.
+			// First scores ascend with i, in runs of 100 equal ones; the
+			// second save reverses the order within the band.
 			ws[i] = state.Write{ID: fmt.Sprintf("m%04d", i), Rec: state.Record{Score: float64(i / 100), Band: state.BandYellow}}
 		}
 		mustSave(t, s, ws...)
@@ -653,7 +657,7 @@ func (h *beforeIndex) DialHook(next redis.DialHook) redis.DialHook          { re
 func (h *beforeIndex) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h *beforeIndex) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && (strings.EqualFold(cmds[0].Name(), "zadd") || strings.EqualFold(cmds[0].Name(), "zrem")) {
+		if len(cmds) > 0 && (strings.EqualFold(cmds[0].Name(), "hset") || strings.EqualFold(cmds[0].Name(), "hdel")) {
 			h.once.Do(h.fn)
 		}
 		return next(ctx, cmds)
@@ -700,8 +704,8 @@ func testIndexRepair(t *testing.T, passes int) {
 		}
 		raw := newClient()
 		for band, want := range map[string]bool{state.BandRed: false, state.BandYellow: false, state.BandGreen: true} {
-			_, err := raw.ZScore(ctx, s.BandKey(band), "c").Result()
-			if got := err == nil; got != want {
+			got, err := raw.HExists(ctx, s.BandKey(band, s.Bucket("c")), "c").Result()
+			if err != nil || got != want {
 				t.Errorf("index %s has c: %v, want %v (err %v)", band, got, want, err)
 			}
 		}
