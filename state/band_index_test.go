@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"pgregory.net/rapid"
@@ -277,6 +278,42 @@ func TestBandListingDuringMoves(t *testing.T) {
 					t.Fatalf("%s(red) listed %d ids, %d distinct; want %d once each", list, len(ids), len(slices.Compact(ids)), n)
 				}
 			})
+		}
+	})
+}
+
+// TestBandCountsCachedInSingleKeyMode: single-key mode sums every bucket's
+// hash to count a band, so it serves that sum for up to BandCountsMaxAge:
+// a second call within it sends nothing to Redis and returns the counts
+// as they were; with a negative age every call sums afresh.
+func TestBandCountsCachedInSingleKeyMode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		if !cfg.SingleKey {
+			t.Skip("multi-key mode reads exact counts with one HMGET")
+		}
+		ctx := context.Background()
+		c := newClient()
+		rt := &roundTrips{}
+		c.AddHook(rt)
+		cfg.BandCountsMaxAge = time.Hour
+		cfg.Buckets = 64
+		s := newStore(t, c, cfg)
+		mustSaveBand(t, s, "a", 0, 20, state.BandRed)
+		first, err := s.BandCounts(ctx)
+		if err != nil || first[state.BandRed] != 1 {
+			t.Fatalf("counts %v, %v; want one red", first, err)
+		}
+		mustSaveBand(t, s, "b", 0, 25, state.BandRed)
+		before := rt.n.Load()
+		again, err := s.BandCounts(ctx)
+		if err != nil || again[state.BandRed] != 1 || rt.n.Load() != before {
+			t.Fatalf("within the max age: counts %v, %v, %d round trips; want the cached one red and none", again, err, rt.n.Load()-before)
+		}
+		fresh := cfg
+		fresh.BandCountsMaxAge = -1
+		now, err := newStore(t, c, fresh).BandCounts(ctx)
+		if err != nil || now[state.BandRed] != 2 {
+			t.Fatalf("without a max age: counts %v, %v; want two red", now, err)
 		}
 	})
 }

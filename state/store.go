@@ -147,6 +147,10 @@ type Config struct {
 	// how long at most (default DefaultWaitTimeout).
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// BandCountsMaxAge is how old the band counts BandCounts returns in
+	// single-key mode may be (default DefaultBandCountsMaxAge; negative:
+	// summed at every call): there they are a sum over every bucket.
+	BandCountsMaxAge time.Duration
 	// HistoryDays is how many days of score history are kept per customer
 	// (see history.go); 0: none, and Save writes no history.
 	HistoryDays int
@@ -167,6 +171,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = DefaultWaitTimeout
+	}
+	if c.BandCountsMaxAge == 0 {
+		c.BandCountsMaxAge = DefaultBandCountsMaxAge
 	}
 }
 
@@ -207,10 +214,12 @@ const batchChunk = 256
 // Redis is the record store on Redis (a server, a cluster or miniredis).
 // Readers use it directly; writers through a session (Bind).
 type Redis struct {
-	c      redis.UniversalClient
-	cfg    Config
-	cache  *recordCache // nil: none
-	topics topicCache   // the topic ids (topics.go)
+	c     redis.UniversalClient
+	cfg   Config
+	cache *recordCache // nil: none
+	// bandCounts caches single-key mode's summed band counts (band.go).
+	bandCounts bandCountCache
+	topics     topicCache // the topic ids (topics.go)
 	// outboxNonce and outboxSeq name the outbox hash of each save call
 	// (multi-key mode, see CallOutboxKey): random per store, so that no
 	// two stores, in this process or another, ever write the same one.
