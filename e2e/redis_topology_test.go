@@ -285,7 +285,8 @@ func TestRedisClusterNodeRestartLosesNothing(t *testing.T) {
 	_, brokers := testenv.KafkaCluster(t, topologyTopics) // in-process even with HEALTHSCORE_TEST_BROKERS: the tests use the default topic names
 	group := "cluster-" + testenv.KeyPrefix(t)
 	svc := startService(t, "--brokers", strings.Join(brokers, ","), "--group", group, "--max-batch", "100",
-		"--redis-cluster", strings.Join(addrs, ","), "--redis-user", "healthscore", "--redis-password", hsPassword)
+		"--redis-cluster", strings.Join(addrs, ","), "--redis-user", "healthscore", "--redis-password", hsPassword,
+		"--band-counts-max-age", "0s") // the counts are checked right after the run
 	// HTTP listens before Redis is connected: wait for the client's line.
 	waitFor(t, 30*time.Second, "the service logs a cluster topology", func() bool {
 		return strings.Contains(svc.logs.String(), `"topology":"cluster"`)

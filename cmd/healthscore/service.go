@@ -49,6 +49,7 @@ type serviceFlags struct {
 	producerCompression                                  string
 	brokerPort, partitions, maxBatch, workers, demoCusts int
 	cacheCustomers, historyDays, stateBuckets            int
+	bandCountsMaxAge                                     time.Duration
 	maxCatchUp, maxCatchUpBytes                          int
 	maxSkew, shutdownGrace, sweepInterval                time.Duration
 	livenessTimeout                                      time.Duration
@@ -222,6 +223,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.int(&f.workers, "workers", "HEALTHSCORE_WORKERS", 4, "groups of a batch's customers processed concurrently")
 	e.str(&f.producerCompression, "producer-compression", "HEALTHSCORE_PRODUCER_COMPRESSION", consumer.DefaultProducerCompression, "compression of the output batches: "+strings.Join(consumer.ProducerCompressions, ", "))
 	e.int(&f.stateBuckets, "state-buckets", "HEALTHSCORE_STATE_BUCKETS", state.DefaultBuckets, "buckets customers are grouped into in Redis (records, band index, schedule): about customers/64, a multiple of 16; every instance sharing --redis-prefix must use the same value, fixed when the prefix is first used")
+	e.dur(&f.bandCountsMaxAge, "band-counts-max-age", "HEALTHSCORE_BAND_COUNTS_MAX_AGE", state.DefaultBandCountsMaxAge, "on Redis Cluster, how old the healthscore_customers counts may be (each is a sum over every bucket); 0s: summed at every scrape")
 	e.int(&f.cacheCustomers, "cache-customers", "HEALTHSCORE_CACHE_CUSTOMERS", 250000, "customers whose last saved record is kept in memory (about 300 bytes each), so loading them again needs no Redis round trip; 0: none")
 	e.int(&f.historyDays, "history-days", "HEALTHSCORE_HISTORY_DAYS", consumer.DefaultHistoryDays, fmt.Sprintf("days of score history kept per customer (one point a day, about 4 bytes each, and its last band changes and alerts), served at /v1/customers/{id}/history; 0: none, and no history is written; at most %d", state.MaxHistoryDays))
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
@@ -490,7 +492,7 @@ func connectRedis(ctx context.Context, f *serviceFlags, st *startup, reg prometh
 		where = "Redis at " + rcfg.Describe()
 	}
 	reg.MustRegister(redisprometheus.NewCollector("healthscore", "redis", rp.rdb))
-	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Buckets: f.stateBuckets, Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout, HistoryDays: f.historyDays})
+	store, err := state.NewRedis(rp.rdb, state.Config{Prefix: f.redisPrefix, Buckets: f.stateBuckets, BandCountsMaxAge: bandCountsMaxAge(f.bandCountsMaxAge), Cache: f.cacheCustomers, WaitReplicas: waitReplicas, WaitTimeout: f.redis.waitTimeout, HistoryDays: f.historyDays})
 	if err != nil {
 		rp.close()
 		return nil, fmt.Errorf("--cache-customers, --state-buckets or --redis-prefix: %w", err)
@@ -731,6 +733,15 @@ func parseCommitDelay(flagValue string) (d time.Duration, auto bool, err error) 
 		d = -1 // 0 means "the default" to the consumer; the flag means at once
 	}
 	return d, false, nil
+}
+
+// bandCountsMaxAge maps --band-counts-max-age to state.Config's, where 0
+// means the default and a negative age none.
+func bandCountsMaxAge(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // checkLayout records or checks the state layout (--state-buckets) and warns
