@@ -18,8 +18,9 @@
 // record is in either mode. With [Config.HistoryDays] the customer's
 // score history is a key of its own, <prefix>h:{<id>} (daily points and
 // last band changes; in single-key mode it shares the record key's hash
-// tag), written by the save scripts with the record (see history.go). In the default mode the
-// records name their input topics by small ids, interned in one string
+// tag), written by the save scripts with the record (see history.go). In
+// the default mode the records name their input topics by small ids,
+// interned in one string
 // <prefix>topics that every instance shares (see topics.go); it must be
 // kept (persisted, backed up, restored) with the records. In single-key
 // mode (Redis Cluster) records keep the topics' names.
@@ -41,13 +42,17 @@
 // bound of their earliest due time, <prefix>due:{N}:min; a shard's keys
 // share the hash tag {N}, so its scripts touch one cluster slot.
 //
+// Every instance sharing a prefix must group customers into the same
+// buckets: <prefix>layout records the number ([Config.Buckets]) and
+// [Redis.CheckLayout] refuses another (layout.go).
+//
 // # Modes
 //
 // On a single server (the default) the store batches: loads are one
 // pipeline of HGETs (one per record, from its bucket), and saves run a
 // multi-key script per 256 writes that does each compare-and-set and moves
-// the customer in the band index in the same atomic step. With [Config.SingleKey] (set automatically for a
-// *redis.ClusterClient) every command and script touches exactly one key, as
+// the customer in the band index in the same atomic step. With
+// [Config.SingleKey] (set automatically for a *redis.ClusterClient) every command and script touches exactly one key, as
 // Redis Cluster requires: one GET and one script per customer, and the band
 // index is updated after the records (see below).
 //
@@ -96,7 +101,8 @@
 // index error, reported as [ErrIndex]); a customer missing from the index
 // after such a crash reappears at its next save, which is why this mode
 // cannot skip saves within a band. Its counts are sums of every bucket
-// hash's size (no key could change atomically with entries in every slot).
+// hash's size (no key could change atomically with entries in every slot),
+// served for up to [Config.BandCountsMaxAge].
 // Either way [Redis.Band] reads every bucket of the band (pipelined HKEYS),
 // re-checks each member against its record, drops members whose record is
 // in another band, and sorts by the records' scores; its cost grows with
@@ -107,7 +113,7 @@
 // # Files
 //
 // store.go: the record and write types, Config and the Redis store with its
-// key names; session.go: the binding (Bind, Bound, Session, ErrServerChanged);
+// key names; layout.go: the buckets, the layout key and the listpack limits; session.go: the binding (Bind, Bound, Session, ErrServerChanged);
 // server.go: the server identity (ServerID) and persistence settings;
 // scripts.go: the Lua scripts, which take the record's byte offsets from
 // codec.go (luaCodec); load.go and save.go: the reads and writes in both
