@@ -212,9 +212,18 @@ func checkStates(ctx context.Context, rdb *redis.Client, model *scorer.Model, ex
 			}
 		}
 	}
+	// Records: fields of the bucket hashes (hs:c:<bucket>), or keys of
+	// their own (hs:c:{id}) in single-key mode.
 	iter := rdb.Scan(ctx, 0, state.DefaultPrefix+"c:*", 1000).Iterator()
 	for iter.Next(ctx) {
-		res.Stored++
+		n, err := rdb.HLen(ctx, iter.Val()).Result()
+		if redis.HasErrorPrefix(err, "WRONGTYPE") {
+			n, err = 1, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot count the records in %s: %w", iter.Val(), err)
+		}
+		res.Stored += int(n)
 	}
 	if err := iter.Err(); err != nil {
 		return nil, err
