@@ -116,49 +116,7 @@ func (s *Redis) ScheduleEarlier(ctx context.Context, ds []Due) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	// One entry per customer, its earliest: one ZADD LT naming a member
-	// twice keeps the earlier on Redis but the last on miniredis.
-	earliest := make(map[string]int64, len(ds))
-	for _, d := range ds {
-		if at, ok := earliest[d.ID]; !ok || d.At < at {
-			earliest[d.ID] = d.At
-		}
-	}
-	byBucket := map[int][]Due{}
-	for id, at := range earliest {
-		b := s.Bucket(id)
-		byBucket[b] = append(byBucket[b], Due{ID: id, At: at})
-	}
-	buckets := make([]int, 0, len(byBucket))
-	for b := range byBucket {
-		buckets = append(buckets, b)
-	}
-	// Group the buckets by shard, and cut each shard's entries into calls
-	// of about batchChunk entries (a bucket is never split).
-	slices.SortFunc(buckets, func(a, b int) int {
-		return cmp.Or(cmp.Compare(a%s.cfg.Shards, b%s.cfg.Shards), cmp.Compare(a, b))
-	})
-	type call struct {
-		keys []string
-		argv []any
-	}
-	var calls []call
-	var cur *call
-	n := 0
-	for i, b := range buckets {
-		shard := b % s.cfg.Shards
-		if cur == nil || n >= batchChunk || shard != buckets[i-1]%s.cfg.Shards {
-			calls = append(calls, call{keys: []string{s.DueMinKey(shard)}})
-			cur, n = &calls[len(calls)-1], 0
-		}
-		entries := byBucket[b]
-		cur.keys = append(cur.keys, s.DueKey(b))
-		cur.argv = append(cur.argv, b, len(entries))
-		for _, d := range entries {
-			cur.argv = append(cur.argv, d.At, d.ID)
-		}
-		n += len(entries)
-	}
+	calls := s.scheduleCalls(ds)
 	err := s.evalEach(ctx, scheduleScript, len(calls), func(i int) ([]string, []any) {
 		return calls[i].keys, calls[i].argv
 	}, func(_ int, cmd *redis.Cmd) error { return cmd.Err() })
@@ -166,6 +124,63 @@ func (s *Redis) ScheduleEarlier(ctx context.Context, ds []Due) error {
 		return fmt.Errorf("cannot schedule customers: %w", err)
 	}
 	return nil
+}
+
+// scriptCall is the keys and arguments of one script call.
+type scriptCall struct {
+	keys []string
+	argv []any
+}
+
+// scheduleCalls lays ds out for scheduleScript: one entry per customer, its
+// earliest (one ZADD LT naming a member twice keeps the earlier on Redis
+// but the last on miniredis), grouped by bucket and the buckets by shard,
+// each shard's buckets cut into calls of about batchChunk entries (a bucket
+// is never split). A sort, not maps: a batch schedules tens of thousands.
+func (s *Redis) scheduleCalls(ds []Due) []scriptCall {
+	type entry struct {
+		order, bucket int // order: shard first, then bucket
+		Due
+	}
+	shards := s.cfg.Shards
+	es := make([]entry, len(ds))
+	for i, d := range ds {
+		b := s.Bucket(d.ID)
+		es[i] = entry{(b%shards)*s.cfg.Buckets + b, b, d}
+	}
+	slices.SortFunc(es, func(a, b entry) int {
+		if a.order != b.order {
+			return cmp.Compare(a.order, b.order)
+		}
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.At, b.At)
+	})
+	var calls []scriptCall
+	var cur *scriptCall
+	n := 0
+	for i := 0; i < len(es); {
+		b := es[i].bucket
+		if cur == nil || n >= batchChunk || b%shards != es[i-1].bucket%shards {
+			calls = append(calls, scriptCall{keys: []string{s.DueMinKey(b % shards)}})
+			cur, n = &calls[len(calls)-1], 0
+		}
+		cur.keys = append(cur.keys, s.DueKey(b))
+		count := len(cur.argv) + 1
+		cur.argv = append(cur.argv, b, 0)
+		entries := 0
+		for ; i < len(es) && es[i].bucket == b; i++ {
+			if i > 0 && es[i-1].bucket == b && es[i-1].ID == es[i].ID {
+				continue // a later time of the same customer
+			}
+			cur.argv = append(cur.argv, es[i].At, es[i].ID)
+			entries++
+		}
+		cur.argv[count] = entries
+		n += entries
+	}
+	return calls
 }
 
 // claimScript takes up to ARGV[3] customers due at or before ARGV[1] from
