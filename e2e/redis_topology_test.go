@@ -31,7 +31,7 @@ var topologyTopics = map[string]int32{"customer-events": 4, "customer-health": 2
 // under it) and not broader than needed (every command it grants was used;
 // others are refused).
 const aclRule = "~hs:* resetchannels -@all " +
-	"+get +set +del +incr +hset +hget +hdel +hkeys +hlen +hmget +hincrby " +
+	"+get +set +del +incr +getrange +setrange +hset +hget +hdel +hkeys +hlen +hmget +hincrby " +
 	"+zadd +zrem +zrange +zrangebyscore +zscore +zcard +zcount +zremrangebyscore " +
 	"+eval +evalsha +script|load +info +ping +wait"
 

@@ -9,15 +9,20 @@ import (
 	"slices"
 )
 
-// Value layout, formats 1 to 3 (all integers big-endian or varint):
+// Value layout, formats 1 to 4 (all integers big-endian or varint):
 //
 //	[0]      format byte: 1, or 2 when an outbox is stored with this version
-//	         under its own key (see Redis.OutboxKey), or 3 when it is a field
-//	         of a save call's outbox hash (see Redis.CallOutboxKey)
+//	         under its own key (see Redis.OutboxKey), 3 when it is a field
+//	         of a save call's outbox hash (written before format 4, still
+//	         read), or 4 when it is a range of a save call's outbox string
+//	         (see Redis.CallOutboxKey and outboxHeaderLen)
 //	[1:9]    record version, uint64 big-endian
 //	[9:17]   score, IEEE-754 float64 bits, big-endian
 //	[17]     band: 0 none, 1 red, 2 yellow, 3 green
-//	format 3 only: uvarint call length (> 0), call bytes (Record.OutboxCall)
+//	formats 3 and 4: uvarint call length (> 0; below 128 in format 4, so
+//	         one byte the save script reads), call bytes (Record.OutboxCall)
+//	format 4 only: uvarint offset, uvarint length (> 0) of the outbox in
+//	         the call's string
 //	offsets, in one of two layouts:
 //	  interned (written since topic ids exist, see topics.go):
 //	    0x80 0x00 (the marker), uvarint number of topics, then per topic
@@ -50,6 +55,7 @@ const (
 	formatV1      byte = 1
 	formatV2      byte = 2 // an outbox is stored under its own key
 	formatV3      byte = 3 // an outbox is a field of the save call's hash
+	formatV4      byte = 4 // an outbox is a range of the save call's string
 	formatOffset       = 0
 	versionOffset      = formatOffset + 1
 	versionLen         = 8
@@ -115,8 +121,10 @@ func byteBand(b byte) (string, bool) {
 // encodeRecord appends the encoding of r to dst. It rejects unknown bands and
 // NaN scores (which the band index could not hold). r.Pending is not
 // encoded: when it is set the format byte says so, and the caller stores it
-// under the outbox key (format 2) or, when r.OutboxCall is set, in that
-// call's outbox hash (format 3, which names the call). With a topic table it writes topic ids (interned
+// under the outbox key (format 2) or, when r.OutboxCall is set, at
+// r.outboxAt of that call's outbox string (format 4, which names the call
+// and the range; format 3, the call's hash, when the range is unset, as
+// earlier versions wrote). With a topic table it writes topic ids (interned
 // layout) and fails with errNotInterned for a topic the table lacks;
 // without (nil), names.
 func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
@@ -145,17 +153,27 @@ func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
 	format := formatV1
 	if len(r.Pending) > 0 {
 		format = formatV2
-		if r.OutboxCall != "" {
+		switch {
+		case r.OutboxCall != "" && r.outboxLen > 0:
+			format = formatV4
+		case r.OutboxCall != "":
 			format = formatV3
 		}
+	}
+	if format == formatV4 && (len(r.OutboxCall) >= 128 || r.outboxLen != len(r.Pending) || r.outboxAt < 0) {
+		return nil, fmt.Errorf("outbox call %q: range at %d of %d bytes for an outbox of %d", r.OutboxCall, r.outboxAt, r.outboxLen, len(r.Pending))
 	}
 	dst = append(dst, format)
 	dst = binary.BigEndian.AppendUint64(dst, r.Version)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(r.Score))
 	dst = append(dst, bb)
-	if format == formatV3 {
+	if format == formatV3 || format == formatV4 {
 		dst = binary.AppendUvarint(dst, uint64(len(r.OutboxCall)))
 		dst = append(dst, r.OutboxCall...)
+	}
+	if format == formatV4 {
+		dst = binary.AppendUvarint(dst, uint64(r.outboxAt))
+		dst = binary.AppendUvarint(dst, uint64(r.outboxLen))
 	}
 	topics := 0
 	for i := range ps {
@@ -209,10 +227,10 @@ func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
 	if len(b) < headerLen {
 		return r, false, fmt.Errorf("%w: %d bytes, want at least %d", errCorrupt, len(b), headerLen)
 	}
-	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatV3 {
+	if b[0] < formatV1 || b[0] > formatV4 {
 		return r, false, fmt.Errorf("%w: unknown format %d", errCorrupt, b[0])
 	}
-	stored = b[formatOffset] == formatV2 || b[formatOffset] == formatV3
+	stored = b[formatOffset] != formatV1
 	r.Version = binary.BigEndian.Uint64(b[versionOffset:])
 	r.Score = math.Float64frombits(binary.BigEndian.Uint64(b[scoreOffset:]))
 	if math.IsNaN(r.Score) {
@@ -224,9 +242,21 @@ func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
 	}
 	r.Band = band
 	d := decoder{b: b[headerLen:]}
-	if b[formatOffset] == formatV3 {
+	if b[formatOffset] == formatV3 || b[formatOffset] == formatV4 {
 		if r.OutboxCall = string(d.bytes()); d.err == nil && r.OutboxCall == "" {
 			d.fail("empty outbox call")
+		}
+	}
+	if b[formatOffset] == formatV4 {
+		at, n := d.uvarint(), d.uvarint()
+		switch {
+		case d.err != nil:
+		case len(r.OutboxCall) >= 128:
+			d.fail("outbox call of %d bytes", len(r.OutboxCall))
+		case n == 0 || at > math.MaxInt32 || n > math.MaxInt32:
+			d.fail("outbox range at %d of %d bytes", at, n)
+		default:
+			r.outboxAt, r.outboxLen = int(at), int(n)
 		}
 	}
 

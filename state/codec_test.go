@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -139,6 +140,37 @@ func TestOutboxFormat(t *testing.T) {
 	if got, stored, err := decodeRecord(b3i, tt); err != nil || !stored || got.OutboxCall != r.OutboxCall || !equalRecords(got, sampleRecord()) {
 		t.Fatalf("format 3 interned decoded as %+v, stored %v, %v", got, stored, err)
 	}
+	// Format 4: the outbox is a range of a save call's string: the call,
+	// then the range's offset and length, then the offsets.
+	r.outboxAt, r.outboxLen = 300, len(r.Pending)
+	b4, err := encodeRecord(nil, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]byte{formatV4}, plain[1:headerLen]...)
+	want = append(append(want, byte(len(r.OutboxCall))), r.OutboxCall...)
+	want = append(binary.AppendUvarint(binary.AppendUvarint(want, 300), uint64(len(r.Pending))), plain[headerLen:]...)
+	if !bytes.Equal(b4, want) {
+		t.Fatalf("format 4: % x\nwant      % x", b4, want)
+	}
+	got, stored, err = decodeRecord(b4, nil)
+	if err != nil || !stored || got.Pending != nil || got.OutboxCall != r.OutboxCall || got.outboxAt != 300 || got.outboxLen != len(r.Pending) || !equalRecords(got, sampleRecord()) {
+		t.Fatalf("format 4 decoded as %+v, stored %v, %v", got, stored, err)
+	}
+	for name, bad := range map[string]Record{
+		"range of another length": {Pending: r.Pending, OutboxCall: "c", outboxAt: 10, outboxLen: len(r.Pending) + 1},
+		"call of 128 bytes":       {Pending: r.Pending, OutboxCall: strings.Repeat("c", 128), outboxAt: 10, outboxLen: len(r.Pending)},
+	} {
+		if _, err := encodeRecord(nil, bad, nil); err == nil {
+			t.Errorf("format 4, %s: encoded", name)
+		}
+	}
+	zeroLen := append(append([]byte{formatV4}, plain[1:headerLen]...), 1, 'c', 10, 0)
+	if _, _, err := decodeRecord(append(zeroLen, plain[headerLen:]...), nil); !errors.Is(err, errCorrupt) {
+		t.Fatalf("format 4 with an empty range: got %v, want errCorrupt", err)
+	}
+	r.outboxAt, r.outboxLen = 0, 0
+
 	// Without an outbox the call is not stored.
 	r.Pending = nil
 	if b, _ := encodeRecord(nil, r, nil); !bytes.Equal(b, plain) {
@@ -279,6 +311,13 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 			f.Add(b)
 		}
+	}
+	v4 := sampleRecord()
+	v4.Pending, v4.OutboxCall, v4.outboxAt, v4.outboxLen = []byte("outbox"), "n0nce:1z", 10, 6
+	if b, err := encodeRecord(nil, v4, sampleTopics); err == nil {
+		f.Add(b)
+	} else {
+		f.Fatal(err)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1})

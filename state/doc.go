@@ -28,11 +28,13 @@
 // A record's outbox (Record.Pending: outputs saved, not yet acknowledged)
 // is written by the save script with the record and deleted once
 // acknowledged (Session.ClearOutboxes). In the default mode each save
-// script call puts the outboxes of its applied writes in one new hash,
-// <prefix>o:<nonce>:<seq> (nonce random per store, seq a counter; field
-// customer id), which each record names (format 3, Record.OutboxCall); a
-// clear deletes the hash, a later save of one customer removes only its
-// field. In single-key mode a per-call key could not share every
+// script call puts the outboxes of its writes in one new string,
+// <prefix>o:<nonce>:<seq> (nonce random per store, seq a counter), headed
+// by the number of applied records that name it; each names the call and
+// its range (format 4, Record.OutboxCall). A clear deletes the string; a
+// later save of one customer lowers the count, and the last one deletes
+// it. Hashes with a field per customer (format 3) that the version before
+// wrote are still read. In single-key mode a per-call key could not share every
 // customer's hash tag, so each outbox has its own key, <prefix>o:{<id>}:<version>
 // (format 2, as earlier versions wrote in both modes; still read).
 //

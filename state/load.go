@@ -76,9 +76,10 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server st
 }
 
 // loadOutboxes reads the outboxes of the records at indexes stored in one
-// more round trip: a GET of the per-version key (format 2) or an HGET of
-// the customer's field in its save call's hash (format 3). A missing one
-// was cleared after the record was read: its outputs are acknowledged.
+// more round trip: a GET of the per-version key (format 2), an HGET of the
+// customer's field in its save call's hash (format 3) or a GETRANGE of its
+// range of its save call's string (format 4). A missing one was cleared
+// after the record was read: its outputs are acknowledged.
 func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, stored []int, server string) error {
 	if len(stored) == 0 {
 		return nil
@@ -87,9 +88,13 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 	check := func() error { return nil }
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k, i := range stored {
-			if call := recs[i].OutboxCall; call != "" {
-				vals[k] = p.HGet(ctx, s.CallOutboxKey(call), ids[i])
-			} else {
+			r := &recs[i]
+			switch {
+			case r.outboxLen > 0:
+				vals[k] = p.GetRange(ctx, s.CallOutboxKey(r.OutboxCall), int64(r.outboxAt), int64(r.outboxAt+r.outboxLen-1))
+			case r.OutboxCall != "":
+				vals[k] = p.HGet(ctx, s.CallOutboxKey(r.OutboxCall), ids[i])
+			default:
 				vals[k] = p.Get(ctx, s.OutboxKey(ids[i], recs[i].Version))
 			}
 		}
@@ -106,6 +111,10 @@ func (s *Redis) loadOutboxes(ctx context.Context, ids []string, recs []Record, s
 		b, err := vals[k].Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
+		case err == nil && recs[i].outboxLen > 0 && len(b) == 0:
+			// GETRANGE of a cleared call string
+		case err == nil && recs[i].outboxLen > 0 && len(b) != recs[i].outboxLen:
+			return fmt.Errorf("cannot read outbox of %q: %d bytes in call %s, want %d", ids[i], len(b), recs[i].OutboxCall, recs[i].outboxLen)
 		case err != nil:
 			return fmt.Errorf("cannot read outbox of %q: %w", ids[i], err)
 		default:

@@ -3,7 +3,6 @@ package state_test
 import (
 	"bytes"
 	"context"
-	"maps"
 	"slices"
 	"testing"
 
@@ -136,11 +135,16 @@ func TestSkipIndex(t *testing.T) {
 }
 
 // TestCallOutbox (multi-key mode): a save call stores the outboxes of its
-// applied writes, and only those, as the fields of one hash that each
-// record names; they load back byte for byte (as after a crash between save
-// and clear); a later save of one customer removes only its own field; a
-// clear deletes the call's hash; and an outbox that earlier versions saved
-// under its own key (format 2) is read and moved on.
+// applied writes in one string, which starts with the number of records
+// that name it; each record names the call and its range, and the outboxes
+// load back byte for byte (as after a crash between save and clear). A
+// later save of a customer lowers its old call's count, and the last one
+// deletes the string (what a writer that died before its clear left goes
+// once its customers moved on); a clear deletes the string at once; a
+// lost compare-and-set is not counted, and a call whose writes all lost
+// stores nothing. Outboxes that earlier versions saved under their own key
+// (format 2) or as a field of a call's hash (format 3) are read and moved
+// on.
 func TestCallOutbox(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
 		if cfg.SingleKey {
@@ -150,13 +154,13 @@ func TestCallOutbox(t *testing.T) {
 		c := newClient()
 		s := newStore(t, c, cfg)
 		keys := func() []string { return outboxKeys(t, c, cfg.Prefix) }
-		fields := func(key string) map[string]string {
+		refs := func(key string) string {
 			t.Helper()
-			m, err := c.HGetAll(ctx, key).Result()
+			v, err := c.GetRange(ctx, key, 0, 9).Result()
 			if err != nil {
 				t.Fatal(err)
 			}
-			return m
+			return v
 		}
 		rec := func(outbox string) state.Record {
 			return state.Record{Score: 30, Band: state.BandRed, Data: []byte("st"), Pending: []byte(outbox)}
@@ -172,12 +176,12 @@ func TestCallOutbox(t *testing.T) {
 		if call == "" || ws[1].Rec.OutboxCall != call {
 			t.Fatalf("outbox calls %q and %q, want one", call, ws[1].Rec.OutboxCall)
 		}
-		hash := s.CallOutboxKey(call)
-		if k := keys(); !slices.Equal(k, []string{hash}) {
-			t.Fatalf("outbox keys %q, want only the call's %q", k, hash)
+		key := s.CallOutboxKey(call)
+		if k := keys(); !slices.Equal(k, []string{key}) {
+			t.Fatalf("outbox keys %q, want only the call's %q", k, key)
 		}
-		if f := fields(hash); !maps.Equal(f, map[string]string{"a": "out a", "b": "out b"}) {
-			t.Fatalf("call's outboxes %q, want a's and b's only (c lost its compare-and-set)", f)
+		if n := refs(key); n != "0000000002" {
+			t.Fatalf("call's count %q, want 2 (a and b; c lost its compare-and-set)", n)
 		}
 		got, err := s.Load(ctx, []string{"a", "b", "c", "d"})
 		if err != nil {
@@ -191,44 +195,74 @@ func TestCallOutbox(t *testing.T) {
 		}
 
 		// a moves on (its outbox re-saved with the new version, as the
-		// consumer does with an outbox it loads): its field goes, b's stays.
+		// consumer does with an outbox it loads): the first call counts b
+		// only.
 		wa := []state.Write{{ID: "a", Expected: 1, PrevOutboxCall: got[0].OutboxCall, Rec: rec("out a+")}}
 		mustSave(t, s, wa...)
-		hash2 := s.CallOutboxKey(wa[0].Rec.OutboxCall)
-		if hash2 == hash {
-			t.Fatalf("a second save call reused outbox hash %q", hash)
+		key2 := s.CallOutboxKey(wa[0].Rec.OutboxCall)
+		if key2 == key {
+			t.Fatalf("a second save call reused outbox key %q", key)
 		}
-		if f := fields(hash); !maps.Equal(f, map[string]string{"b": "out b"}) {
-			t.Fatalf("first call's outboxes %q after a moved on, want b's only", f)
+		if n, n2 := refs(key), refs(key2); n != "0000000001" || n2 != "0000000001" {
+			t.Fatalf("counts %q and %q after a moved on, want 1 (b) and 1 (a)", n, n2)
 		}
-		if f := fields(hash2); !maps.Equal(f, map[string]string{"a": "out a+"}) {
-			t.Fatalf("second call's outboxes %q, want a's", f)
+		if got, _ = s.Load(ctx, []string{"a", "b"}); string(got[0].Pending) != "out a+" || string(got[1].Pending) != "out b" {
+			t.Fatalf("after a moved on: a %q, b %q", got[0].Pending, got[1].Pending)
 		}
 
 		// The first call's outputs acknowledged: its clear deletes the
-		// hash (one DEL, however many of its outboxes it names), not the
+		// string (one DEL, however many of its outboxes it names), not the
 		// second call's.
 		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{ws[0].Saved(), ws[1].Saved()}); err != nil {
 			t.Fatal(err)
 		}
-		if k := keys(); !slices.Equal(k, []string{hash2}) {
-			t.Fatalf("outbox keys %q after the first call's clear, want only %q", k, hash2)
+		if k := keys(); !slices.Equal(k, []string{key2}) {
+			t.Fatalf("outbox keys %q after the first call's clear, want only %q", k, key2)
 		}
 		if got, _ = s.Load(ctx, []string{"a", "b"}); string(got[0].Pending) != "out a+" || got[1].Pending != nil {
 			t.Fatalf("after the clear: a %q, b %q; want \"out a+\" and none", got[0].Pending, got[1].Pending)
 		}
-		// a moves on without outputs: the last field goes, and the hash.
+		// a moves on without outputs: the last record naming the second
+		// call goes, and so does its string.
 		mustSave(t, s, state.Write{ID: "a", Expected: 2, PrevOutboxCall: got[0].OutboxCall, Rec: rec("")})
 		if k := keys(); len(k) != 0 {
 			t.Fatalf("outbox keys %q left", k)
 		}
 
-		// The same customer twice in one call, the second without outputs:
-		// the first one's outbox is not stored.
+		// A writer that died before its clear: its customers move on one
+		// by one, and the last one deletes its string.
+		wg := []state.Write{{ID: "g", Rec: rec("out g")}, {ID: "h", Rec: rec("out h")}}
+		mustSave(t, s, wg...)
+		dead := s.CallOutboxKey(wg[0].Rec.OutboxCall)
+		for i, id := range []string{"g", "h"} {
+			got, _ = s.Load(ctx, []string{id})
+			if string(got[0].Pending) != "out "+id {
+				t.Fatalf("%s loaded with outbox %q", id, got[0].Pending)
+			}
+			mustSave(t, s, state.Write{ID: id, Expected: 1, PrevOutboxCall: got[0].OutboxCall, Rec: rec("")})
+			if k := keys(); i == 0 && (!slices.Equal(k, []string{dead}) || refs(dead) != "0000000001") {
+				t.Fatalf("after g moved on: keys %q, count %q; want %q counting 1", k, refs(dead), dead)
+			}
+		}
+		if k := keys(); len(k) != 0 {
+			t.Fatalf("outbox keys %q left after every customer of a dead writer moved on", k)
+		}
+
+		// The same customer twice in one call: the second write without
+		// outputs leaves nothing stored; with outputs, it is counted once.
 		mustSave(t, s, state.Write{ID: "f", Rec: rec("out f")}, state.Write{ID: "f", Expected: 1, Rec: rec("")})
 		if k := keys(); len(k) != 0 {
 			t.Fatalf("outbox keys %q: a replaced write's outbox was stored", k)
 		}
+		wf := []state.Write{{ID: "f", Expected: 2, Rec: rec("out f3")}, {ID: "f", Expected: 3, Rec: rec("out f4")}}
+		mustSave(t, s, wf...)
+		if n := refs(s.CallOutboxKey(wf[1].Rec.OutboxCall)); n != "0000000001" {
+			t.Fatalf("count %q after two writes of f in one call, want 1", n)
+		}
+		if got, _ = s.Load(ctx, []string{"f"}); string(got[0].Pending) != "out f4" {
+			t.Fatalf("f loaded with outbox %q, want its last", got[0].Pending)
+		}
+		mustSave(t, s, state.Write{ID: "f", Expected: 4, PrevOutboxCall: got[0].OutboxCall, Rec: rec("")})
 
 		// Format 2, as earlier versions wrote it (and single-key mode
 		// still does): the outbox under its own key. It is read, and the
@@ -258,6 +292,30 @@ func TestCallOutbox(t *testing.T) {
 		}
 		if got, _ = s.Load(ctx, []string{"e"}); string(got[0].Pending) != "out e+" {
 			t.Fatalf("moved-on outbox %q", got[0].Pending)
+		}
+		if err := bind(t, s).ClearOutboxes(ctx, []state.Outbox{we[0].Saved()}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Format 3, as the version before outbox strings wrote it: a field
+		// of the call's hash. It is read, and the save that moves it on
+		// removes the field (the hash goes with its last field).
+		r3 := rec("out k")
+		r3.Version, r3.OutboxCall = 1, "old:1"
+		v3, err := state.EncodeNamed(r3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setRawRecord(t, c, s, "k", v3)
+		if err := c.HSet(ctx, s.CallOutboxKey("old:1"), "k", "out k").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.Load(ctx, []string{"k"}); string(got[0].Pending) != "out k" || got[0].OutboxCall != "old:1" {
+			t.Fatalf("format-3 record loaded with outbox %q, call %q", got[0].Pending, got[0].OutboxCall)
+		}
+		mustSave(t, s, state.Write{ID: "k", Expected: 1, PrevOutboxCall: got[0].OutboxCall, Rec: rec("")})
+		if k := keys(); len(k) != 0 {
+			t.Fatalf("outbox keys %q after moving a format-3 outbox on", k)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,10 +43,74 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 	return applied, nil
 }
 
+// outboxHeaderLen is the size of a save call's outbox string header: the
+// number of records that name the string, in decimal, zero-padded (the
+// save script writes it and lowers it as records move on; see
+// batchSaveScript).
+const outboxHeaderLen = 10
+
+// layOutboxes names a new outbox call for each batchChunk writes of ws (one
+// script call each, see saveChunks) and lays the outboxes (Rec.Pending) of
+// each call's writes out in one string: the header (outboxHeaderLen bytes,
+// counting them), then the outboxes in the order of the writes. It sets
+// each write's Rec.OutboxCall and range (none for a write without outbox)
+// and returns the calls and their strings (nil for a call without
+// outboxes).
+func (s *Redis) layOutboxes(ws []Write) (calls []string, blobs [][]byte) {
+	for start := 0; start < len(ws); start += batchChunk {
+		chunk := ws[start:min(start+batchChunk, len(ws))]
+		size, n := outboxHeaderLen, 0
+		for i := range chunk {
+			if p := len(chunk[i].Rec.Pending); p > 0 {
+				size, n = size+p, n+1
+			}
+		}
+		call := s.newOutboxCall()
+		var blob []byte
+		if n > 0 {
+			blob = fmt.Appendf(outboxBuf(size), "%0*d", outboxHeaderLen, n)
+		}
+		for i := range chunk {
+			r := &chunk[i].Rec
+			r.OutboxCall, r.outboxAt, r.outboxLen = "", 0, 0
+			if len(r.Pending) > 0 {
+				r.OutboxCall, r.outboxAt, r.outboxLen = call, len(blob), len(r.Pending)
+				blob = append(blob, r.Pending...)
+			}
+		}
+		calls, blobs = append(calls, call), append(blobs, blob)
+	}
+	return calls, blobs
+}
+
+// outboxBufs holds the buffers of outbox strings whose save returned, for
+// the next ones: each save call's outputs are copied once more into its
+// string, and reusing the buffers keeps that copy from adding to the
+// garbage.
+var outboxBufs sync.Pool
+
+// outboxBuf returns an empty buffer of at least size bytes.
+func outboxBuf(size int) []byte {
+	if b, ok := outboxBufs.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// releaseOutboxBufs returns blobs' buffers to outboxBufs; nothing may use
+// them after (the save's commands are done with them once it returned).
+func releaseOutboxBufs(blobs [][]byte) {
+	for _, b := range blobs {
+		if b != nil && cap(b) <= 4<<20 {
+			outboxBufs.Put(&b)
+		}
+	}
+}
+
 // saveChunks runs the writes through batchSaveScript, batchChunk writes per
 // call, all calls in one pipeline (see evalEach). calls names each call's
-// outbox hash (see Session.Save).
-func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string) ([]bool, error) {
+// outbox string and blobs holds it (see layOutboxes).
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string, blobs [][]byte) ([]bool, error) {
 	type chunk struct {
 		start, end int
 		keys       []string
@@ -60,7 +125,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
-		c.args = append(make([]any, 0, 4+9*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix())
+		c.args = append(make([]any, 0, 6+9*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)])
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""
@@ -77,8 +142,12 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 			if len(days[i]) > 0 || len(changes[i]) > 0 {
 				histKey = s.HistoryKey(w.ID)
 			}
+			hasOutbox := ""
+			if w.Rec.outboxLen > 0 {
+				hasOutbox = "1"
+			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.Itoa(s.Bucket(w.ID)), w.Rec.Pending, prevOutbox,
+				strconv.Itoa(s.Bucket(w.ID)), hasOutbox, prevOutbox,
 				days[i], changes[i], histKey)
 		}
 		chunks = append(chunks, c)
@@ -111,7 +180,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	return applied, nil
 }
 
-// clearChunks deletes the outboxes obs names: each save call's hash once
+// clearChunks deletes the outboxes obs names: each save call's string once
 // (however many of its outboxes obs names), and the per-version keys of
 // outboxes saved before calls had hashes; batchChunk keys per script call.
 func (s *Redis) clearChunks(ctx context.Context, server string, obs []Outbox) error {

@@ -17,13 +17,20 @@ import (
 // save scripts, 1-based as Lua's string.sub and string.byte count:
 // $FORMAT_POS the format byte, $FORMAT_OUTBOX the format that says an
 // outbox is stored under its own key, $FORMAT_CALL_OUTBOX the one that says
-// it is a field of a save call's outbox hash, $VERSION_FIRST..$VERSION_LAST
+// it is a field of a save call's outbox hash, $FORMAT_CALL_RANGE the one
+// that says it is a range of a save call's outbox string, $CALL_POS the
+// byte that starts the call's name in those two (its length, one byte in
+// format 4), $OUTBOX_HEADER the size of an outbox string's count
+// (outboxHeaderLen), $VERSION_FIRST..$VERSION_LAST
 // the version ($VERSION_LEN bytes), $BAND_POS the band, $BAND_NAMES the
 // bands' names (luaBandNames).
 var luaCodec = strings.NewReplacer(
 	"$FORMAT_POS", strconv.Itoa(formatOffset+1),
 	"$FORMAT_OUTBOX", strconv.Itoa(int(formatV2)),
 	"$FORMAT_CALL_OUTBOX", strconv.Itoa(int(formatV3)),
+	"$FORMAT_CALL_RANGE", strconv.Itoa(int(formatV4)),
+	"$CALL_POS", strconv.Itoa(headerLen+1),
+	"$OUTBOX_HEADER", strconv.Itoa(outboxHeaderLen),
 	"$VERSION_FIRST", strconv.Itoa(versionOffset+1),
 	"$VERSION_LAST", strconv.Itoa(versionOffset+versionLen),
 	"$VERSION_LEN", strconv.Itoa(versionLen),
@@ -84,50 +91,75 @@ var saveScript = redis.NewScript(saveLua)
 // the run_id the writer expects the server to have ("": do not check); on
 // another server it writes nothing and fails with a RESTARTED error. KEYS[1]
 // is the band count hash (BandCountKey); ARGV[2] is the history window in
-// days; ARGV[3] is this call's outbox hash (CallOutboxKey, a key never
-// written before); ARGV[4] starts the band index keys (bandPrefix: the key
-// of band b in bucket n is ARGV[4] .. b .. ':' .. n, see BandKey); KEYS[2..]
-// are the record hashes (buckets, RecordKey) of the writes, one per write,
-// the same key for writes in the same bucket, and each has nine more ARGV:
-// the expected version (8 bytes, as in saveScript), the new value, the
-// customer id (its field in the record hash), its bucket (Bucket) as a
-// decimal string, the new outbox ("" for none), the outbox of
-// the expected version ("": known to have none, see Write.NoPrevOutbox; a key
-// to DEL if the stored record is format 2, a call's hash to HDEL the
-// customer from if it is format 3), then the history days, the history
-// changes and the history key ("" when both are empty). Each write is a
-// compare-and-set with its history as in saveScript, on the customer's
-// field of its bucket (HGET, HSET; the outbox, history and band index keys
-// are not declared: this script runs on single servers only); an applied write that changes the customer's band (or gives it its
-// first) also moves it in the band index, so record and index change
-// together: an HDEL from the old band's hash of its bucket and an HSET into
-// the new one's; what these changed (their replies: 1 entry removed, 1
-// added) is summed per band and added to that band's field of KEYS[1] at
-// the end, one HINCRBY per band that changed (so the counts are the index's
-// sizes, exactly). A write within the band leaves the index alone. The
-// outboxes of the applied writes (only those: a lost compare-and-set leaves
-// nothing behind) go into ARGV[3] with one HSET, field customer id. Returns
-// one 1 (applied) or 0 (conflict) per write.
+// days; ARGV[3] is this call's outbox string key (CallOutboxKey, a key
+// never written before) and ARGV[6] its value as layOutboxes built it;
+// ARGV[4] starts the band index keys (bandPrefix: the key of band b in
+// bucket n is ARGV[4] .. b .. ':' .. n, see BandKey); ARGV[5] starts the
+// outbox call keys (CallOutboxKey of ""); KEYS[2..] are the record hashes
+// (buckets, RecordKey) of the writes, one per write, the same key for
+// writes in the same bucket, and each has nine more ARGV: the expected
+// version (8 bytes, as in saveScript), the new value, the customer id (its
+// field in the record hash), its bucket (Bucket) as a decimal string, "1"
+// if the new record names an outbox in ARGV[6] (else ""), the outbox of the
+// expected version ("": known to have none, see Write.NoPrevOutbox; else a
+// key to DEL if the stored record is format 2, a call's hash to HDEL the
+// customer from if it is format 3; for format 4 the stored record names
+// its call), then the history days, the history changes and the history
+// key ("" when both are empty). Each write is a compare-and-set with its
+// history as in saveScript, on the customer's field of its bucket (HGET,
+// HSET; the outbox, history and band index keys are not declared: this
+// script runs on single servers only); an applied write that changes the
+// customer's band (or gives it its first) also moves it in the band index,
+// so record and index change together: an HDEL from the old band's hash of
+// its bucket and an HSET into the new one's; what these changed (their
+// replies: 1 entry removed, 1 added) is summed per band and added to that
+// band's field of KEYS[1] at the end, one HINCRBY per band that changed (so
+// the counts are the index's sizes, exactly). A write within the band
+// leaves the index alone.
+//
+// Outboxes: a call's outbox string starts with the number of records that
+// name it (outboxHeaderLen digits). The script stores ARGV[6] only if an
+// applied write names it, with that count (a lost compare-and-set leaves
+// nothing behind, and its bytes in the string are never read); an applied
+// write that replaces a format-4 record of another call lowers that call's
+// count, and the last one deletes the string, so the outboxes of a writer
+// that died before its clear go once every customer moved on (a clear
+// deletes the string at once). Returns one 1 (applied) or 0 (conflict) per
+// write.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
 local bands = {$BAND_NAMES}
 local counts = {0, 0, 0} -- per band byte, the index entries this call added less those it removed
 local out = {}
-local outboxes = {} -- customer id -> outbox of its last applied write
+local live = 0 -- applied records that name this call's outbox string
+local mine = {} -- customer id -> its last applied write names this call's string
+-- unref lowers the count of the call string a format-4 record cur names.
+local function unref(cur)
+  local n = string.byte(cur, $CALL_POS)
+  local k = ARGV[5] .. string.sub(cur, $CALL_POS + 1, $CALL_POS + n)
+  if k == ARGV[3] then return end -- this call's own: counted in mine
+  local c = tonumber(redis.call('GETRANGE', k, 0, $OUTBOX_HEADER - 1))
+  if not c then return end -- cleared
+  if c <= 1 then redis.call('DEL', k) else redis.call('SETRANGE', k, 0, string.format('%0$OUTBOX_HEADERd', c - 1)) end
+end
 for i = 2, #KEYS do
-  local j = 4 + (i - 2) * 9
-  local cur = redis.call('HGET', KEYS[i], ARGV[j+3])
+  local j = 6 + (i - 2) * 9
+  local id = ARGV[j+3]
+  local cur = redis.call('HGET', KEYS[i], id)
   local ok
   if cur then ok = string.sub(cur, $VERSION_FIRST, $VERSION_LAST) == ARGV[j+1] else ok = ARGV[j+1] == zero end
   if ok then
     local val = ARGV[j+2]
-    redis.call('HSET', KEYS[i], ARGV[j+3], val)
+    redis.call('HSET', KEYS[i], id, val)
     if ARGV[j+6] ~= '' and cur then
       local f = string.byte(cur, $FORMAT_POS)
       if f == $FORMAT_OUTBOX then redis.call('DEL', ARGV[j+6])
-      elseif f == $FORMAT_CALL_OUTBOX then redis.call('HDEL', ARGV[j+6], ARGV[j+3]) end
+      elseif f == $FORMAT_CALL_OUTBOX then redis.call('HDEL', ARGV[j+6], id)
+      elseif f == $FORMAT_CALL_RANGE then unref(cur) end
     end
-    if ARGV[j+5] ~= '' then outboxes[ARGV[j+3]] = ARGV[j+5] else outboxes[ARGV[j+3]] = nil end
+    if mine[id] then live = live - 1 end
+    mine[id] = ARGV[j+5] ~= ''
+    if mine[id] then live = live + 1 end
     if ARGV[j+9] ~= '' then history(ARGV[j+9], ARGV[j+7], ARGV[j+8], ARGV[2]) end
     -- The index moves only when the band does (or the customer had
     -- none); the counts follow what HDEL and HSET changed.
@@ -135,20 +167,18 @@ for i = 2, #KEYS do
     local ob = 0
     if cur then ob = string.byte(cur, $BAND_POS) end
     if ob ~= nb then
-      if bands[ob] then counts[ob] = counts[ob] - redis.call('HDEL', ARGV[4] .. bands[ob] .. ':' .. ARGV[j+4], ARGV[j+3]) end
-      if bands[nb] then counts[nb] = counts[nb] + redis.call('HSET', ARGV[4] .. bands[nb] .. ':' .. ARGV[j+4], ARGV[j+3], '') end
+      if bands[ob] then counts[ob] = counts[ob] - redis.call('HDEL', ARGV[4] .. bands[ob] .. ':' .. ARGV[j+4], id) end
+      if bands[nb] then counts[nb] = counts[nb] + redis.call('HSET', ARGV[4] .. bands[nb] .. ':' .. ARGV[j+4], id, '') end
     end
     out[#out+1] = 1
   else
     out[#out+1] = 0
   end
 end
-local fields = {}
-for id, outbox in pairs(outboxes) do
-  fields[#fields+1] = id
-  fields[#fields+1] = outbox
+if live > 0 then
+  redis.call('SET', ARGV[3], ARGV[6])
+  redis.call('SETRANGE', ARGV[3], 0, string.format('%0$OUTBOX_HEADERd', live))
 end
-if #fields > 0 then redis.call('HSET', ARGV[3], unpack(fields)) end
 for b, d in ipairs(counts) do
   if d ~= 0 then redis.call('HINCRBY', KEYS[1], bands[b], d) end
 end

@@ -42,4 +42,16 @@ func TestScriptsTakeCodecOffsets(t *testing.T) {
 	if got := lua(bandOffset+1, bandOffset+1)[0]; got != 3 {
 		t.Errorf("band byte at the scripts' position: %d, want 3 (green)", got)
 	}
+	// Format 4: the batch script reads the call's name (one length byte,
+	// then the name) to lower that call's count.
+	rec.OutboxCall, rec.outboxAt, rec.outboxLen = "n0nce:7", 10, 1
+	if b, err = encodeRecord(nil, rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(batchSaveLua, "string.byte(cur, 19)") || !strings.Contains(batchSaveLua, "string.sub(cur, 19 + 1, 19 + n)") {
+		t.Error("batch save script does not read the call's name at byte 19")
+	}
+	if n := int(b[18]); b[formatOffset] != formatV4 || string(b[19:19+n]) != rec.OutboxCall {
+		t.Errorf("format %d, call %q at the script's position, want format 4 and %q", b[formatOffset], b[19:19+int(b[18])], rec.OutboxCall)
+	}
 }

@@ -206,7 +206,13 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		tt = nil
 	}
 	vals := make([][]byte, len(ws))
-	var calls []string // multi-key mode: each script call's outbox hash
+	// In multi-key mode each script call (batchChunk writes, see
+	// saveChunks) stores its writes' outboxes in one new string.
+	var calls []string
+	var blobs [][]byte
+	if !s.cfg.SingleKey {
+		calls, blobs = s.layOutboxes(ws)
+	}
 	for i := range ws {
 		w := &ws[i]
 		if w.ID == "" {
@@ -215,14 +221,8 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		if w.Expected == math.MaxUint64 {
 			return nil, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
 		}
-		// In multi-key mode each script call (batchChunk writes, see
-		// saveChunks) stores its writes' outboxes in one new hash.
-		if !s.cfg.SingleKey && i%batchChunk == 0 {
-			calls = append(calls, s.newOutboxCall())
-		}
-		w.Rec.OutboxCall = ""
-		if !s.cfg.SingleKey && len(w.Rec.Pending) > 0 {
-			w.Rec.OutboxCall = calls[len(calls)-1]
+		if s.cfg.SingleKey {
+			w.Rec.OutboxCall, w.Rec.outboxAt, w.Rec.outboxLen = "", 0, 0
 		}
 		rec := w.Rec
 		rec.Version = w.Expected + 1
@@ -240,7 +240,8 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		vals[i] = v
 	}
 	if !s.cfg.SingleKey {
-		applied, err := s.saveChunks(ctx, b.server, ws, vals, calls)
+		applied, err := s.saveChunks(ctx, b.server, ws, vals, calls, blobs)
+		releaseOutboxBufs(blobs)
 		s.cacheSaved(b.server, ws, vals, applied, err)
 		if err != nil {
 			return nil, fmt.Errorf("cannot save records: %w", err)

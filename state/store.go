@@ -40,20 +40,25 @@ type Record struct {
 	// but not yet known to be acknowledged by the broker (opaque here). It
 	// is written atomically with the record and deleted by ClearOutboxes
 	// once acknowledged, so clearing it does not rewrite the record: in
-	// multi-key mode as the customer's field of the outbox hash of the
-	// save call that wrote it (CallOutboxKey(OutboxCall)), in single-key
+	// multi-key mode as a range of the outbox string of the save call
+	// that wrote it (CallOutboxKey(OutboxCall)), in single-key
 	// mode under its own key (OutboxKey of the customer and version).
 	Pending []byte
-	// OutboxCall names the save call whose outbox hash holds Pending
+	// OutboxCall names the save call whose outbox string holds Pending
 	// (multi-key mode; "" when Pending is under OutboxKey or there is
 	// none). Load sets it from the record; Save ignores the caller's value
 	// and sets it on each write to where it stores the new outbox (see
 	// Write.Saved).
 	OutboxCall string
+
+	// outboxAt and outboxLen locate Pending in its call's outbox string
+	// (format 4; both 0 for an outbox in a call's hash, format 3). Save
+	// sets them with OutboxCall.
+	outboxAt, outboxLen int
 }
 
 // Outbox names a stored outbox: the customer, the record version it was
-// saved with and, for an outbox in a save call's hash, that call ("": the
+// saved with and, for an outbox in a save call's string, that call ("": the
 // per-version key OutboxKey(ID, Version)).
 type Outbox struct {
 	ID      string
@@ -78,10 +83,12 @@ type Write struct {
 	// once saved. The save then skips the delete. False is always safe.
 	NoPrevOutbox bool
 	// PrevOutboxCall is the OutboxCall of the record at version Expected,
-	// as loaded: the save removes the customer's field from that call's
-	// outbox hash (the compare-and-set guarantees the stored record is the
-	// loaded one). Left empty for such a record, the field stays until
-	// that call's clear deletes the hash.
+	// as loaded. The save then lowers the count of the call string the
+	// stored record names (the compare-and-set guarantees it is the loaded
+	// one), or for a format-3 record removes the customer's field from
+	// that call's hash. Left empty for such a record (with NoPrevOutbox
+	// unset, the save still lowers a string's count), a format-3 field
+	// stays until that call's clear deletes the hash.
 	PrevOutboxCall string
 	// Days are score-history days this write closes (oldest first,
 	// increasing), and Changes band-change and alert entries (oldest
@@ -220,7 +227,7 @@ type Redis struct {
 	// bandCounts caches single-key mode's summed band counts (band.go).
 	bandCounts bandCountCache
 	topics     topicCache // the topic ids (topics.go)
-	// outboxNonce and outboxSeq name the outbox hash of each save call
+	// outboxNonce and outboxSeq name the outbox string of each save call
 	// (multi-key mode, see CallOutboxKey): random per store, so that no
 	// two stores, in this process or another, ever write the same one.
 	outboxNonce string
@@ -272,12 +279,12 @@ func (s *Redis) OutboxKey(id string, version uint64) string {
 	return s.cfg.Prefix + "o:{" + id + "}:" + strconv.FormatUint(version, 10)
 }
 
-// CallOutboxKey returns the Redis key of the outbox hash of a save call
-// (Record.OutboxCall): field customer id, value that customer's outbox. It
-// has no hash tag: multi-key mode only.
+// CallOutboxKey returns the Redis key of the outbox string of a save call
+// (Record.OutboxCall; see layOutboxes; a hash, field customer id, for the
+// calls of the version before). It has no hash tag: multi-key mode only.
 func (s *Redis) CallOutboxKey(call string) string { return s.cfg.Prefix + "o:" + call }
 
-// newOutboxCall names a new save call's outbox hash: the store's nonce and
+// newOutboxCall names a new save call's outbox string: the store's nonce and
 // a sequence number, never used before.
 func (s *Redis) newOutboxCall() string {
 	return s.outboxNonce + ":" + strconv.FormatUint(s.outboxSeq.Add(1), 36)
