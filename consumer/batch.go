@@ -34,7 +34,9 @@ type customerBatch struct {
 	reload  bool // a rescoring pass after a model reload
 	// nextDue is set by a successful attempt: the Unix ms at which the
 	// customer's score, with no new event, next needs publishing; 0: never.
+	// version is the record version that attempt loaded (and evaluated).
 	nextDue int64
+	version uint64
 }
 
 // batch is a poll's records, decoded and grouped.
@@ -215,15 +217,15 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 	c.reportCorrupt(p.corrupt)
 	t = c.metrics.since(StageFold, t)
 
-	// 0. Schedule the next decay-driven evaluations, before the states are
-	// saved: a crash in between can only wake a customer early, never lose
-	// its wake-up.
+	// 0. The next decay-driven evaluations: each write carries its
+	// customer's (Write.Due), which the save schedules with it; the
+	// sweeper releases the others (sweeper.go) at the record version it
+	// evaluated. Override expiries are tracked before the states are
+	// saved: a crash in between can only wake a customer early.
 	if c.cfg.Schedule != nil {
 		for i := range customers {
 			customers[i].nextDue = p.outcomes[i].nextDue
-		}
-		if err := c.cfg.Schedule.ScheduleEarlier(ctx, p.dues(customers)); err != nil {
-			return nil, err
+			customers[i].version = loaded[i].Version
 		}
 		if err := c.cfg.Schedule.TrackOverrides(ctx, p.overrides()); err != nil {
 			return nil, err
@@ -231,7 +233,7 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 		t = c.metrics.since(StageSchedule, t)
 	}
 
-	// 1. Save states with their outbox.
+	// 1. Save states with their outbox and due times.
 	writes := p.stateWrites()
 	applied, err := c.save(ctx, sess, writes)
 	if err != nil {
@@ -296,7 +298,7 @@ func (c *Consumer) load(ctx context.Context, sess state.Bound, customers []*cust
 
 // planConfig is the model and settings plan decides with.
 func (c *Consumer) planConfig() planConfig {
-	return planConfig{model: c.model.Load(), encoder: c.cfg.Encoder, historyDays: c.cfg.HistoryDays}
+	return planConfig{model: c.model.Load(), encoder: c.cfg.Encoder, historyDays: c.cfg.HistoryDays, schedule: c.cfg.Schedule != nil}
 }
 
 // reportCorrupt logs and counts the stored data plan had to replace.

@@ -73,11 +73,10 @@ type idleSchedule struct {
 	stats []int64 // nowMs of each DueStats call: one per sweep round
 }
 
-func (s *idleSchedule) ScheduleEarlier(context.Context, []state.Due) error { return nil }
 func (s *idleSchedule) Claim(context.Context, int, int64, int64, int) ([]string, error) {
 	return nil, nil
 }
-func (s *idleSchedule) Release(context.Context, int64, []state.Due) error { return nil }
+func (s *idleSchedule) Release(context.Context, int64, []state.Released) error { return nil }
 func (s *idleSchedule) DueStats(_ context.Context, nowMs int64) (int64, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -22,7 +22,7 @@ const (
 const (
 	StageLoad     = "load"
 	StageFold     = "fold"
-	StageSchedule = "schedule"
+	StageSchedule = "schedule" // override expiries; due times are saved with the records
 	StageSave     = "save"
 	StageProduce  = "produce"
 	StageClear    = "clear"

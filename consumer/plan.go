@@ -19,7 +19,8 @@ import (
 type planConfig struct {
 	model       *scorer.Model
 	encoder     *alerts.Encoder
-	historyDays int // Config.HistoryDays
+	historyDays int  // Config.HistoryDays
+	schedule    bool // a Schedule is configured: writes carry their due time
 }
 
 // outcome is one customer's result in an attempt.
@@ -101,17 +102,6 @@ func plan(pc planConfig, customers []*customerBatch, loaded []state.Record) batc
 		p.writes = append(p.writes, w)
 	}
 	return p
-}
-
-// dues are the customers' next decay-driven wake-ups (Unix ms).
-func (p *batchPlan) dues(customers []*customerBatch) []state.Due {
-	var dues []state.Due
-	for i, r := range p.outcomes {
-		if r.nextDue > 0 {
-			dues = append(dues, state.Due{ID: customers[i].id, At: r.nextDue})
-		}
-	}
-	return dues
 }
 
 // overrides are the expiries of the overrides folded in this batch.
@@ -324,6 +314,9 @@ func (pc planConfig) fold(cb *customerBatch, rec state.Record, ch *alerts.Change
 		Band:    o.Eval.Band.String(),
 		Data:    m.AppendState(nil, st),
 	}}
+	if pc.schedule {
+		res.write.Due = res.nextDue
+	}
 	if hist {
 		res.write.Days = historyDays(closed)
 		if publish {

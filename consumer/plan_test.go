@@ -259,6 +259,7 @@ func TestPlanPendingOutbox(t *testing.T) {
 // redoes customers whose new state lost a compare-and-set race.
 func TestPlanSettle(t *testing.T) {
 	pc := testPlanConfig(t)
+	pc.schedule = true
 	var customers []*customerBatch
 	for i, id := range []string{"a", "b", "c", "d"} {
 		e := ev("login", int64(i), 0)
@@ -287,8 +288,10 @@ func TestPlanSettle(t *testing.T) {
 	if n != (tally{applied: 2, ignored: 1, event: 2}) {
 		t.Errorf("tally = %+v, want b left out", n)
 	}
-	if d := p.dues(customers); len(d) != 3 || d[0].ID != "a" || d[1].ID != "b" || d[2].ID != "d" {
-		t.Errorf("dues = %v, want a, b and d", d)
+	for _, w := range p.writes {
+		if due := p.outcomes[w.i].nextDue; w.write.Due != due || due == 0 {
+			t.Errorf("write of %s: due %d, outcome's next due %d; want it carried, not 0", w.write.ID, w.write.Due, due)
+		}
 	}
 }
 

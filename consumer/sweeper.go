@@ -15,9 +15,8 @@ import (
 // Schedule is what the sweeper needs from the schedule store (see
 // state.Redis).
 type Schedule interface {
-	ScheduleEarlier(ctx context.Context, ds []state.Due) error
 	Claim(ctx context.Context, shard int, nowMs, leaseUntilMs int64, limit int) ([]string, error)
-	Release(ctx context.Context, leaseUntilMs int64, ds []state.Due) error
+	Release(ctx context.Context, leaseUntilMs int64, ds []state.Released) error
 	DueStats(ctx context.Context, nowMs int64) (due, oldestMs int64, err error)
 	Shards() int
 	TrackOverrides(ctx context.Context, ds []state.Due) error
@@ -100,9 +99,9 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 				c.refused(sess, err)
 				return err
 			}
-			dues := make([]state.Due, len(ids))
+			dues := make([]state.Released, len(ids))
 			for i, cb := range b.customers {
-				dues[i] = state.Due{ID: cb.id, At: cb.nextDue}
+				dues[i] = state.Released{ID: cb.id, At: cb.nextDue, Version: cb.version}
 			}
 			if err := sch.Release(ctx, lease, dues); err != nil {
 				return err

@@ -253,6 +253,58 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 	}
 }
 
+// TestReleaseAfterQuietWakeUp: a customer woken early (its due time is a
+// bound, here set by hand as an event batch's would be) is evaluated by the
+// sweeper, publishes nothing and writes nothing, and the release moves its
+// due time to the exact next change of the record version the sweeper read
+// (not left at the claim's lease).
+func TestReleaseAfterQuietWakeUp(t *testing.T) {
+	h := newHarness(t)
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	recs, _ := weekOfLogins(base)
+	last := base.Add(6 * 24 * time.Hour)
+	clock := &fakeClock{}
+	clock.Set(last)
+	h.produce(recs...)
+	c := h.startSweeping("quiet", clock)
+	h.waitCommitted("quiet")
+
+	ctx := context.Background()
+	before, err := h.store.Get(ctx, "silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := last.Add(time.Minute)
+	if d := h.due("silent"); d <= early.UnixMilli() {
+		t.Fatalf("due at %d, not after the early wake-up at %d", d, early.UnixMilli())
+	}
+	if err := h.store.ScheduleEarlier(ctx, []state.Due{{ID: "silent", At: early.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	// What the sweeper computes there: the exact next change.
+	st, err := h.model.DecodeState(before.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := h.model.Step(st, early.UnixNano()); o.Changed || o.Alert != scorer.AlertNone || o.Dropped {
+		t.Fatalf("the customer would publish a minute after its last event: %+v", o)
+	}
+	next, ok := h.model.NextChange(st, early.UnixNano())
+	if !ok {
+		t.Fatal("no next change")
+	}
+	want := (next + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+
+	clock.Set(early)
+	waitSwept(t, c, early)
+	if got := h.due("silent"); got != want {
+		t.Fatalf("due at %d after the quiet wake-up, want the exact next change %d (the lease ends at %d)", got, want, early.Add(testLease).UnixMilli())
+	}
+	if after, err := h.store.Get(ctx, "silent"); err != nil || after.Version != before.Version {
+		t.Fatalf("the quiet wake-up wrote the record: version %d, was %d (%v)", after.Version, before.Version, err)
+	}
+}
+
 // TestSweeperWaitsForBacklog: while the consumer catches up on a backlog
 // (two months of history, then each customer's login of an hour ago, read
 // 50 records per poll), the sweeper does not evaluate decay at the wall

@@ -38,11 +38,14 @@
 // customer's hash tag, so each outbox has its own key, <prefix>o:{<id>}:<version>
 // (format 2, as earlier versions wrote in both modes; still read).
 //
-// The decay schedule (schedule.go) is the same in both modes: per shard N,
-// a sorted set per bucket of customers by due time,
+// The decay schedule (schedule.go) has the same keys in both modes: per
+// shard N, a sorted set per bucket of customers by due time,
 // <prefix>due:{N}:<bucket>, and an index of the shard's buckets by a lower
 // bound of their earliest due time, <prefix>due:{N}:min; a shard's keys
-// share the hash tag {N}, so its scripts touch one cluster slot.
+// share the hash tag {N}, so its scripts touch one cluster slot. A save
+// schedules each write's due time (Write.Due): on a single server in the
+// save script, with the record; in single-key mode before the
+// compare-and-set (ScheduleEarlier).
 //
 // Every instance sharing a prefix must group customers into the same
 // buckets: <prefix>layout records the number ([Config.Buckets]) and

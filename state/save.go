@@ -43,6 +43,15 @@ func (s *Redis) compareAndSet(ctx context.Context, server string, ws []Write, va
 	return applied, nil
 }
 
+// dueArg is a write's due time as the batch save script takes it: Unix
+// ms, "" for none.
+func dueArg(ms int64) string {
+	if ms <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(ms, 10)
+}
+
 // outboxHeaderLen is the size of a save call's outbox string header: the
 // number of records that name the string, in decimal, zero-padded (the
 // save script writes it and lowers it as records move on; see
@@ -125,7 +134,8 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
-		c.args = append(make([]any, 0, 6+9*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)])
+		c.args = append(make([]any, 0, 8+10*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
+			s.cfg.Prefix+"due:{", s.cfg.Shards)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""
@@ -148,7 +158,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 			}
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
 				strconv.Itoa(s.Bucket(w.ID)), hasOutbox, prevOutbox,
-				days[i], changes[i], histKey)
+				days[i], changes[i], histKey, dueArg(w.Due))
 		}
 		chunks = append(chunks, c)
 	}

@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -230,13 +231,24 @@ func (s *Redis) Claim(ctx context.Context, shard int, nowMs, leaseUntilMs int64,
 
 // releaseScript sets a claimed member ARGV[3] of bucket KEYS[1] to due time
 // ARGV[2] (or removes it when ARGV[2] is "-") only if its score is still
-// the claim's ARGV[1]: an event batch that moved it earlier meanwhile wins.
-// A new due time lowers the bucket's bound (member ARGV[4] of the shard's
-// index KEYS[2]) to it; a removal leaves the bound, which stays a lower
-// bound.
-var releaseScript = redis.NewScript(`
+// the claim's ARGV[1] (an event batch that moved it earlier meanwhile wins)
+// and, when ARGV[5] is not empty, the customer's record (field ARGV[3] of
+// the record hash ARGV[5]) still has version ARGV[6] (8 bytes; a missing
+// record has version 0): a save that applied since the sweeper read the
+// record set the entry for the state it stored, which the release must not
+// replace. A new due time lowers the bucket's bound (member ARGV[4] of the
+// shard's index KEYS[2]) to it; a removal leaves the bound, which stays a
+// lower bound. Returns 1 when released, 0 when the entry moved, 2 when the
+// record did.
+var releaseScript = redis.NewScript(luaCodec.Replace(`
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[3])
 if not cur or tonumber(cur) ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[5] ~= '' then
+  local rec = redis.call('HGET', ARGV[5], ARGV[3])
+  local v = string.rep(string.char(0), $VERSION_LEN)
+  if rec then v = string.sub(rec, $VERSION_FIRST, $VERSION_LAST) end
+  if v ~= ARGV[6] then return 2 end
+end
 if ARGV[2] == '-' then
   redis.call('ZREM', KEYS[1], ARGV[3])
 else
@@ -244,11 +256,25 @@ else
   redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[4])
 end
 return 1
-`)
+`))
+
+// Released is a claimed customer the sweeper evaluated: its next due time
+// (Unix ms, 0: none) for the record version it evaluated.
+type Released struct {
+	ID      string
+	At      int64
+	Version uint64
+}
 
 // Release ends claims taken at leaseUntilMs: each customer is rescheduled to
-// its At, or unscheduled when At is 0 (one pipelined round trip).
-func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Due) error {
+// its At, or unscheduled when At is 0, unless a save applied since (on a
+// single server the release checks that the record still has the Version
+// the sweeper evaluated; that save's due time stays). One pipelined round
+// trip. On Redis Cluster the record is in another slot, so the check is
+// not made: a save that applies between the sweeper's read and the release
+// and whose due time is later than the lease is overwritten by the
+// sweeper's (see docs/architecture.md).
+func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Released) error {
 	err := s.evalEach(ctx, releaseScript, len(ds), func(i int) ([]string, []any) {
 		d := ds[i]
 		at := "-"
@@ -256,8 +282,21 @@ func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Due) error
 			at = strconv.FormatInt(d.At, 10)
 		}
 		b := s.Bucket(d.ID)
-		return []string{s.DueKey(b), s.DueMinKey(b % s.cfg.Shards)}, []any{leaseUntilMs, at, d.ID, b}
-	}, func(_ int, cmd *redis.Cmd) error { return cmd.Err() })
+		rec, version := "", ""
+		if !s.cfg.SingleKey {
+			rec, _ = s.RecordKey(d.ID)
+			version = string(binary.BigEndian.AppendUint64(nil, d.Version))
+		}
+		return []string{s.DueKey(b), s.DueMinKey(b % s.cfg.Shards)}, []any{leaseUntilMs, at, d.ID, b, rec, version}
+	}, func(i int, cmd *redis.Cmd) error {
+		n, err := cmd.Int()
+		if err == nil && n == 2 && s.cache != nil {
+			// The sweeper evaluated a record someone else replaced since:
+			// if it came from this process's cache, that entry is stale.
+			s.cache.drop(s.cache.gen.Load(), ds[i].ID)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cannot reschedule customers: %w", err)
 	}

@@ -31,15 +31,19 @@ func (m scheduleModel) dueAt(nowMs int64) []state.Due {
 	return ds
 }
 
-// claim is a lease taken by a claim pass, whose customers may be released.
+// claim is a lease taken by a claim pass, whose customers may be released,
+// with the record versions its sweeper read right after claiming.
 type claim struct {
-	lease int64
-	ids   []string
+	lease    int64
+	ids      []string
+	versions map[string]uint64
 }
 
-// TestScheduleModel runs random ScheduleEarlier, full claim passes, releases
-// (some lost to an event batch that moved the customer earlier, some to a
-// later claim after the lease ended) and time steps against a map model, with
+// TestScheduleModel runs random ScheduleEarlier, saves with due times (some
+// losing their compare-and-set), full claim passes, releases (some lost to
+// an event batch that moved the customer earlier, to a save since the
+// claim, or to a later claim after the lease ended) and time steps against
+// a map model, with
 // few buckets per shard so buckets hold several customers. After every step
 // the buckets hold exactly the model's due times (so never a later one), every
 // scheduled bucket has a bound in the shard's index no higher than its
@@ -64,10 +68,42 @@ func TestScheduleModel(t *testing.T) {
 				ids[i] = fmt.Sprintf("c%02d", i)
 			}
 			model := scheduleModel{}
+			versions := map[string]uint64{} // stored record versions
 			var claims []claim
 			now := int64(1000)
 			for range rapid.IntRange(1, 40).Draw(rt, "steps") {
-				switch rapid.IntRange(0, 3).Draw(rt, "op") {
+				switch rapid.IntRange(0, 4).Draw(rt, "op") {
+				case 4: // a save with a due time, as an event batch's
+					id := rapid.SampledFrom(ids).Draw(rt, "saveID")
+					w := state.Write{ID: id, Expected: versions[id], Rec: state.Record{Score: 50, Band: state.BandGreen, Data: []byte("s")}}
+					lose := rapid.IntRange(0, 3).Draw(rt, "lose") == 0
+					if lose {
+						w.Expected += 7 // another writer got there first
+					}
+					if rapid.IntRange(0, 4).Draw(rt, "hasDue") > 0 {
+						w.Due = now + 25*rapid.Int64Range(-2, 16).Draw(rt, "due")
+					}
+					sess, err := s.Bind(ctx)
+					if err != nil {
+						rt.Fatal(err)
+					}
+					applied, err := sess.Save(ctx, []state.Write{w})
+					if err != nil || applied[0] == lose {
+						rt.Fatalf("save of %s (lose %v): applied %v, %v", id, lose, applied, err)
+					}
+					if !lose {
+						versions[id]++
+					}
+					at, ok := model[id]
+					switch {
+					case w.Due == 0:
+					case c.SingleKey: // scheduled before the compare-and-set, earlier only
+						if !ok || w.Due < at {
+							model[id] = w.Due
+						}
+					case !lose: // with the record: the entry is for the stored state
+						model[id] = w.Due
+					}
 				case 0: // an event batch
 					var ds []state.Due
 					for range rapid.IntRange(1, 10).Draw(rt, "n") {
@@ -103,16 +139,18 @@ func TestScheduleModel(t *testing.T) {
 					}
 					slices.Sort(got)
 					wantIDs := make([]string, len(want))
+					read := map[string]uint64{}
 					for i, d := range want {
 						wantIDs[i] = d.ID
 						model[d.ID] = lease
+						read[d.ID] = versions[d.ID]
 					}
 					slices.Sort(wantIDs)
 					if !slices.Equal(got, wantIDs) {
 						rt.Fatalf("a claim pass at %d took %v; due then: %v", now, got, want)
 					}
 					if len(got) > 0 {
-						claims = append(claims, claim{lease, got})
+						claims = append(claims, claim{lease, got, read})
 					}
 				case 2: // a sweeper releases (part of) a claim
 					if len(claims) == 0 {
@@ -121,17 +159,19 @@ func TestScheduleModel(t *testing.T) {
 					i := rapid.IntRange(0, len(claims)-1).Draw(rt, "claim")
 					cl := claims[i]
 					claims = slices.Delete(claims, i, i+1)
-					var ds []state.Due
+					var ds []state.Released
 					for _, id := range cl.ids {
 						if !rapid.Bool().Draw(rt, "release") {
 							continue // its sweeper died: the lease runs out
 						}
-						d := state.Due{ID: id}
+						d := state.Released{ID: id, Version: cl.versions[id]}
 						if rapid.IntRange(0, 2).Draw(rt, "next") > 0 {
 							d.At = now + 25*rapid.Int64Range(1, 20).Draw(rt, "at")
 						}
 						ds = append(ds, d)
-						if model[id] == cl.lease { // else an event batch or a later claim won
+						// Else an event batch, a save since the claim (on a
+						// single server) or a later claim won.
+						if model[id] == cl.lease && (c.SingleKey || versions[id] == cl.versions[id]) {
 							if d.At == 0 {
 								delete(model, id)
 							} else {

@@ -95,18 +95,22 @@ var saveScript = redis.NewScript(saveLua)
 // never written before) and ARGV[6] its value as layOutboxes built it;
 // ARGV[4] starts the band index keys (bandPrefix: the key of band b in
 // bucket n is ARGV[4] .. b .. ':' .. n, see BandKey); ARGV[5] starts the
-// outbox call keys (CallOutboxKey of ""); KEYS[2..] are the record hashes
-// (buckets, RecordKey) of the writes, one per write, the same key for
-// writes in the same bucket, and each has nine more ARGV: the expected
-// version (8 bytes, as in saveScript), the new value, the customer id (its
+// outbox call keys (CallOutboxKey of ""); ARGV[7] starts the schedule keys
+// (dueShardPrefix without the shard: the bucket key of bucket n is
+// ARGV[7] .. n % ARGV[8] .. '}:' .. n, see DueKey, and the shard's bound
+// index ends in '}:min', see DueMinKey) and ARGV[8] is Shards; KEYS[2..]
+// are the record hashes (buckets, RecordKey) of the writes, one per write,
+// the same key for writes in the same bucket, and each has ten more ARGV:
+// the expected version (8 bytes, as in saveScript), the new value, the customer id (its
 // field in the record hash), its bucket (Bucket) as a decimal string, "1"
 // if the new record names an outbox in ARGV[6] (else ""), the outbox of the
 // expected version ("": known to have none, see Write.NoPrevOutbox; else a
 // key to DEL if the stored record is format 2, a call's hash to HDEL the
 // customer from if it is format 3; for format 4 the stored record names
-// its call), then the history days, the history changes and the history
-// key ("" when both are empty). Each write is a compare-and-set with its
-// history as in saveScript, on the customer's field of its bucket (HGET,
+// its call), then the history days, the history changes, the history key
+// ("" when both are empty), and the customer's next due time (Write.Due,
+// Unix ms; "" for none). Each write is a compare-and-set with its history
+// as in saveScript, on the customer's field of its bucket (HGET,
 // HSET; the outbox, history and band index keys are not declared: this
 // script runs on single servers only); an applied write that changes the
 // customer's band (or gives it its first) also moves it in the band index,
@@ -115,7 +119,12 @@ var saveScript = redis.NewScript(saveLua)
 // replies: 1 entry removed, 1 added) is summed per band and added to that
 // band's field of KEYS[1] at the end, one HINCRBY per band that changed (so
 // the counts are the index's sizes, exactly). A write within the band
-// leaves the index alone.
+// leaves the index alone. An applied write with a due time sets the
+// customer's schedule entry to it (a plain ZADD: the new record's due time
+// replaces whatever the entry held, a sweeper's lease included, so the
+// sweeper's release, which checks the record's version, leaves it), and
+// the bucket's bound is lowered to the least due time set in it (one
+// ZADD LT per shard at the end).
 //
 // Outboxes: a call's outbox string starts with the number of records that
 // name it (outboxHeaderLen digits). The script stores ARGV[6] only if an
@@ -132,6 +141,8 @@ local bands = {$BAND_NAMES}
 local counts = {0, 0, 0} -- per band byte, the index entries this call added less those it removed
 local out = {}
 local live = 0 -- applied records that name this call's outbox string
+local shards = tonumber(ARGV[8])
+local bounds = {} -- schedule shard -> bucket -> least due time set
 local mine = {} -- customer id -> its last applied write names this call's string
 -- unref lowers the count of the call string a format-4 record cur names.
 local function unref(cur)
@@ -143,7 +154,7 @@ local function unref(cur)
   if c <= 1 then redis.call('DEL', k) else redis.call('SETRANGE', k, 0, string.format('%0$OUTBOX_HEADERd', c - 1)) end
 end
 for i = 2, #KEYS do
-  local j = 6 + (i - 2) * 9
+  local j = 8 + (i - 2) * 10
   local id = ARGV[j+3]
   local cur = redis.call('HGET', KEYS[i], id)
   local ok
@@ -161,6 +172,17 @@ for i = 2, #KEYS do
     mine[id] = ARGV[j+5] ~= ''
     if mine[id] then live = live + 1 end
     if ARGV[j+9] ~= '' then history(ARGV[j+9], ARGV[j+7], ARGV[j+8], ARGV[2]) end
+    if ARGV[j+10] ~= '' then
+      -- The record's due time replaces the schedule entry (a claim's
+      -- lease included), and lowers the bucket's bound at the end.
+      local b = tonumber(ARGV[j+4])
+      local sh = b % shards
+      redis.call('ZADD', ARGV[7] .. sh .. '}:' .. ARGV[j+4], ARGV[j+10], id)
+      local t = bounds[sh]
+      if not t then t = {}; bounds[sh] = t end
+      local d = tonumber(ARGV[j+10])
+      if not t[b] or d < t[b][1] then t[b] = {d, ARGV[j+10], ARGV[j+4]} end
+    end
     -- The index moves only when the band does (or the customer had
     -- none); the counts follow what HDEL and HSET changed.
     local nb = string.byte(val, $BAND_POS)
@@ -181,6 +203,14 @@ if live > 0 then
 end
 for b, d in ipairs(counts) do
   if d ~= 0 then redis.call('HINCRBY', KEYS[1], bands[b], d) end
+end
+for sh, t in pairs(bounds) do
+  local zs = {}
+  for _, e in pairs(t) do
+    zs[#zs+1] = e[2]
+    zs[#zs+1] = e[3]
+  end
+  redis.call('ZADD', ARGV[7] .. sh .. '}:min', 'LT', unpack(zs))
 end
 return out
 `)

@@ -248,6 +248,19 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		}
 		return applied, nil
 	}
+	// Redis Cluster: a write's due time is in another slot than its
+	// record, so it is scheduled before the compare-and-set (a crash in
+	// between, or a lost compare-and-set, can only wake the customer
+	// early), never moving an entry later.
+	var dues []Due
+	for _, w := range ws {
+		if w.Due > 0 {
+			dues = append(dues, Due{ID: w.ID, At: w.Due})
+		}
+	}
+	if err := s.ScheduleEarlier(ctx, dues); err != nil {
+		return nil, fmt.Errorf("cannot save records: %w", err)
+	}
 	applied, err := s.compareAndSet(ctx, b.server, ws, vals)
 	if err != nil {
 		return nil, fmt.Errorf("cannot save records: %w", err)

@@ -96,6 +96,14 @@ type Write struct {
 	// compare-and-set applies, and only when Config.HistoryDays > 0.
 	Days    []Day
 	Changes [][]byte
+	// Due is the customer's next decay wake-up after this write (Unix ms;
+	// 0: none, the schedule is left as it is). The save schedules it only
+	// if the write applies: on a single server in the same script, where it
+	// replaces the customer's schedule entry (even with a later time: the
+	// entry is for the state this write stores); on Redis Cluster before
+	// the compare-and-set, only ever moving the entry earlier (see
+	// ScheduleEarlier).
+	Due int64
 }
 
 // Saved names the outbox an applied write stored (when Rec.Pending is set),
