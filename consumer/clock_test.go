@@ -76,7 +76,7 @@ type idleSchedule struct {
 func (s *idleSchedule) Claim(context.Context, int, int64, int64, int) ([]string, error) {
 	return nil, nil
 }
-func (s *idleSchedule) Release(context.Context, int64, []state.Released) error { return nil }
+func (s *idleSchedule) Release(context.Context, int64, int64, []state.Released) error { return nil }
 func (s *idleSchedule) DueStats(_ context.Context, nowMs int64) (int64, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

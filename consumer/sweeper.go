@@ -16,7 +16,7 @@ import (
 // state.Redis).
 type Schedule interface {
 	Claim(ctx context.Context, shard int, nowMs, leaseUntilMs int64, limit int) ([]string, error)
-	Release(ctx context.Context, leaseUntilMs int64, ds []state.Released) error
+	Release(ctx context.Context, nowMs, leaseUntilMs int64, ds []state.Released) error
 	DueStats(ctx context.Context, nowMs int64) (due, oldestMs int64, err error)
 	Shards() int
 	TrackOverrides(ctx context.Context, ds []state.Due) error
@@ -103,7 +103,7 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 			for i, cb := range b.customers {
 				dues[i] = state.Released{ID: cb.id, At: cb.nextDue, Version: cb.version}
 			}
-			if err := sch.Release(ctx, lease, dues); err != nil {
+			if err := sch.Release(ctx, nowMs, lease, dues); err != nil {
 				return err
 			}
 			c.log.Debug("swept due customers", zap.Int("shard", shard), zap.Int("customers", len(ids)))

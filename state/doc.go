@@ -44,7 +44,7 @@
 // bound of their earliest due time, <prefix>due:{N}:min; a shard's keys
 // share the hash tag {N}, so its scripts touch one cluster slot. A save
 // schedules each write's due time (Write.Due): on a single server in the
-// save script, with the record; in single-key mode before the
+// save script, with the record; in single-key mode before and after the
 // compare-and-set (ScheduleEarlier).
 //
 // Every instance sharing a prefix must group customers into the same

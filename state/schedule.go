@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -266,15 +267,20 @@ type Released struct {
 	Version uint64
 }
 
-// Release ends claims taken at leaseUntilMs: each customer is rescheduled to
-// its At, or unscheduled when At is 0, unless a save applied since (on a
-// single server the release checks that the record still has the Version
-// the sweeper evaluated; that save's due time stays). One pipelined round
-// trip. On Redis Cluster the record is in another slot, so the check is
-// not made: a save that applies between the sweeper's read and the release
-// and whose due time is later than the lease is overwritten by the
-// sweeper's (see docs/architecture.md).
-func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Released) error {
+// Release ends claims taken at leaseUntilMs by a sweep at nowMs: each
+// customer is rescheduled to its At, or unscheduled when At is 0, unless a
+// save applied since the sweeper read the record at Version, whose due
+// time stays. On a single server the release script checks the version
+// (one pipelined round trip). On Redis Cluster the record is in another
+// slot: the release applies, then the records are read, and a customer
+// whose record moved on is woken again at nowMs (ScheduleEarlier), to be
+// evaluated as it is now. With Session.Save's second schedule after its
+// compare-and-set, a save's due time is never lost to a release: a save
+// whose second schedule runs after the release lowers what the release
+// set, and one that ran before it has moved the record on before the
+// read.
+func (s *Redis) Release(ctx context.Context, nowMs, leaseUntilMs int64, ds []Released) error {
+	released := make([]bool, len(ds))
 	err := s.evalEach(ctx, releaseScript, len(ds), func(i int) ([]string, []any) {
 		d := ds[i]
 		at := "-"
@@ -295,12 +301,59 @@ func (s *Redis) Release(ctx context.Context, leaseUntilMs int64, ds []Released) 
 			// if it came from this process's cache, that entry is stale.
 			s.cache.drop(s.cache.gen.Load(), ds[i].ID)
 		}
+		released[i] = n == 1
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cannot reschedule customers: %w", err)
 	}
+	if s.cfg.SingleKey {
+		if err := s.wakeMovedOn(ctx, nowMs, ds, released); err != nil {
+			return fmt.Errorf("cannot reschedule customers: %w", err)
+		}
+	}
 	return nil
+}
+
+// wakeMovedOn (single-key mode) reads the records of the released
+// customers and wakes at nowMs those whose version is no longer the one
+// the sweeper evaluated.
+func (s *Redis) wakeMovedOn(ctx context.Context, nowMs int64, ds []Released, released []bool) error {
+	var idx []int
+	for i := range ds {
+		if released[i] {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.StringCmd, len(idx))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, i := range idx {
+			cmds[k] = s.readRecord(ctx, p, ds[i].ID)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("cannot read records: %w", err)
+	}
+	var wake []Due
+	for k, i := range idx {
+		b, err := cmds[k].Bytes()
+		var version uint64
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return fmt.Errorf("cannot read record of %q: %w", ds[i].ID, err)
+		case len(b) >= versionOffset+versionLen:
+			version = binary.BigEndian.Uint64(b[versionOffset:])
+		}
+		if version != ds[i].Version {
+			wake = append(wake, Due{ID: ds[i].ID, At: nowMs})
+		}
+	}
+	return s.ScheduleEarlier(ctx, wake)
 }
 
 // dueStatsScript counts the customers due at or before ARGV[1] in the

@@ -170,16 +170,22 @@ func TestScheduleModel(t *testing.T) {
 						}
 						ds = append(ds, d)
 						// Else an event batch, a save since the claim (on a
-						// single server) or a later claim won.
-						if model[id] == cl.lease && (c.SingleKey || versions[id] == cl.versions[id]) {
+						// single server) or a later claim won. On Redis
+						// Cluster the release applies, and a customer whose
+						// record moved on is woken again at now.
+						moved := versions[id] != cl.versions[id]
+						if model[id] == cl.lease && (c.SingleKey || !moved) {
 							if d.At == 0 {
 								delete(model, id)
 							} else {
 								model[id] = d.At
 							}
+							if at, ok := model[id]; c.SingleKey && moved && (!ok || now < at) {
+								model[id] = now
+							}
 						}
 					}
-					if err := s.Release(ctx, cl.lease, ds); err != nil {
+					if err := s.Release(ctx, now, cl.lease, ds); err != nil {
 						rt.Fatal(err)
 					}
 				case 3:

@@ -251,24 +251,36 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	// Redis Cluster: a write's due time is in another slot than its
 	// record, so it is scheduled before the compare-and-set (a crash in
 	// between, or a lost compare-and-set, can only wake the customer
-	// early), never moving an entry later.
-	var dues []Due
-	for _, w := range ws {
-		if w.Due > 0 {
-			dues = append(dues, Due{ID: w.ID, At: w.Due})
-		}
-	}
-	if err := s.ScheduleEarlier(ctx, dues); err != nil {
+	// early), never moving an entry later, and again after it for the
+	// writes that applied: a sweeper's release between the two may have
+	// replaced the first (a claim's lease absorbs a later due time), and
+	// this one lowers what it set (see Release for the other order).
+	if err := s.ScheduleEarlier(ctx, dues(ws, nil)); err != nil {
 		return nil, fmt.Errorf("cannot save records: %w", err)
 	}
 	applied, err := s.compareAndSet(ctx, b.server, ws, vals)
 	if err != nil {
 		return nil, fmt.Errorf("cannot save records: %w", err)
 	}
+	if err := s.ScheduleEarlier(ctx, dues(ws, applied)); err != nil {
+		return applied, fmt.Errorf("cannot schedule saved records: %w", err)
+	}
 	if err := s.index(ctx, ws, applied); err != nil {
 		return applied, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
 	}
 	return applied, nil
+}
+
+// dues are the due times of the writes (of those applied, when applied is
+// not nil).
+func dues(ws []Write, applied []bool) []Due {
+	var ds []Due
+	for i, w := range ws {
+		if w.Due > 0 && (applied == nil || applied[i]) {
+			ds = append(ds, Due{ID: w.ID, At: w.Due})
+		}
+	}
+	return ds
 }
 
 // topicsOf lists the topics of the writes' offsets, each once.

@@ -101,8 +101,8 @@ type Write struct {
 	// if the write applies: on a single server in the same script, where it
 	// replaces the customer's schedule entry (even with a later time: the
 	// entry is for the state this write stores); on Redis Cluster before
-	// the compare-and-set, only ever moving the entry earlier (see
-	// ScheduleEarlier).
+	// the compare-and-set and again after it, only ever moving the entry
+	// earlier (see ScheduleEarlier and Release).
 	Due int64
 }
 
