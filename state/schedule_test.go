@@ -194,3 +194,35 @@ func TestReleaseYieldsToASave(t *testing.T) {
 		}
 	})
 }
+
+// TestDueStatsBounded: DueStats counts exactly while few buckets are due,
+// and past dueStatsBuckets (64) due buckets per shard it estimates the
+// count from 64 spread over them (within 15% here, where a due bucket holds
+// about three customers; the estimate of these fixed ids is 3051) while
+// the earliest due time stays exact.
+func TestDueStatsBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		ctx := t.Context()
+		cfg.Shards, cfg.Buckets = 1, 1024
+		s := newStore(t, newClient(), cfg)
+		var ds []state.Due
+		for i := range 3000 {
+			ds = append(ds, state.Due{ID: fmt.Sprintf("c%04d", i), At: int64(1000 + i)})
+		}
+		if err := s.ScheduleEarlier(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+		// c0000..c0020 due at 1020: 21 customers in at most 21 buckets.
+		if due, oldest, err := s.DueStats(ctx, 1020); err != nil || due != 21 || oldest != 1000 {
+			t.Fatalf("DueStats(1020) = %d, %d, %v; want exactly 21, oldest 1000", due, oldest, err)
+		}
+		due, oldest, err := s.DueStats(ctx, 5000)
+		if err != nil || oldest != 1000 {
+			t.Fatalf("DueStats(5000): oldest %d, %v; want 1000", oldest, err)
+		}
+		if due < 2550 || due > 3450 {
+			t.Fatalf("DueStats(5000) = %d, want an estimate of 3000 within 15%%", due)
+		}
+		t.Logf("3000 due in about 970 buckets: estimated %d", due)
+	})
+}
