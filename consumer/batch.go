@@ -34,7 +34,7 @@ type customerBatch struct {
 	reload  bool // a rescoring pass after a model reload
 	// nextDue is set by a successful attempt: the Unix ms at which the
 	// customer's score, with no new event, next needs publishing; 0: never.
-	// version is the record version that attempt loaded (and evaluated).
+	// version is the record version that attempt evaluated, or saved.
 	nextDue int64
 	version uint64
 }
@@ -196,7 +196,7 @@ func (c *Consumer) processGroup(ctx context.Context, sess state.Bound, todo []*c
 	return nil
 }
 
-// attempt takes the customers through one load → plan → schedule → save →
+// attempt takes the customers through one load → plan → overrides → save →
 // produce → clear cycle (the outbox order: see outbox.go); plan (plan.go)
 // makes every decision, this is only the I/O around it. It returns the
 // customers whose first save lost a compare-and-set race, to be redone; an
@@ -241,6 +241,11 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 	}
 	t = c.metrics.since(StageSave, t)
 	s := p.settle(applied, writes)
+	for k, w := range p.writes {
+		if applied[k] {
+			customers[w.i].version = writes[k].Expected + 1 // what the release checks
+		}
+	}
 
 	// 1b. Outputs are published only once the states that call for them
 	// reached the replicas (see outputsReplicated).

@@ -233,9 +233,15 @@ func TestSilentCustomerGoesRed(t *testing.T) {
 
 	// A late event dated before the decay publications is evaluated no
 	// earlier than the last of them: time never runs backwards for a score,
-	// so a stale kb visit cannot lift the customer out of red.
+	// so a stale kb visit cannot lift the customer out of red. Its load
+	// comes from the record cache: the sweeper's releases (for the
+	// versions its own saves left) did not drop the entry.
+	_, misses := h.store.CacheStats()
 	h.produce(&kgo.Record{Key: []byte("silent"), Value: fmt.Appendf(nil, `{"customer_id":"silent","type":"kb_viewed","time":%q}`, last.Add(time.Hour).Format(time.RFC3339))})
 	h.waitCommitted("sweep")
+	if _, m := h.store.CacheStats(); m != misses {
+		t.Errorf("the late event's load missed the record cache (%d misses, %d before)", m, misses)
+	}
 	rec, err := h.store.Get(context.Background(), "silent")
 	if err != nil {
 		t.Fatal(err)
