@@ -135,7 +135,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
 		c.args = append(make([]any, 0, 8+10*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
-			s.cfg.Prefix+"due:{", s.cfg.Shards)
+			s.duePrefix(), s.cfg.Shards)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""

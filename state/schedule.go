@@ -60,8 +60,12 @@ func (s *Redis) Shards() int { return s.cfg.Shards }
 // dueShardPrefix is the prefix of every schedule key of a shard, with its
 // hash tag: <prefix>due:{N}:.
 func (s *Redis) dueShardPrefix(shard int) string {
-	return s.cfg.Prefix + "due:{" + strconv.Itoa(shard) + "}:"
+	return s.duePrefix() + strconv.Itoa(shard) + "}:"
 }
+
+// duePrefix starts every schedule key: dueShardPrefix is duePrefix, the
+// shard and "}:" (the batch save script builds them so).
+func (s *Redis) duePrefix() string { return s.cfg.Prefix + "due:{" }
 
 // DueKey returns the Redis key of a schedule bucket (a sorted set of its
 // customers by due time), in shard bucket % Shards.

@@ -96,7 +96,7 @@ var saveScript = redis.NewScript(saveLua)
 // ARGV[4] starts the band index keys (bandPrefix: the key of band b in
 // bucket n is ARGV[4] .. b .. ':' .. n, see BandKey); ARGV[5] starts the
 // outbox call keys (CallOutboxKey of ""); ARGV[7] starts the schedule keys
-// (dueShardPrefix without the shard: the bucket key of bucket n is
+// (duePrefix: the bucket key of bucket n is
 // ARGV[7] .. n % ARGV[8] .. '}:' .. n, see DueKey, and the shard's bound
 // index ends in '}:min', see DueMinKey) and ARGV[8] is Shards; KEYS[2..]
 // are the record hashes (buckets, RecordKey) of the writes, one per write,
