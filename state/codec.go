@@ -218,9 +218,10 @@ func encodeRecord(dst []byte, r Record, tt *topicTable) ([]byte, error) {
 // decodeRecord decodes a value written by encodeRecord (or by earlier
 // versions). It never panics and rejects trailing bytes, duplicate
 // partitions and topics, and unknown formats. Data is a copy and does not
-// alias b. stored reports a format-2 or format-3 record, whose outbox
-// (Pending) is stored under its outbox key or in its call's outbox hash
-// (r.OutboxCall) and must be read from there. Topic ids are
+// alias b. stored reports a format-2, 3 or 4 record, whose outbox
+// (Pending) is stored under its outbox key, in its call's outbox hash or
+// in its range of its call's outbox string (r.OutboxCall) and must be read
+// from there. Topic ids are
 // resolved with tt; an id it lacks (or any id, with tt nil) fails with
 // errUnknownTopic.
 func decodeRecord(b []byte, tt *topicTable) (r Record, stored bool, err error) {
