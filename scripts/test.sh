@@ -60,7 +60,7 @@ gobin=$(go env GOBIN)
 [[ -n $gobin ]] || gobin=$(go env GOPATH)/bin
 staticcheck=$gobin/staticcheck
 want_sc=${STATICCHECK_VERSION#v}
-if ! [[ -x $staticcheck ]] || ! "$staticcheck" -version 2>/dev/null | grep -qF "($want_sc)"; then
+if ! [[ -x $staticcheck ]] || ! "$staticcheck" -version 2>/dev/null | grep -F "($want_sc)" >/dev/null; then
 	echo "installing staticcheck@$STATICCHECK_VERSION into $gobin"
 	GOBIN=$gobin go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ||
 		failed+=("install staticcheck")
@@ -68,8 +68,8 @@ fi
 go version
 "$staticcheck" -version 2>/dev/null || echo "staticcheck: missing"
 redis-server --version 2>/dev/null || echo "redis-server: missing"
-kcat -V 2>/dev/null | head -1 || echo "kcat: missing"
-prometheus --version 2>/dev/null | head -1 || echo "prometheus: missing"
+kcat -V 2>/dev/null | sed -n 1p || echo "kcat: missing"
+prometheus --version 2>/dev/null | sed -n 1p || echo "prometheus: missing"
 chromium --version 2>/dev/null || echo "chromium: missing"
 
 section "gofmt"
@@ -150,9 +150,9 @@ fuzz_one() {
 	echo "$out" | tail -n 25
 	((rc == 0)) && return 0
 	after=$(ls "$corpus" 2>/dev/null | wc -l)
-	if ((after == before)) && echo "$out" | grep -q '^    context deadline exceeded$' &&
-		! echo "$out" | grep -qE 'panic:|Failing input written' &&
-		[[ $(echo "$out" | grep -c -- '--- FAIL') == 1 ]]; then
+	if ((after == before)) && grep -q '^    context deadline exceeded$' <<<"$out" &&
+		! grep -qE 'panic:|Failing input written' <<<"$out" &&
+		[[ $(grep -c -- '--- FAIL' <<<"$out") == 1 ]]; then
 		echo "(ignored: the Go fuzz coordinator's deadline race, golang/go#75804; no failing input)"
 		return 0
 	fi
