@@ -134,8 +134,8 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
-		c.args = append(make([]any, 0, 8+10*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
-			s.duePrefix(), s.cfg.Shards)
+		c.args = append(make([]any, 0, 7+11*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
+			s.duePrefix())
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""
@@ -156,9 +156,10 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 			if w.Rec.outboxLen > 0 {
 				hasOutbox = "1"
 			}
+			bucket := s.Bucket(w.ID)
 			c.args = append(c.args, binary.BigEndian.AppendUint64(nil, w.Expected), vals[i], w.ID,
-				strconv.Itoa(s.Bucket(w.ID)), hasOutbox, prevOutbox,
-				days[i], changes[i], histKey, dueArg(w.Due))
+				strconv.Itoa(bucket), hasOutbox, prevOutbox,
+				days[i], changes[i], histKey, dueArg(w.Due), strconv.Itoa(bucket%s.cfg.Shards))
 		}
 		chunks = append(chunks, c)
 	}
