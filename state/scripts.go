@@ -111,9 +111,10 @@ var saveScript = redis.NewScript(saveLua)
 // ("" when both are empty), the customer's next due time (Write.Due,
 // Unix ms without leading zeros; "" for none) and its schedule shard
 // (Shard), both decimal strings the script only concatenates and compares
-// (by length, then bytes): Lua's number-to-string conversions, for key
-// names and due times, cost more than the commands they fed (a
-// BenchmarkSaveScript A/B: 7.0 against 6.0 µs of Redis per write). Each write is a compare-and-set with its history
+// (by length, then bytes): converting them to Lua numbers and back, for
+// key names and due times, cost about 1 µs of Redis per write
+// (BenchmarkSaveScript: 7.0 against 6.0 µs). Each write is a
+// compare-and-set with its history
 // as in saveScript, on the customer's field of its bucket (HGET,
 // HSET; the outbox, history and band index keys are not declared: this
 // script runs on single servers only); an applied write that changes the
