@@ -226,3 +226,40 @@ func TestDueStatsBounded(t *testing.T) {
 		t.Logf("3000 due in about 970 buckets: estimated %d", due)
 	})
 }
+
+// TestSaveLowersBucketBound: one save call with two customers of the same
+// bucket lowers the bucket's bound to the lesser of their due times,
+// whichever comes first in the call and whatever their number of digits
+// (the script compares them as decimal strings).
+func TestSaveLowersBucketBound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newClient func() *redis.Client, cfg state.Config) {
+		ctx := t.Context()
+		c := newClient()
+		s := newStore(t, c, cfg)
+		sameBucket := func(id string) string {
+			for i := 0; ; i++ {
+				if other := fmt.Sprintf("%s-%d", id, i); s.Bucket(other) == s.Bucket(id) {
+					return other
+				}
+			}
+		}
+		rec := state.Record{Score: 50, Band: state.BandYellow, Data: []byte("s")}
+		const early, late = 9_999_999_999_999, 10_000_000_000_000 // 13 and 14 digits
+		// The later due time first in one bucket, last in the other.
+		mustSave(t, s, state.Write{ID: "a", Rec: rec, Due: late}, state.Write{ID: sameBucket("a"), Rec: rec, Due: early},
+			state.Write{ID: "b", Rec: rec, Due: early}, state.Write{ID: sameBucket("b"), Rec: rec, Due: late})
+		for _, id := range []string{"a", "b"} {
+			bucket := s.Bucket(id)
+			bound, err := c.ZScore(ctx, s.DueMinKey(bucket%s.Shards()), fmt.Sprint(bucket)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(bound) > early {
+				t.Fatalf("bound of %s's bucket is %d after saves due at %d and %d, want at most %d", id, int64(bound), int64(late), int64(early), int64(early))
+			}
+		}
+		if n, oldest, err := s.DueStats(ctx, early); err != nil || n != 2 || oldest != early {
+			t.Fatalf("DueStats(%d) = %d, %d, %v; want the two due early", int64(early), n, oldest, err)
+		}
+	})
+}
