@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,5 +245,25 @@ func TestCapacity(t *testing.T) {
 				t.Errorf("40 µs at 100k/s: %d instances, %d partitions; want 5, 10", r.Instances, r.Partitions)
 			}
 		}
+	}
+}
+
+func TestLoopBusy(t *testing.T) {
+	s := &serviceStats{Batches: 100, BatchMs: 50}
+	s.setBusy(10*time.Second, 1)
+	if s.LoopBusy != 0.5 {
+		t.Fatalf("100 batches of 50 ms in 10 s: busy %v, want 0.5", s.LoopBusy)
+	}
+	if got := s.String(); !strings.Contains(got, "processing loop busy 50% of the phase") {
+		t.Errorf("String() = %q, want the busy share", got)
+	}
+	s.setBusy(10*time.Second, 2) // two instances share the batches
+	if s.LoopBusy != 0.25 {
+		t.Fatalf("two instances: busy %v, want 0.25", s.LoopBusy)
+	}
+	s = &serviceStats{Batches: 3, BatchMs: 1}
+	s.setBusy(0, 1)
+	if s.LoopBusy != 0 || strings.Contains(s.String(), "busy") {
+		t.Errorf("no wall time: busy %v, String %q; want it left out", s.LoopBusy, s.String())
 	}
 }

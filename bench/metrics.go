@@ -210,6 +210,18 @@ type serviceStats struct {
 	Conflicts   float64 `json:"conflicts"`
 	CacheHits   float64 `json:"cache_hits"`
 	CacheMisses float64 `json:"cache_misses"`
+	// LoopBusy is the share of the phase's wall time the instances'
+	// processing loops spent in batches (0 when not measured): near 1,
+	// each batch starts as the last ends, and events queue for the loop.
+	LoopBusy float64 `json:"loop_busy,omitempty"`
+}
+
+// setBusy sets LoopBusy from the phase's wall time and the instances
+// that shared its batches.
+func (s *serviceStats) setBusy(wall time.Duration, instances int) {
+	if wall > 0 && instances > 0 {
+		s.LoopBusy = s.Batches * s.BatchMs / 1000 / (wall.Seconds() * float64(instances))
+	}
 }
 
 // stats computes serviceStats from two scrapes (before may be nil).
@@ -260,6 +272,9 @@ func (s *serviceStats) String() string {
 	}
 	out := fmt.Sprintf("%.0f batches of %.0f records on average, %.1f ms each; event-to-output (service histogram, from the record timestamp) p50 %s, p99 %s",
 		s.Batches, s.BatchRecords, s.BatchMs, bound(s.P50msUpTo), bound(s.P99msUpTo))
+	if s.LoopBusy > 0 {
+		out += fmt.Sprintf(" (the processing loop busy %.0f%% of the phase)", 100*s.LoopBusy)
+	}
 	out += fmt.Sprintf("; %.0f evaluations after events, %.0f by the sweeper; %.0f conflicts; record cache %.0f hits, %.0f misses",
 		s.RescoredEvent, s.RescoredDecay, s.Conflicts, s.CacheHits, s.CacheMisses)
 	if len(s.StageMs) > 0 && s.Batches > 0 {

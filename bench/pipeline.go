@@ -334,6 +334,7 @@ func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) 
 			r.res.LatencyRows = append(r.res.LatencyRows, row)
 			continue
 		}
+		scraped := time.Now()
 		before, err := scrapeAll(ctx, insts)
 		if err != nil {
 			r.note("%v", err)
@@ -346,6 +347,11 @@ func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) 
 				latProf <- r.fetchProfile(ctx, insts[0].http+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), "cpu-latency.pprof", time.Duration(secs+30)*time.Second)
 			}()
 		}
+		if !r.env.external {
+			if err := r.env.rdb.ConfigResetStat(ctx).Err(); err != nil {
+				return fmt.Errorf("cannot reset Redis stats: %w", err)
+			}
+		}
 		cpuLat := r.cpuSnapshot(insts)
 		stopHarnessProf := r.profileHarness("cpu-harness-latency.pprof")
 		err = r.latency(ctx, group, &row)
@@ -355,6 +361,13 @@ func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) 
 		}
 		r.res.LatencyRows = append(r.res.LatencyRows, row)
 		r.res.LatencyCPUMicrosPerEvent = perEvent(cpuLat, r.cpuSnapshot(insts), int64(row.RatePerS*row.Seconds))
+		if !r.env.external {
+			if cs, err := r.commandStats(ctx); err != nil {
+				r.note("%v", err)
+			} else {
+				r.res.LatencyRedisCommands = cs
+			}
+		}
 		if latProf != nil && <-latProf {
 			fmt.Fprintf(cfg.Log, "wrote %s\n", filepath.Join(cfg.ProfileDir, "cpu-latency.pprof"))
 		}
@@ -362,6 +375,7 @@ func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) 
 			r.note("%v", err)
 		} else if before != nil {
 			r.res.LatencyService = stats(before, after)
+			r.res.LatencyService.setBusy(time.Since(scraped), len(insts))
 		}
 		r.res.LatencyLoad, r.res.LatencyBasis = row.Load, row.Basis
 		r.res.LatencyRatePerS, r.res.LatencySeconds = row.RatePerS, row.Seconds

@@ -87,6 +87,8 @@ type Result struct {
 	LatencyCPUMicrosPerEvent map[string]float64 `json:"latency_cpu_us_per_event,omitempty"`
 	// Redis INFO commandstats after the pipeline phase, busiest first.
 	RedisCommands []string `json:"redis_commands,omitempty"`
+	// The same during the last (highest) latency row.
+	LatencyRedisCommands []string `json:"latency_redis_commands,omitempty"`
 	// The same summed over the Redis Cluster nodes after the cluster phase.
 	ClusterRedisCommands []string `json:"cluster_redis_commands,omitempty"`
 	MemoryDetail         string   `json:"memory_detail,omitempty"`
@@ -211,6 +213,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if len(r.LatencyCPUMicrosPerEvent) > 0 {
 		fmt.Fprintf(w, "latency phase CPU per event (µs): %s\n", formatPerEvent(r.LatencyCPUMicrosPerEvent))
+	}
+	for i, c := range r.LatencyRedisCommands {
+		if i == 6 {
+			break
+		}
+		fmt.Fprintf(w, "latency phase Redis: %s\n", c)
 	}
 	if r.MemoryDetail != "" {
 		fmt.Fprintf(w, "memory: %s\n", r.MemoryDetail)

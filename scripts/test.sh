@@ -194,10 +194,14 @@ bench_smoke() {
 	local key
 	for key in bare_events_per_s pipeline_events_per_s naive_events_per_s pipeline_over_bare \
 		pipeline_over_naive sustained_events_per_s p99_ms bytes_per_customer bytes_per_customer_without_history \
-		history_bytes_per_customer offline_events_per_s pipeline_us_per_evaluation redis_shards; do
+		history_bytes_per_customer offline_events_per_s pipeline_us_per_evaluation redis_shards loop_busy; do
 		((rc == 0)) || break
 		grep -q "\"$key\": [0-9]" "$dir/bench.json" || { echo "bench.json: no $key" >&2; rc=1; }
 	done
+	if ((rc == 0)) && ! grep -q '"latency_redis_commands": \[' "$dir/bench.json"; then
+		echo "bench.json: no latency_redis_commands" >&2
+		rc=1
+	fi
 	((rc == 0)) || echo "bench smoke failed (exit $rc)" >&2
 	rm -rf "$dir"
 	return $rc
