@@ -108,6 +108,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := bad.validate(); err == nil {
 		t.Error("SustainRatio 1 (a search that never ends by ratio) passed validation")
 	}
+	bad = c
+	bad.LatencyRate = -1
+	if err := bad.validate(); err == nil {
+		t.Error("a negative LatencyRate passed validation")
+	}
 	full := Config{Binary: "healthscore"}
 	full.setDefaults()
 	if err := full.validate(); err != nil || full.ClusterNodes != 3 || full.SustainTrials != 7 {

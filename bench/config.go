@@ -66,6 +66,10 @@ type Config struct {
 	// LatencyLoads are the paced rates as fractions of the sustained rate
 	// (of the bulk rate when none was found), ascending; default 0.25, 0.5.
 	LatencyLoads []float64
+	// LatencyRate, when positive, is the rate LatencyLoads are fractions
+	// of (basis "given rate"), instead of the sustained or bulk rate: two
+	// builds are then compared at the same paced load.
+	LatencyRate float64
 	// ClusterNodes is how many local redis-server nodes in cluster mode
 	// the Redis Cluster row runs the pipeline against; default 3,
 	// negative skips the row.
@@ -172,6 +176,8 @@ func (c *Config) validate() error {
 	case c.SustainWindow > 0 && (c.SustainTrials < 1 || c.SustainRatio <= 1 || c.LagBound <= 0 || c.SustainBudget <= 0):
 		return fmt.Errorf("invalid rate search: SustainTrials (%d) and SustainBudget (%s) must be positive, SustainRatio (%g) above 1, LagBound (%s) positive",
 			c.SustainTrials, c.SustainBudget, c.SustainRatio, c.LagBound)
+	case c.LatencyRate < 0:
+		return fmt.Errorf("invalid LatencyRate: must not be negative, got %g", c.LatencyRate)
 	case c.OfflineEvents < 0:
 		return fmt.Errorf("invalid OfflineEvents: must not be negative, got %d", c.OfflineEvents)
 	}

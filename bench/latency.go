@@ -23,8 +23,9 @@ type cause struct {
 // LatencyRow is the event→output latency at one paced rate.
 type LatencyRow struct {
 	// Load is the rate as a fraction of Basis: "sustained" (the highest
-	// paced rate the pipeline sustained in the same run) or "bulk" (the
-	// bulk rate, when no sustained rate was found or searched).
+	// paced rate the pipeline sustained in the same run), "bulk" (the
+	// bulk rate, when no sustained rate was found or searched) or "given
+	// rate" (Config.LatencyRate).
 	Load     float64 `json:"load"`
 	Basis    string  `json:"basis"`
 	RatePerS float64 `json:"rate_per_s"`

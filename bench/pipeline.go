@@ -319,7 +319,10 @@ func (r *run) pipeline(ctx context.Context) error {
 func (r *run) latencyRows(ctx context.Context, group string, insts []*instance) error {
 	cfg := r.cfg
 	basis, base := "sustained", r.res.SustainedEventsPerS
-	if base <= 0 {
+	switch {
+	case cfg.LatencyRate > 0:
+		basis, base = "given rate", cfg.LatencyRate
+	case base <= 0:
 		basis, base = "bulk", r.res.PipelineEventsPerS
 		if cfg.SustainWindow > 0 {
 			r.note("no paced rate was sustained: the latency loads are fractions of the bulk rate")

@@ -29,6 +29,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	lagBound := fs.Duration("lag-bound", 0, "most lag a sustained rate may show, in time of input at that rate (default 1s)")
 	latency := fs.Duration("latency", 0, "duration of each paced latency load (default 20s; 10s with --quick; a negative duration such as -1s skips them)")
 	loads := fs.String("loads", "0.25,0.5", "paced latency loads, comma separated, as fractions of the highest sustained rate (of the bulk rate when none was found)")
+	latencyRate := fs.Float64("latency-rate", 0, "events/s that --loads are fractions of, instead of the sustained rate: to compare two builds at the same paced load (add --sustain-window -1s to skip the search)")
 	clusterNodes := fs.Int("cluster-nodes", 0, "redis-server nodes of the Redis Cluster row (default 3; none with --quick and --smoke; negative: no row)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to `FILE`")
 	profDir := fs.String("cpuprofile", "", "write CPU and heap profiles of the pipeline process to `DIR` (needs /debug/pprof in the service)")
@@ -93,6 +94,10 @@ harness and to the pipeline processes.
 	case *sustain > 0:
 		cfg.SustainWindow = *sustain
 	}
+	if *latencyRate < 0 {
+		return fmt.Errorf("invalid --latency-rate %g: must not be negative", *latencyRate)
+	}
+	cfg.LatencyRate = *latencyRate
 	if *lagBound > 0 {
 		cfg.LagBound = *lagBound
 	}
