@@ -120,6 +120,9 @@ func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
 	if hold := c.commitHold.Load(); !due.IsZero() && hold > due.UnixNano() {
 		due = time.Unix(0, hold) // the run_id could not be read: try again then
 	}
+	if next := c.committed.Load() + int64(c.cfg.CommitInterval); !due.IsZero() && next > due.UnixNano() {
+		due = time.Unix(0, next) // CommitInterval after the last commit
+	}
 	now := c.now()
 	if due.IsZero() {
 		// Turn at least this often, so that a fetch failure that went away
@@ -163,7 +166,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	if c.commits.nextDue(c.cfg.CommitDelay).IsZero() || (!all && c.commits.nextDue(c.cfg.CommitDelay).After(c.now())) {
 		return false
 	}
-	if !all && c.now().UnixNano() < c.commitHold.Load() {
+	if !all && c.now().UnixNano() < max(c.commitHold.Load(), c.committed.Load()+int64(c.cfg.CommitInterval)) {
 		return false
 	}
 	start := c.now()
@@ -215,7 +218,9 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 			cerr = commitError(resp, err)
 		})
 		if cerr == nil {
-			c.metrics.lastCommit.Set(float64(c.now().UnixNano()) / 1e9)
+			now := c.now()
+			c.metrics.lastCommit.Set(float64(now.UnixNano()) / 1e9)
+			c.committed.Store(now.UnixNano())
 		}
 		if lostGeneration(cerr) {
 			// Retrying cannot succeed; the effects are saved with their

@@ -68,3 +68,47 @@ func (h *harness) waitApplied(id string) {
 		return err == nil && rec.Version > 0
 	})
 }
+
+// TestCommitInterval: while the consumer runs, batches share a commit: the
+// offsets of a batch processed less than CommitInterval after the last
+// commit are committed only once the interval has passed (here on a clock
+// that stands still until the test moves it), and then all of them at once.
+func TestCommitInterval(t *testing.T) {
+	h := newHarness(t)
+	clock := &fakeClock{}
+	clock.Set(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	c, err := New(Config{Brokers: h.brokers, Group: "ci", Model: h.model, Store: h.store, Encoder: h.enc,
+		Now: clock.Now, CommitDelay: -1, CommitInterval: time.Hour,
+		Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	event := func(id string) *kgo.Record {
+		return &kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":%q,"type":"login","time":"2026-11-20T10:00:00Z"}`, id)}
+	}
+	h.produce(event("a"))
+	h.waitCommitted("ci") // the first commit has no interval to wait for
+	h.produce(event("b"))
+	h.waitApplied("b")
+	h.produce(event("b2")) // the loop would commit b when it polls b2
+	h.waitApplied("b2")
+	if n := h.committed("ci"); n != 1 {
+		t.Fatalf("%d offsets committed within the interval, want 1 (b's and b2's held)", n)
+	}
+	clock.Add(time.Hour)
+	h.produce(event("c")) // the loop commits b and b2 when it polls c
+	waitFor(t, 15*time.Second, "b and b2 committed once the interval passed", func() bool { return h.committed("ci") >= 3 })
+	h.waitApplied("c")
+	if n := h.committed("ci"); n != 3 {
+		t.Fatalf("%d offsets committed, want 3 (c's held for the next interval)", n)
+	}
+}

@@ -94,10 +94,18 @@ type Config struct {
 	// appendfsync everysec syncs every second, and may lag a second more
 	// under a slow disk): default 2s. With appendfsync always, or with no
 	// persistence at all, any value is as safe; see docs/reliability.md.
-	CommitDelay   time.Duration
-	SweepInterval time.Duration // how often the sweeper looks for due customers; default 1s
-	SweepLease    time.Duration // how long a claimed customer is reserved; default 30s
-	SweepBatch    int           // customers claimed per shard and round; default 1000
+	CommitDelay time.Duration
+	// CommitInterval is the least time between two offset commits while
+	// the consumer runs (default 100ms; negative: after every batch).
+	// Small batches then share a commit (one round trip to the group
+	// coordinator and one Redis run_id check instead of one per batch);
+	// the offsets committed later are at most this much older, and what a
+	// crash redelivers is skipped as applied. Commits at a revocation and
+	// at shutdown do not wait for it.
+	CommitInterval time.Duration
+	SweepInterval  time.Duration // how often the sweeper looks for due customers; default 1s
+	SweepLease     time.Duration // how long a claimed customer is reserved; default 30s
+	SweepBatch     int           // customers claimed per shard and round; default 1000
 	// Now is the consumer's one clock (default time.Now): the time decay
 	// is evaluated at and events are checked for skew against, and also
 	// every delay, hold and duration the package measures (commit delay,
@@ -179,6 +187,12 @@ func (c *Config) validate() error {
 	if c.CommitDelay < 0 {
 		c.CommitDelay = 0
 	}
+	switch {
+	case c.CommitInterval == 0:
+		c.CommitInterval = DefaultCommitInterval
+	case c.CommitInterval < 0:
+		c.CommitInterval = 0
+	}
 	def(&c.SweepInterval, time.Second)
 	def(&c.SweepLease, 30*time.Second)
 	if c.SweepBatch <= 0 {
@@ -215,6 +229,9 @@ func (c *Config) validate() error {
 	c.compression = codecs
 	return nil
 }
+
+// DefaultCommitInterval is Config.CommitInterval's default.
+const DefaultCommitInterval = 100 * time.Millisecond
 
 // ProducerCompressions are the codecs Config.ProducerCompression accepts.
 var ProducerCompressions = []string{"none", "snappy", "lz4", "zstd"}
@@ -258,6 +275,7 @@ type Consumer struct {
 	model      atomic.Pointer[scorer.Model]
 	commits    commitQueue
 	commitHold atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
+	committed  atomic.Int64 // Unix ns of the last commit the loop made (see CommitInterval)
 	ready      atomic.Bool
 	lastErr    atomic.Pointer[failure]
 	warned     atomic.Int64 // Unix ns of the last retry warning (throttle)

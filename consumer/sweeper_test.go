@@ -30,12 +30,12 @@ const testLease = 30 * time.Second
 
 // startSweeping runs a consumer with the schedule and the fake clock until
 // the test ends. The clock is the consumer's only one, and it stands still
-// between the test's moves: the commit delay is off (a delay on a stopped
-// clock never ends).
+// between the test's moves: the commit delay and interval are off (a delay
+// on a stopped clock never ends).
 func (h *harness) startSweeping(group string, clock *fakeClock) *Consumer {
 	h.t.Helper()
 	c, err := New(Config{Brokers: h.brokers, Group: group, Model: h.model, Store: h.store, Encoder: h.enc,
-		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease, CommitDelay: -1,
+		Schedule: h.store, Now: clock.Now, SweepInterval: 10 * time.Millisecond, SweepLease: testLease, CommitDelay: -1, CommitInterval: -1,
 		Logger: zaptest.NewLogger(h.t), Registerer: prometheus.NewRegistry(), HistoryDays: h.historyDays})
 	if err != nil {
 		h.t.Fatal(err)

@@ -42,22 +42,22 @@ import (
 // serviceFlags are the flags of `healthscore run`; each has an environment
 // twin, which the flag overrides.
 type serviceFlags struct {
-	brokers, redisURL, redisPrefix, model, commitDelay   string
-	topics, scoreTopic, alertTopic, dlqTopic             string
-	group, groupInstanceID, httpAddr, logLevel           string
-	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey     string
-	producerCompression                                  string
-	brokerPort, partitions, maxBatch, workers, demoCusts int
-	cacheCustomers, historyDays, stateBuckets            int
-	bandCountsMaxAge                                     time.Duration
-	maxCatchUp, maxCatchUpBytes                          int
-	maxSkew, shutdownGrace, sweepInterval                time.Duration
-	livenessTimeout                                      time.Duration
-	demo, createTopics, pprof, demoAllowExternal         bool
-	kafka                                                *kafkaFlags
-	redis                                                redisFlags
-	input                                                inputFlags
-	inputDecoder                                         *ingest.Decoder // from input, once validated
+	brokers, redisURL, redisPrefix, model, commitDelay    string
+	topics, scoreTopic, alertTopic, dlqTopic              string
+	group, groupInstanceID, httpAddr, logLevel            string
+	adminHTTP, apiTokenFile, httpTLSCert, httpTLSKey      string
+	producerCompression                                   string
+	brokerPort, partitions, maxBatch, workers, demoCusts  int
+	cacheCustomers, historyDays, stateBuckets             int
+	bandCountsMaxAge                                      time.Duration
+	maxCatchUp, maxCatchUpBytes                           int
+	maxSkew, shutdownGrace, sweepInterval, commitInterval time.Duration
+	livenessTimeout                                       time.Duration
+	demo, createTopics, pprof, demoAllowExternal          bool
+	kafka                                                 *kafkaFlags
+	redis                                                 redisFlags
+	input                                                 inputFlags
+	inputDecoder                                          *ingest.Decoder // from input, once validated
 
 	env *envFlags // which flags were set, and how
 }
@@ -229,6 +229,7 @@ customers. Every flag has an environment twin; the flag wins.
 	e.dur(&f.maxSkew, "max-skew", "HEALTHSCORE_MAX_SKEW", time.Hour, "events further in the future than this go to the dead-letter topic")
 	e.dur(&f.shutdownGrace, "shutdown-grace", "HEALTHSCORE_SHUTDOWN_GRACE", 30*time.Second, "time the batch in hand may take to finish on SIGTERM")
 	e.str(&f.commitDelay, "commit-delay", "HEALTHSCORE_COMMIT_DELAY", "auto", "commit offsets this long after their state writes, so Redis has fsynced them; auto: 2s with AOF everysec or no, at once with appendfsync always or without AOF, 2s when Redis does not say (CONFIG GET); negative: at once")
+	e.dur(&f.commitInterval, "commit-interval", "HEALTHSCORE_COMMIT_INTERVAL", consumer.DefaultCommitInterval, "least time between two offset commits, so that small batches share one; 0: commit after every batch")
 	e.dur(&f.sweepInterval, "sweep-interval", "HEALTHSCORE_SWEEP_INTERVAL", time.Second, "how often due customers are rescored as their scores decay")
 	e.bool(&f.pprof, "pprof", "HEALTHSCORE_PPROF", "serve Go profiles at /debug/pprof/ on the admin (or HTTP) address (do not expose publicly)")
 	e.bool(&f.demo, "demo", "HEALTHSCORE_DEMO", "produce synthetic customers to the input topic (90 days replayed in a minute)")
@@ -543,7 +544,7 @@ func newConsumer(f *serviceFlags, model *scorer.Model, kc kafkaConn, rp *redisPa
 	kmetrics := kprom.NewMetrics("healthscore_kafka", kprom.Registerer(reg), kprom.Gatherer(reg))
 	return consumer.New(consumer.Config{
 		Brokers: kc.brokers, Topics: splitList(f.topics), Group: f.group, InstanceID: f.groupInstanceID,
-		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, Replicas: rp.replicas,
+		Model: model, Input: f.inputDecoder, Store: rp.store, Encoder: enc, Schedule: rp.store, SweepInterval: f.sweepInterval, CommitDelay: rp.commitDelay, CommitInterval: everyBatchIfZero(f.commitInterval), Replicas: rp.replicas,
 		Logger: log.Named("consumer"), Registerer: reg,
 		MaxPollRecords: f.maxBatch, MaxCatchUpRecords: catchUpRecords(f.maxCatchUp), MaxCatchUpBytes: int64(f.maxCatchUpBytes), Workers: f.workers, MaxSkew: f.maxSkew, ShutdownGrace: f.shutdownGrace, HistoryDays: f.historyDays,
 		ProducerCompression: f.producerCompression,
@@ -717,6 +718,15 @@ func (c *bandCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range []string{"red", "yellow", "green"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[b]), b)
 	}
+}
+
+// everyBatchIfZero maps --commit-interval 0 (commit after every batch) to
+// the consumer's negative CommitInterval (its 0 is the default).
+func everyBatchIfZero(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // parseCommitDelay parses --commit-delay: auto, or a duration (0 or
