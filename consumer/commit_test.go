@@ -77,21 +77,10 @@ func TestCommitInterval(t *testing.T) {
 	h := newHarness(t)
 	clock := &fakeClock{}
 	clock.Set(time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
-	c, err := New(Config{Brokers: h.brokers, Group: "ci", Model: h.model, Store: h.store, Encoder: h.enc,
-		Now: clock.Now, CommitDelay: -1, CommitInterval: time.Hour,
-		Logger: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	_, _, stop := h.start("ci", nil, func(c *Config) {
+		c.Now, c.CommitDelay, c.CommitInterval = clock.Now, -1, time.Hour
+	})
+	defer stop()
 	event := func(id string) *kgo.Record {
 		return &kgo.Record{Value: fmt.Appendf(nil, `{"customer_id":%q,"type":"login","time":"2026-11-20T10:00:00Z"}`, id)}
 	}
