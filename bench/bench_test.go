@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -270,5 +271,27 @@ func TestLoopBusy(t *testing.T) {
 	s.setBusy(0, 1)
 	if s.LoopBusy != 0 || strings.Contains(s.String(), "busy") {
 		t.Errorf("no wall time: busy %v, String %q; want it left out", s.LoopBusy, s.String())
+	}
+}
+
+// TestTargetOverBare: the table holds a full-size run to issue 14's
+// full-run target (0.20) and smaller runs to the quick run's (0.40).
+func TestTargetOverBare(t *testing.T) {
+	for _, c := range []struct {
+		events int
+		want   float64
+	}{{20_000, 0.40}, {200_000, 0.40}, {2_000_000, 0.20}} {
+		if got := TargetOverBare(c.events); got != c.want {
+			t.Errorf("TargetOverBare(%d) = %g, want %g", c.events, got, c.want)
+		}
+		var b bytes.Buffer
+		r := Result{Events: c.events, PipelineOverBare: 0.3}
+		if err := r.WriteTable(&b); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(">= %.2f", c.want)
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%d events: the table does not say %q:\n%s", c.events, want, b.String())
+		}
 	}
 }
