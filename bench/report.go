@@ -200,18 +200,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if len(r.CPUMicrosPerEvent) > 0 {
 		fmt.Fprintf(w, "pipeline phase CPU per event (µs): %s\n", formatPerEvent(r.CPUMicrosPerEvent))
 	}
-	for i, c := range r.RedisCommands {
-		if i == 4 {
-			break
-		}
-		fmt.Fprintf(w, "pipeline phase Redis: %s\n", c)
-	}
-	for i, c := range r.ClusterRedisCommands {
-		if i == 6 {
-			break
-		}
-		fmt.Fprintf(w, "cluster phase Redis (%d nodes): %s\n", r.ClusterNodes, c)
-	}
+	writeCommands(w, "pipeline phase Redis", r.RedisCommands, 4)
+	writeCommands(w, fmt.Sprintf("cluster phase Redis (%d nodes)", r.ClusterNodes), r.ClusterRedisCommands, 6)
 	if len(r.RateTrials) > 0 {
 		ts := make([]string, len(r.RateTrials))
 		for i, t := range r.RateTrials {
@@ -229,12 +219,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if len(r.LatencyCPUMicrosPerEvent) > 0 {
 		fmt.Fprintf(w, "latency phase CPU per event (µs): %s\n", formatPerEvent(r.LatencyCPUMicrosPerEvent))
 	}
-	for i, c := range r.LatencyRedisCommands {
-		if i == 6 {
-			break
-		}
-		fmt.Fprintf(w, "latency phase Redis: %s\n", c)
-	}
+	writeCommands(w, "latency phase Redis", r.LatencyRedisCommands, 6)
 	if r.MemoryDetail != "" {
 		fmt.Fprintf(w, "memory: %s\n", r.MemoryDetail)
 	}
@@ -250,4 +235,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "note: %s\n", strings.TrimSpace(n))
 	}
 	return nil
+}
+
+// writeCommands prints the first n of a phase's Redis commands (busiest
+// first), a line each.
+func writeCommands(w io.Writer, phase string, cmds []string, n int) {
+	for _, c := range cmds[:min(n, len(cmds))] {
+		fmt.Fprintf(w, "%s: %s\n", phase, c)
+	}
 }

@@ -275,7 +275,7 @@ type Consumer struct {
 	model      atomic.Pointer[scorer.Model]
 	commits    commitQueue
 	commitHold atomic.Int64 // Unix ns before which no commit is tried again (the run_id could not be read)
-	committed  atomic.Int64 // Unix ns of the last commit the loop made (see CommitInterval)
+	committed  atomic.Int64 // Unix ns of the last successful commit (see CommitInterval)
 	ready      atomic.Bool
 	lastErr    atomic.Pointer[failure]
 	warned     atomic.Int64 // Unix ns of the last retry warning (throttle)
