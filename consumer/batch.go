@@ -235,22 +235,23 @@ func (c *Consumer) attempt(ctx context.Context, sess state.Bound, customers []*c
 
 	// 1. Save states with their outbox and due times.
 	writes := p.stateWrites()
-	applied, err := c.save(ctx, sess, writes)
+	saved, err := c.save(ctx, sess, writes)
 	if err != nil {
 		return nil, err
 	}
 	t = c.metrics.since(StageSave, t)
-	s := p.settle(applied, writes)
+	s := p.settle(saved.Applied, writes)
 	for k, w := range p.writes {
-		if applied[k] {
+		if saved.Applied[k] {
 			customers[w.i].version = writes[k].Expected + 1 // what the release checks
 		}
 	}
 
 	// 1b. Outputs are published only once the states that call for them
-	// reached the replicas (see outputsReplicated).
+	// reached the replicas (see outputsReplicated); the save says how many
+	// were connected right after its writes.
 	if len(s.outputs) > 0 {
-		if err := c.outputsReplicated(ctx, sess.Server()); err != nil {
+		if err := c.outputsReplicated(ctx, sess.Server(), saved.Replicas); err != nil {
 			return nil, err
 		}
 	}
@@ -346,20 +347,20 @@ func (c *Consumer) clear(ctx context.Context, sess state.Bound, obs []state.Outb
 // save that reaches a restarted server (the client reconnects by itself)
 // could otherwise match a version that another writer re-used after the
 // restart. A lagging band index is not a failure.
-func (c *Consumer) save(ctx context.Context, sess state.Bound, writes []state.Write) ([]bool, error) {
+func (c *Consumer) save(ctx context.Context, sess state.Bound, writes []state.Write) (state.Saved, error) {
 	if len(writes) == 0 {
-		return nil, nil
+		return state.Saved{Replicas: -1}, nil
 	}
-	applied, err := sess.Save(ctx, writes)
+	saved, err := sess.Save(ctx, writes)
 	switch {
-	case errors.Is(err, state.ErrIndex) && len(applied) == len(writes):
+	case errors.Is(err, state.ErrIndex) && len(saved.Applied) == len(writes):
 		// The records are saved; only the derived band index lags, and
 		// readers re-check it against the records.
 		c.log.Warn("band index update incomplete", zap.Error(err))
 	case err != nil:
-		return nil, fmt.Errorf("cannot save customer states: %w", err)
+		return state.Saved{}, fmt.Errorf("cannot save customer states: %w", err)
 	}
-	return applied, nil
+	return saved, nil
 }
 
 // produce sends records and waits until every one is acknowledged, retrying

@@ -322,7 +322,7 @@ type slowSaveSession struct {
 	s *slowSaveStore
 }
 
-func (b slowSaveSession) Save(ctx context.Context, ws []state.Write) ([]bool, error) {
+func (b slowSaveSession) Save(ctx context.Context, ws []state.Write) (state.Saved, error) {
 	first := false
 	b.s.once.Do(func() { first = true; close(b.s.entered) })
 	if first {

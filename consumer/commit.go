@@ -188,7 +188,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	if c.cfg.Replicas != nil {
 		// Every batch due now was written before this wait, so the wait
 		// covers their writes.
-		waited, err := c.waitReplicas(ctx)
+		waited, err := c.waitReplicas(ctx, -1)
 		if err != nil {
 			c.fail("commit", err)
 			if all {
@@ -243,20 +243,22 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 type ReplicaWaiter interface {
 	// WaitReplicas returns once every write the primary acknowledged
 	// before the call reached the replicas it must reach, with the server
-	// id of that primary (as state.Redis.ServerID; "": unknown) and the
-	// number of replicas waited for (0: none). An error (too few replicas
-	// in time, Redis unreachable) means nothing may be published or
-	// committed on the strength of this wait.
-	WaitReplicas(ctx context.Context) (server string, replicas int, err error)
+	// id of that primary (as state.Redis.ServerID; "": unknown, or not
+	// read) and the number of replicas waited for (0: none). seen is
+	// state.Saved.Replicas of the save just made (-1: unknown), which
+	// spares the round trip that reads how many replicas are connected.
+	// An error (too few replicas in time, Redis unreachable) means nothing
+	// may be published or committed on the strength of this wait.
+	WaitReplicas(ctx context.Context, seen int) (server string, replicas int, err error)
 }
 
 // waitReplicas runs Config.Replicas and measures it. A failed wait keeps
 // the offsets pending: the next commit attempt waits again (a WAIT covers
 // every earlier write), and if the primary is replaced meanwhile, its new
 // run_id makes the consumer rewind instead.
-func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
+func (c *Consumer) waitReplicas(ctx context.Context, seen int) (string, error) {
 	start := c.now()
-	server, n, err := c.cfg.Replicas.WaitReplicas(ctx)
+	server, n, err := c.cfg.Replicas.WaitReplicas(ctx, seen)
 	c.waitMetrics.replicas.Set(float64(n))
 	if n > 0 {
 		c.waitMetrics.seconds.Observe(c.now().Sub(start).Seconds())
@@ -270,13 +272,15 @@ func (c *Consumer) waitReplicas(ctx context.Context) (string, error) {
 // alert on the topic that the state does not hold (and the re-application
 // after the rewind may cross the band at another event, under another id).
 // A wait answered by another primary (a failover happened) abandons the
-// batch like a restart.
-func (c *Consumer) outputsReplicated(ctx context.Context, server string) error {
+// batch like a restart. seen is the save's state.Saved.Replicas; a retry
+// reads the replicas again.
+func (c *Consumer) outputsReplicated(ctx context.Context, server string, seen int) error {
 	if c.cfg.Replicas == nil {
 		return nil
 	}
 	return c.retry(ctx, "replicas", func() error {
-		waited, err := c.waitReplicas(ctx)
+		waited, err := c.waitReplicas(ctx, seen)
+		seen = -1
 		if err != nil {
 			return err
 		}

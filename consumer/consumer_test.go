@@ -301,7 +301,7 @@ func TestOutboxSurvivesCrash(t *testing.T) {
 	}
 	lost := &kgo.Record{Topic: "customer-health-alerts", Key: []byte("c00"), Value: []byte(`{"specversion":"1.0","type":"health.low","id":"lost-in-crash"}`)}
 	rec.Pending = encodeOutbox([]*kgo.Record{lost})
-	if ok, err := mustBind(t, h.store).Save(context.Background(), []state.Write{{ID: "c00", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+	if ok, err := mustBind(t, h.store).Save(context.Background(), []state.Write{{ID: "c00", Expected: rec.Version, Rec: rec}}); err != nil || !ok.Applied[0] {
 		t.Fatalf("seeding the outbox: %v %v", ok, err)
 	}
 

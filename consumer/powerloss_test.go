@@ -156,7 +156,7 @@ type crashingSession struct {
 	s *crashingStore
 }
 
-func (b *crashingSession) Save(ctx context.Context, ws []state.Write) ([]bool, error) {
+func (b *crashingSession) Save(ctx context.Context, ws []state.Write) (state.Saved, error) {
 	if f := b.s.beforeSave.Swap(nil); f != nil {
 		(*f)()
 	}
@@ -427,7 +427,7 @@ func TestPowerLossBeforeSaveWithReusedVersion(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if ok, err := other.Save(context.Background(), []state.Write{{ID: "pl", Expected: rec.Version, Rec: rec}}); err != nil || !ok[0] {
+			if ok, err := other.Save(context.Background(), []state.Write{{ID: "pl", Expected: rec.Version, Rec: rec}}); err != nil || !ok.Applied[0] {
 				t.Errorf("other writer: %v %v", ok, err)
 				return
 			}

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,10 +23,15 @@ type fakeReplicas struct {
 	store *state.Redis
 	ok    atomic.Bool
 	calls atomic.Int64
+	mu    sync.Mutex
+	seen  []int // each call's seen
 }
 
-func (f *fakeReplicas) WaitReplicas(ctx context.Context) (string, int, error) {
+func (f *fakeReplicas) WaitReplicas(ctx context.Context, seen int) (string, int, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.seen = append(f.seen, seen)
+	f.mu.Unlock()
 	if !f.ok.Load() {
 		return "", 1, fmt.Errorf("cannot wait for replicas: 0 of 1 acknowledged within 10ms: %w", state.ErrReplicasBehind)
 	}
@@ -75,11 +82,19 @@ func TestReplicaWaitGatesCommits(t *testing.T) {
 		t.Errorf("healthscore_redis_replicas = %v, want 1", got)
 	}
 
-	// A record with outputs: its state is saved, its outputs wait.
+	// A record with outputs: its state is saved, its outputs wait. The
+	// first wait before publishing is told what the save saw (no replica
+	// on this redis-server); commits and retries read it again (-1).
 	h.produce(&kgo.Record{Value: []byte(`{"customer_id":"w1","type":"login","time":"2026-11-20T10:00:00Z"}`)})
 	h.waitApplied("w1")
 	calls := waiter.calls.Load()
 	waitCalls(calls + 2)
+	waiter.mu.Lock()
+	seen := slices.Clone(waiter.seen)
+	waiter.mu.Unlock()
+	if !slices.Contains(seen, 0) || slices.ContainsFunc(seen, func(n int) bool { return n != 0 && n != -1 }) {
+		t.Errorf("the waits were told %v; want 0 (what the save saw) before publishing, -1 (unknown) otherwise", seen)
+	}
 	if n := h.count("customer-health"); n != 0 {
 		t.Fatalf("%d outputs published before their state reached the replicas", n)
 	}

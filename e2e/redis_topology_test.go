@@ -526,14 +526,14 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if server, n, err := auto.WaitReplicas(ctx); err != nil || n != 1 || server != id {
+	if server, n, err := auto.WaitReplicas(ctx, -1); err != nil || n != 1 || server != id {
 		t.Errorf("auto WAIT on the cluster: server %q, replicas %d, err %v; want %q, 1, nil", server, n, err, id)
 	}
 	one, err := state.NewRedis(cc, state.Config{WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := one.WaitReplicas(ctx); !errors.Is(err, state.ErrReplicasBehind) {
+	if _, _, err := one.WaitReplicas(ctx, -1); !errors.Is(err, state.ErrReplicasBehind) {
 		t.Errorf("WAIT 1 on primaries without a replica: %v; want ErrReplicasBehind", err)
 	}
 
@@ -557,7 +557,7 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 		}
 	}
 	for _, c := range custs {
-		if ok, err := sess.Save(ctx, []state.Write{{ID: c, Rec: state.Record{Band: state.BandGreen, Score: 90}}}); err != nil || !ok[0] {
+		if ok, err := sess.Save(ctx, []state.Write{{ID: c, Rec: state.Record{Band: state.BandGreen, Score: 90}}}); err != nil || !ok.Applied[0] {
 			t.Fatalf("save of %s bound to the cluster's id: %v, %v", c, ok, err)
 		}
 	}
@@ -588,5 +588,62 @@ func TestClusterServerIDCoversEveryPrimary(t *testing.T) {
 		if _, err := sess.Load(ctx, []string{c}); !errors.Is(err, state.ErrServerChanged) {
 			t.Errorf("load of %s through the session bound to the old id: %v; want ErrServerChanged", c, err)
 		}
+	}
+}
+
+// TestAutoWaitTakesTheSavesReplicas: with --redis-wait-replicas auto a
+// save reports the replicas connected to the primary right after its
+// writes, and the wait before publishing takes that count instead of
+// asking again: with the replica online the wait reaches it (WAIT 1);
+// with the replica stalled and its link cut, the save sees none and the
+// wait returns at once, without a round trip (as auto always did when no
+// replica was connected).
+func TestAutoWaitTakesTheSavesReplicas(t *testing.T) {
+	bin := redisBinary(t, "redis-server")
+	pPort, rPort := freePort(t), freePort(t)
+	primary := startRedisNode(t, bin, pPort, fmt.Sprintf("port %d\nsave \"\"\nappendonly no\nrepl-diskless-sync-delay 0\n", pPort), "Ready to accept connections")
+	replica := startRedisNode(t, bin, rPort, fmt.Sprintf("port %d\nsave \"\"\nappendonly no\nreplicaof 127.0.0.1 %d\n", rPort, pPort),
+		"MASTER <-> REPLICA sync: Finished with success")
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: primary.addr()})
+	defer rdb.Close()
+	waitFor(t, 15*time.Second, "the replica online", func() bool {
+		info, _ := rdb.Info(ctx, "replication").Result()
+		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	})
+	store, err := state.NewRedis(rdb, state.Config{WaitReplicas: state.AutoReplicas, WaitTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := store.Bind(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := state.Record{Band: state.BandGreen, Score: 90}
+	saved, err := sess.Save(ctx, []state.Write{{ID: "a", Rec: rec}})
+	if err != nil || !saved.Applied[0] || saved.Replicas != 1 {
+		t.Fatalf("save with one replica online: %+v, %v; want applied, 1 replica", saved, err)
+	}
+	if server, n, err := store.WaitReplicas(ctx, saved.Replicas); err != nil || n != 1 || server != sess.Server() {
+		t.Errorf("wait for the save's replica: server %q, replicas %d, err %v; want %q, 1, nil", server, n, err, sess.Server())
+	}
+
+	if err := replica.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = replica.cmd.Process.Signal(syscall.SIGCONT) }()
+	if err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	saved, err = sess.Save(ctx, []state.Write{{ID: "a", Expected: 1, Rec: rec}})
+	if err != nil || !saved.Applied[0] || saved.Replicas != 0 {
+		t.Fatalf("save with the replica's link cut: %+v, %v; want applied, 0 replicas", saved, err)
+	}
+	start := time.Now()
+	if server, n, err := store.WaitReplicas(ctx, saved.Replicas); err != nil || n != 0 || server != "" {
+		t.Errorf("wait with no replica connected: server %q, replicas %d, err %v; want none waited for, nothing read", server, n, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the wait took %s with no replica to wait for", d)
 	}
 }

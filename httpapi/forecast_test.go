@@ -354,7 +354,7 @@ func TestForecastFromSchedule(t *testing.T) {
 		}
 		o := model.Step(st, now.UnixNano())
 		rec = state.Record{Score: o.Eval.Score, Band: o.Eval.Band.String(), Data: model.AppendState(nil, st)}
-		if applied, err := sess.Save(t.Context(), []state.Write{{ID: id, Rec: rec}}); err != nil || !applied[0] {
+		if saved, err := sess.Save(t.Context(), []state.Write{{ID: id, Rec: rec}}); err != nil || !saved.Applied[0] {
 			t.Fatalf("save %s: %v", id, err)
 		}
 		if next, ok := model.NextChange(st, now.UnixNano()); ok {

@@ -100,7 +100,7 @@ func TestBandIndexProperty(t *testing.T) {
 				for i, w := range ws {
 					want[i] = m.apply(w)
 				}
-				got, err := sess.Save(ctx, slices.Clone(ws))
+				got, err := appliedOf(sess.Save(ctx, slices.Clone(ws)))
 				if err != nil {
 					rt.Fatal(err)
 				}
@@ -240,7 +240,7 @@ func TestBandListingDuringMoves(t *testing.T) {
 				for i := range ws {
 					ws[i].Expected, ws[i].Rec.Band = version, band
 				}
-				if applied, err := bind(t, writer).Save(ctx, ws); err != nil || slices.Contains(applied, false) {
+				if applied, err := appliedOf(bind(t, writer).Save(ctx, ws)); err != nil || slices.Contains(applied, false) {
 					t.Errorf("moving saves: %v, %v", applied, err)
 				}
 				version++

@@ -39,7 +39,7 @@ func TestCacheServesOwnSaves(t *testing.T) {
 	ctx := t.Context()
 	rec := state.Record{Offsets: map[state.Partition]int64{{Topic: "events", Partition: 3}: 41}, Score: 30, Band: state.BandRed, Data: []byte("st"), Pending: []byte("outbox")}
 	ws := []state.Write{{ID: "a", Rec: rec}}
-	if applied, err := s.BindTo(server).Save(ctx, ws); err != nil || !applied[0] {
+	if applied, err := appliedOf(s.BindTo(server).Save(ctx, ws)); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	before := rt.n.Load()
@@ -87,12 +87,12 @@ func TestCacheStaleEntryIsNeverSaved(t *testing.T) {
 	ctx := t.Context()
 	other := newStore(t, c, state.Config{Prefix: strings.TrimSuffix(s.LayoutKey(), "layout")})
 	rec := state.Record{Score: 30, Band: state.BandRed, Data: []byte("mine")}
-	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}}); err != nil || !applied[0] {
+	if applied, err := appliedOf(s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}})); err != nil || !applied[0] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	theirs := rec
 	theirs.Data = []byte("theirs")
-	if applied, err := other.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: 1, Rec: theirs}}); err != nil || !applied[0] {
+	if applied, err := appliedOf(other.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: 1, Rec: theirs}})); err != nil || !applied[0] {
 		t.Fatalf("other writer: %v %v", applied, err)
 	}
 	stale, _ := s.BindTo(server).Load(ctx, []string{"a"})
@@ -100,7 +100,7 @@ func TestCacheStaleEntryIsNeverSaved(t *testing.T) {
 		t.Fatalf("want the stale cached record (version 1), got %+v", stale[0])
 	}
 	rec.Data = []byte("mine, on a stale base")
-	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: stale[0].Version, Rec: rec}}); err != nil || applied[0] {
+	if applied, err := appliedOf(s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Expected: stale[0].Version, Rec: rec}})); err != nil || applied[0] {
 		t.Fatalf("a save based on the stale cached record: applied %v, %v; want refused", applied, err)
 	}
 	fresh, _ := s.BindTo(server).Load(ctx, []string{"a"})
@@ -116,7 +116,7 @@ func TestCacheNewServerStartsEmpty(t *testing.T) {
 	s, c, rt, server := cacheStore(t, state.Config{Cache: 100})
 	ctx := t.Context()
 	rec := state.Record{Score: 30, Band: state.BandRed, Data: []byte("v1")}
-	if applied, err := s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}}); err != nil || !applied[0] || !applied[1] {
+	if applied, err := appliedOf(s.BindTo(server).Save(ctx, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}})); err != nil || !applied[0] || !applied[1] {
 		t.Fatalf("save: %v %v", applied, err)
 	}
 	// "Restart": the records are lost, and the store saves on a server

@@ -45,13 +45,21 @@ func (s *Redis) WaitKey() string { return s.cfg.Prefix + "wait" }
 // of its primary, within Config.WaitTimeout. It returns the id of the
 // server it waited on, read after the wait on the same connection (as
 // ServerID: on Redis Cluster the run_ids of every primary, each of which is
-// waited for), and the number of replicas it waited for (on a cluster, the
-// sum over the primaries; 0: none to wait for, and nothing was written). A
-// wait that times out short of that number fails with ErrReplicasBehind.
-func (s *Redis) WaitReplicas(ctx context.Context) (server string, replicas int, err error) {
+// waited for; "" when it made no round trip, see seen), and the number of
+// replicas it waited for (on a cluster, the sum over the primaries; 0: none
+// to wait for, and nothing was written). A wait that times out short of
+// that number fails with ErrReplicasBehind.
+//
+// seen, when not negative, is how many replicas a single primary had
+// connected right after the writes to wait for (Saved.Replicas, read by
+// the save on the session's server): with AutoReplicas those are the
+// replicas waited for, so when it is 0 WaitReplicas returns at once,
+// without a round trip; otherwise the wait skips its INFO. A negative seen
+// (unknown; ignored on Redis Cluster) reads connected_slaves first.
+func (s *Redis) WaitReplicas(ctx context.Context, seen int) (server string, replicas int, err error) {
 	switch c := s.c.(type) {
 	case *redis.Client:
-		return s.waitOn(ctx, c, s.WaitKey())
+		return s.waitOn(ctx, c, s.WaitKey(), seen)
 	case *redis.ClusterClient:
 		return s.waitCluster(ctx, c)
 	}
@@ -59,21 +67,30 @@ func (s *Redis) WaitReplicas(ctx context.Context) (server string, replicas int, 
 }
 
 // waitOn waits on one primary, incrementing key (which must be served by
-// that primary; "": it serves no slot and holds nothing to wait for).
-func (s *Redis) waitOn(ctx context.Context, c *redis.Client, key string) (server string, replicas int, err error) {
+// that primary; "": it serves no slot and holds nothing to wait for); seen
+// is as in WaitReplicas.
+func (s *Redis) waitOn(ctx context.Context, c *redis.Client, key string, seen int) (server string, replicas int, err error) {
+	want := s.cfg.WaitReplicas
+	known := want == AutoReplicas && seen >= 0 && key != ""
+	if known && seen == 0 {
+		return "", 0, nil
+	}
 	conn := c.Conn() // WAIT covers the writes of its own connection
 	defer conn.Close()
-	// The default sections hold both run_id and connected_slaves; several
-	// section names in one INFO need Redis 7.
-	info, err := conn.Info(ctx).Result()
-	if err != nil {
-		return "", 0, fmt.Errorf("cannot read the Redis replication state: %w", err)
-	}
-	server = infoField(info, "run_id")
-	want := s.cfg.WaitReplicas
-	if want == AutoReplicas {
-		if want, err = strconv.Atoi(infoField(info, "connected_slaves")); err != nil {
-			return "", 0, fmt.Errorf("cannot read the Redis replication state: no connected_slaves in INFO")
+	if known {
+		want = seen
+	} else {
+		// The default sections hold both run_id and connected_slaves;
+		// several section names in one INFO need Redis 7.
+		info, err := conn.Info(ctx).Result()
+		if err != nil {
+			return "", 0, fmt.Errorf("cannot read the Redis replication state: %w", err)
+		}
+		server = infoField(info, "run_id")
+		if want == AutoReplicas {
+			if want, err = strconv.Atoi(infoField(info, "connected_slaves")); err != nil {
+				return "", 0, fmt.Errorf("cannot read the Redis replication state: no connected_slaves in INFO")
+			}
 		}
 	}
 	if want <= 0 || key == "" {
@@ -116,7 +133,7 @@ func (s *Redis) waitCluster(ctx context.Context, cc *redis.ClusterClient) (strin
 	var ids []string
 	total := 0
 	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		id, n, err := s.waitOn(ctx, c, keys[c.Options().Addr])
+		id, n, err := s.waitOn(ctx, c, keys[c.Options().Addr], -1)
 		if err != nil {
 			return fmt.Errorf("primary %s: %w", c.Options().Addr, err)
 		}

@@ -118,8 +118,10 @@ func releaseOutboxBufs(blobs [][]byte) {
 
 // saveChunks runs the writes through batchSaveScript, batchChunk writes per
 // call, all calls in one pipeline (see evalEach). calls names each call's
-// outbox string and blobs holds it (see layOutboxes).
-func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string, blobs [][]byte) ([]bool, error) {
+// outbox string and blobs holds it (see layOutboxes). It returns what
+// Session.Save does; the replicas are those the last call saw (it ran
+// after the others' writes).
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string, blobs [][]byte) (Saved, error) {
 	type chunk struct {
 		start, end int
 		keys       []string
@@ -127,7 +129,7 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 	}
 	days, changes, err := s.historyArgsAll(ws)
 	if err != nil {
-		return nil, err
+		return Saved{}, err
 	}
 	var chunks []*chunk
 	for start := 0; start < len(ws); start += batchChunk {
@@ -163,17 +165,18 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		}
 		chunks = append(chunks, c)
 	}
-	applied := make([]bool, len(ws))
+	saved := Saved{Applied: make([]bool, len(ws)), Replicas: -1}
 	err = s.evalEach(ctx, batchSaveScript, len(chunks), func(i int) ([]string, []any) {
 		return chunks[i].keys, chunks[i].args
 	}, func(i int, cmd *redis.Cmd) error {
 		c := chunks[i]
 		res, err := cmd.Int64Slice()
 		switch {
-		case err == nil && len(res) == c.end-c.start:
-			for k, n := range res {
-				applied[c.start+k] = n == 1
+		case err == nil && len(res) == c.end-c.start+1: // one per write, then the replicas
+			for k, n := range res[:len(res)-1] {
+				saved.Applied[c.start+k] = n == 1
 			}
+			saved.Replicas = int(res[len(res)-1])
 			return nil
 		case err == nil:
 			return fmt.Errorf("save script returned %d results for %d writes", len(res), c.end-c.start)
@@ -186,9 +189,9 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		}
 	})
 	if err != nil {
-		return nil, err
+		return Saved{}, err
 	}
-	return applied, nil
+	return saved, nil
 }
 
 // clearChunks deletes the outboxes obs names: each save call's string once

@@ -59,7 +59,7 @@ func BenchmarkSaveScript(b *testing.B) {
 				return w
 			}
 			save := func(ws []state.Write, first int) {
-				applied, err := sess.Save(b.Context(), ws)
+				applied, err := appliedOf(sess.Save(b.Context(), ws))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -87,7 +87,7 @@ func TestScheduleModel(t *testing.T) {
 					if err != nil {
 						rt.Fatal(err)
 					}
-					applied, err := sess.Save(ctx, []state.Write{w})
+					applied, err := appliedOf(sess.Save(ctx, []state.Write{w}))
 					if err != nil || applied[0] == lose {
 						rt.Fatalf("save of %s (lose %v): applied %v, %v", id, lose, applied, err)
 					}

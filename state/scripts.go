@@ -139,7 +139,11 @@ var saveScript = redis.NewScript(saveLua)
 // count, and the last one deletes the string, so the outboxes of a writer
 // that died before its clear go once every customer moved on (a clear
 // deletes the string at once). Returns one 1 (applied) or 0 (conflict) per
-// write.
+// write, then the number of replicas connected to the server right after
+// the writes (connected_slaves of INFO replication; -1 when ARGV[1] is
+// empty: an unbound writer, which waits for no replica it could name), so
+// that a writer waiting for replicas before it publishes (WaitReplicas)
+// needs no round trip to learn there are none.
 var batchSaveLua = checkServerLua + historyLua + luaCodec.Replace(`
 local zero = string.rep(string.char(0), $VERSION_LEN)
 local bands = {$BAND_NAMES}
@@ -216,6 +220,11 @@ for sh, t in pairs(bounds) do
   end
   redis.call('ZADD', ARGV[7] .. sh .. '}:min', 'LT', unpack(zs))
 end
+local replicas = -1
+if ARGV[1] ~= '' then
+  replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)')) or -1
+end
+out[#out+1] = replicas
 return out
 `)
 

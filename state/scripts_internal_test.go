@@ -55,3 +55,15 @@ func TestScriptsTakeCodecOffsets(t *testing.T) {
 		t.Errorf("format %d, call %q at the script's position, want format 4 and %q", b[formatOffset], b[19:19+int(b[18])], rec.OutboxCall)
 	}
 }
+
+// TestInfoField reads fields of an INFO reply as Redis sends it (CRLF line
+// ends, section headers), without taking a field whose name only starts
+// with the one asked for.
+func TestInfoField(t *testing.T) {
+	info := "# Server\r\nredis_version:7.0.15\r\nrun_id_old:x\r\nrun_id:4f2a\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n"
+	for name, want := range map[string]string{"run_id": "4f2a", "connected_slaves": "2", "role": "master", "master_host": "", "run": ""} {
+		if got := infoField(info, name); got != want {
+			t.Errorf("infoField(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -103,9 +103,9 @@ func (s *Redis) Persistence(ctx context.Context) (Persistence, error) {
 
 // infoField returns the value of name in an INFO reply ("" if absent).
 func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
+	for line := range strings.Lines(info) { // no copy of the reply's lines
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name); ok && strings.HasPrefix(v, ":") {
+			return v[1:]
 		}
 	}
 	return ""

@@ -41,19 +41,30 @@ type Bound interface {
 	Load(ctx context.Context, ids []string) ([]Record, error)
 	// Save writes each record with a compare-and-set on its Version, all
 	// of them in one round trip, and returns per write whether it was
-	// applied (false: conflict, the stored version is no longer
-	// Expected). Applied writes store Version = Expected+1. Writes may
-	// include the same id more than once; they apply in order. If err
-	// wraps ErrIndex, applied is valid and the records were saved; only
+	// applied (Saved.Applied; false: conflict, the stored version is no
+	// longer Expected). Applied writes store Version = Expected+1. Writes
+	// may include the same id more than once; they apply in order. If err
+	// wraps ErrIndex, Applied is valid and the records were saved; only
 	// the derived band index may lag. Save sets each ws[i].Rec.OutboxCall
 	// to where it stores the outbox (ws[i].Saved() names it for
 	// ClearOutboxes); a write that does not apply stores none.
-	Save(ctx context.Context, ws []Write) (applied []bool, err error)
+	Save(ctx context.Context, ws []Write) (Saved, error)
 	// ClearOutboxes deletes outboxes whose outputs the broker
 	// acknowledged (Write.Saved names them). In multi-key mode it deletes
 	// the whole hash of each save call named, so every outbox that call
 	// stored must be acknowledged, not only those in obs.
 	ClearOutboxes(ctx context.Context, obs []Outbox) error
+}
+
+// Saved is what a Save did.
+type Saved struct {
+	// Applied says per write whether it was stored (false: a conflict).
+	Applied []bool
+	// Replicas is how many replicas the server had connected right after
+	// the writes, read in the same round trip (a single server, through a
+	// bound session); -1 when the save did not read it (Redis Cluster, an
+	// unbound session, no writes). Redis.WaitReplicas takes it.
+	Replicas int
 }
 
 // Session is a Bound on a Redis store.
@@ -186,10 +197,10 @@ func (s *Redis) pipeCheck(ctx context.Context, p redis.Pipeliner, server string)
 // mode, when some apply, updating the band index takes two more (index
 // writes, then a re-read that repairs the index if another writer saved in
 // between).
-func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
+func (b *Session) Save(ctx context.Context, ws []Write) (Saved, error) {
 	s := b.s
 	if len(ws) == 0 {
-		return nil, nil
+		return Saved{Replicas: -1}, nil
 	}
 	// The table is read (or the topics interned) only for records with
 	// offsets, and only from the session's server: a table from another
@@ -216,10 +227,10 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	for i := range ws {
 		w := &ws[i]
 		if w.ID == "" {
-			return nil, fmt.Errorf("cannot save records: write %d: empty id", i)
+			return Saved{}, fmt.Errorf("cannot save records: write %d: empty id", i)
 		}
 		if w.Expected == math.MaxUint64 {
-			return nil, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
+			return Saved{}, fmt.Errorf("cannot save record of %q: version overflow", w.ID)
 		}
 		if s.cfg.SingleKey {
 			w.Rec.OutboxCall, w.Rec.outboxAt, w.Rec.outboxLen = "", 0, 0
@@ -230,23 +241,23 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 		if errors.Is(err, errNotInterned) {
 			// A topic first seen: intern the batch's topics, once.
 			if tt, err = s.internTopics(ctx, b.server, topicsOf(ws)); err != nil {
-				return nil, fmt.Errorf("cannot save records: %w", err)
+				return Saved{}, fmt.Errorf("cannot save records: %w", err)
 			}
 			v, err = encodeRecord(nil, rec, tt)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
+			return Saved{}, fmt.Errorf("cannot save record of %q: %w", w.ID, err)
 		}
 		vals[i] = v
 	}
 	if !s.cfg.SingleKey {
-		applied, err := s.saveChunks(ctx, b.server, ws, vals, calls, blobs)
+		saved, err := s.saveChunks(ctx, b.server, ws, vals, calls, blobs)
 		releaseOutboxBufs(blobs)
-		s.cacheSaved(b.server, ws, vals, applied, err)
+		s.cacheSaved(b.server, ws, vals, saved.Applied, err)
 		if err != nil {
-			return nil, fmt.Errorf("cannot save records: %w", err)
+			return Saved{}, fmt.Errorf("cannot save records: %w", err)
 		}
-		return applied, nil
+		return saved, nil
 	}
 	// Redis Cluster: a write's due time is in another slot than its
 	// record, so it is scheduled before the compare-and-set (a crash in
@@ -256,19 +267,20 @@ func (b *Session) Save(ctx context.Context, ws []Write) ([]bool, error) {
 	// replaced the first (a claim's lease absorbs a later due time), and
 	// this one lowers what it set (see Release for the other order).
 	if err := s.ScheduleEarlier(ctx, dues(ws, nil)); err != nil {
-		return nil, fmt.Errorf("cannot save records: %w", err)
+		return Saved{}, fmt.Errorf("cannot save records: %w", err)
 	}
 	applied, err := s.compareAndSet(ctx, b.server, ws, vals)
 	if err != nil {
-		return nil, fmt.Errorf("cannot save records: %w", err)
+		return Saved{}, fmt.Errorf("cannot save records: %w", err)
 	}
+	saved := Saved{Applied: applied, Replicas: -1} // each primary's: WaitReplicas reads them
 	if err := s.ScheduleEarlier(ctx, dues(ws, applied)); err != nil {
-		return applied, fmt.Errorf("cannot schedule saved records: %w", err)
+		return saved, fmt.Errorf("cannot schedule saved records: %w", err)
 	}
 	if err := s.index(ctx, ws, applied); err != nil {
-		return applied, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
+		return saved, fmt.Errorf("cannot update band index: %w: %w", ErrIndex, err)
 	}
-	return applied, nil
+	return saved, nil
 }
 
 // dues are the due times of the writes (of those applied, when applied is

@@ -104,7 +104,7 @@ func TestSessionRefusesAfterRestart(t *testing.T) {
 				t.Fatal("session on redis-server has no server id")
 			}
 			rec := state.Record{Score: 10, Band: state.BandRed, Pending: []byte("outbox")}
-			if applied, err := old.Save(ctx, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}}); err != nil || !applied[0] || !applied[1] {
+			if applied, err := appliedOf(old.Save(ctx, []state.Write{{ID: "a", Rec: rec}, {ID: "b", Rec: rec}})); err != nil || !applied[0] || !applied[1] {
 				t.Fatalf("save before the restart: %v %v", applied, err)
 			}
 
@@ -115,7 +115,7 @@ func TestSessionRefusesAfterRestart(t *testing.T) {
 			if recs, err := old.Load(ctx, []string{"c"}); !errors.Is(err, state.ErrServerChanged) {
 				t.Errorf("load through the old session: %+v %v; want ErrServerChanged", recs, err)
 			}
-			if applied, err := old.Save(ctx, []state.Write{{ID: "a", Rec: rec}}); !errors.Is(err, state.ErrServerChanged) {
+			if applied, err := appliedOf(old.Save(ctx, []state.Write{{ID: "a", Rec: rec}})); !errors.Is(err, state.ErrServerChanged) {
 				t.Errorf("save through the old session: %v %v; want ErrServerChanged", applied, err)
 			}
 			if err := old.ClearOutboxes(ctx, []state.Outbox{{ID: "b", Version: 1}}); !errors.Is(err, state.ErrServerChanged) {
@@ -130,7 +130,7 @@ func TestSessionRefusesAfterRestart(t *testing.T) {
 				t.Fatalf("server id %s unchanged by the restart", fresh.Server())
 			}
 			ws := []state.Write{{ID: "a", Rec: rec}}
-			if applied, err := fresh.Save(ctx, ws); err != nil || !applied[0] {
+			if applied, err := appliedOf(fresh.Save(ctx, ws)); err != nil || !applied[0] {
 				t.Fatalf("save through a new session: %v %v", applied, err)
 			}
 			if err := fresh.ClearOutboxes(ctx, []state.Outbox{ws[0].Saved()}); err != nil {

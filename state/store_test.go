@@ -127,6 +127,9 @@ func counter(t *testing.T, r state.Record) uint64 {
 	return binary.BigEndian.Uint64(r.Data)
 }
 
+// appliedOf is a Save's Applied, for tests that only check those.
+func appliedOf(s state.Saved, err error) ([]bool, error) { return s.Applied, err }
+
 // bind opens a session on s (unbound on miniredis, which has no run_id).
 func bind(t *testing.T, s *state.Redis) state.Bound {
 	t.Helper()
@@ -139,7 +142,7 @@ func bind(t *testing.T, s *state.Redis) state.Bound {
 
 func mustSave(t *testing.T, s *state.Redis, ws ...state.Write) []bool {
 	t.Helper()
-	applied, err := bind(t, s).Save(t.Context(), ws)
+	applied, err := appliedOf(bind(t, s).Save(t.Context(), ws))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,9 +337,9 @@ func TestRacingWriters(t *testing.T) {
 						n = binary.BigEndian.Uint64(r.Data)
 					}
 					band := state.Bands[(w+i)%3]
-					applied, err := bind(t, s).Save(ctx, []state.Write{{ID: "hot", Expected: r.Version, Rec: state.Record{
+					applied, err := appliedOf(bind(t, s).Save(ctx, []state.Write{{ID: "hot", Expected: r.Version, Rec: state.Record{
 						Score: float64(n), Band: band, Data: binary.BigEndian.AppendUint64(nil, n+1),
-					}}})
+					}}}))
 					if err != nil {
 						errs <- err
 						return
@@ -397,7 +400,7 @@ func TestBatchRoundTrips(t *testing.T) {
 		}
 
 		rt.n.Store(0)
-		applied, err := b.Save(ctx, ws)
+		applied, err := appliedOf(b.Save(ctx, ws))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +418,7 @@ func TestBatchRoundTrips(t *testing.T) {
 		}
 
 		rt.n.Store(0)
-		applied, err = b.Save(ctx, ws) // all conflict: Expected 0, stored 1
+		applied, err = appliedOf(b.Save(ctx, ws)) // all conflict: Expected 0, stored 1
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -689,7 +692,7 @@ func testIndexRepair(t *testing.T, passes int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		applied, err := bind(t, s).Save(ctx, []state.Write{{ID: "c", Rec: state.Record{Score: 0.1, Band: state.BandRed}}})
+		applied, err := appliedOf(bind(t, s).Save(ctx, []state.Write{{ID: "c", Rec: state.Record{Score: 0.1, Band: state.BandRed}}}))
 		if len(applied) != 1 || !applied[0] {
 			t.Fatalf("slow save: applied=%v, err=%v", applied, err)
 		}
@@ -781,7 +784,7 @@ func TestSessionBoundToServer(t *testing.T) {
 			t.Skipf("no run_id on this backend: %v", err)
 		}
 		w := state.Write{ID: "srv", Rec: state.Record{Score: 10, Band: state.BandRed}}
-		applied, err := s.BindTo("0123456789abcdef0123456789abcdef01234567").Save(ctx, []state.Write{w})
+		applied, err := appliedOf(s.BindTo("0123456789abcdef0123456789abcdef01234567").Save(ctx, []state.Write{w}))
 		if !errors.Is(err, state.ErrServerChanged) {
 			t.Fatalf("save bound to another run_id: %v, %v; want ErrServerChanged", applied, err)
 		}
@@ -796,7 +799,7 @@ func TestSessionBoundToServer(t *testing.T) {
 			id = "0123456789abcdef0123456789abcdef01234567," + id // as ServerID on a cluster
 		}
 		ws := []state.Write{w}
-		if applied, err := s.BindTo(id).Save(ctx, ws); err != nil || !applied[0] {
+		if applied, err := appliedOf(s.BindTo(id).Save(ctx, ws)); err != nil || !applied[0] {
 			t.Fatalf("save bound to the server's run_id: %v, %v", applied, err)
 		}
 		ob := []state.Outbox{ws[0].Saved()}
