@@ -44,10 +44,8 @@ func (s *Redis) ServerID(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot read the Redis server id: %w", err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
-			return v, nil
-		}
+	if id := infoField(info, "run_id"); id != "" {
+		return id, nil
 	}
 	return "", fmt.Errorf("cannot read the Redis server id: %w: no run_id in INFO server", ErrNoServerID)
 }
