@@ -14,9 +14,10 @@ import (
 	"github.com/healthscore/healthscore/state"
 )
 
-// clearCrashStore is a Store whose sessions stop at the first outbox clear,
-// as a crash between save and clear would: no clear reaches Redis, and each
-// waits until the consumer is stopped.
+// clearCrashStore is a Store whose sessions stop at the first outbox clear
+// (the acknowledgement that has the outboxes deleted), as a crash between
+// produce and clear would: no clear reaches Redis, and each waits until the
+// consumer is stopped.
 type clearCrashStore struct {
 	Store
 	crashed chan []state.Outbox // gets the first clear's outboxes
@@ -36,7 +37,7 @@ type clearCrashSession struct {
 	s *clearCrashStore
 }
 
-func (b clearCrashSession) ClearOutboxes(ctx context.Context, obs []state.Outbox) error {
+func (b clearCrashSession) Acknowledge(ctx context.Context, obs []state.Outbox) error {
 	b.s.once.Do(func() { b.s.crashed <- obs })
 	<-ctx.Done()
 	return ctx.Err()
@@ -168,4 +169,30 @@ func (h *harness) outputCopies() map[string]int {
 		h.t.Fatalf("read %d output records, want %d", n, want)
 	}
 	return copies
+}
+
+// TestCommittedInputLeavesNoOutbox: the outboxes of a batch are deleted
+// later than its produce (with the next save, state.Bound.Acknowledge), but
+// always before its offsets are committed. Once a running consumer, idle
+// after its last batch, has committed every input record, no outbox is
+// left in Redis, and every output is on its topic once.
+func TestCommittedInputLeavesNoOutbox(t *testing.T) {
+	h := newHarness(t)
+	recs, _ := randomEvents(21, 8, 80)
+	h.produce(recs...)
+	_, _, stop := h.start("flushed", nil, nil)
+	defer stop()
+	h.waitCommitted("flushed")
+	if keys, err := h.rdb.Keys(context.Background(), h.prefix+"o:*").Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("outbox keys %q left after every input record was committed (%v)", keys, err)
+	}
+	copies := h.outputCopies()
+	if len(copies) == 0 {
+		t.Fatal("no outputs: the test checks nothing")
+	}
+	for k, n := range copies {
+		if n != 1 {
+			t.Fatalf("output %q produced %d times, want once", k, n)
+		}
+	}
 }

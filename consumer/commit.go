@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -171,7 +172,7 @@ func (c *Consumer) commitPending(ctx context.Context, all bool, polled []*kgo.Re
 	}
 	start := c.now()
 	defer func() { c.metrics.since(StageCommit, start) }()
-	cur, err := c.bind(ctx) // the server Redis is now
+	cur, err := c.flushAndBind(ctx) // the server Redis is now
 	if err != nil {
 		// Not knowing is not "the same server": a Redis that lost the
 		// writes in a machine crash is down first. Wait until it answers.
@@ -373,6 +374,20 @@ func (c *Consumer) openSession(ctx context.Context) (state.Bound, error) {
 		return *c.session.Load(), nil // opened meanwhile (by the sweeper)
 	}
 	return b, nil
+}
+
+// flushAndBind deletes the outboxes acknowledged through the current
+// session, so that the offsets committed next leave none behind (see
+// state.Bound.Flush), then opens a session on the server Redis is now. A
+// flush refused because the server changed is not a failure: the new
+// session names another server than the batches, and the commit rewinds.
+func (c *Consumer) flushAndBind(ctx context.Context) (state.Bound, error) {
+	if b := c.session.Load(); b != nil {
+		if err := (*b).Flush(ctx); err != nil && !errors.Is(err, state.ErrServerChanged) {
+			return nil, fmt.Errorf("cannot delete acknowledged outboxes: %w", err)
+		}
+	}
+	return c.bind(ctx)
 }
 
 // bind opens a session on the store, warning once when the server gives no

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"time"
@@ -95,7 +96,7 @@ func (c *Consumer) sweepOnce(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := c.process(ctx, sess, b); err != nil {
+			if err := c.processFlushed(ctx, sess, b); err != nil {
 				c.refused(sess, err)
 				return err
 			}
@@ -150,7 +151,7 @@ func (c *Consumer) RescoreAll(ctx context.Context, l Lister) (int, error) {
 		if err != nil {
 			return done, err
 		}
-		if err := c.process(ctx, sess, b); err != nil {
+		if err := c.processFlushed(ctx, sess, b); err != nil {
 			c.refused(sess, err)
 			return done, err
 		}
@@ -181,4 +182,17 @@ func (c *Consumer) refused(sess state.Bound, err error) {
 		return
 	}
 	c.stale.Store(true)
+}
+
+// processFlushed is process for batches without offsets to commit (sweeps,
+// rescoring passes): the outboxes their outputs left are deleted before it
+// returns, since no commit flushes them (see commitPending).
+func (c *Consumer) processFlushed(ctx context.Context, sess state.Bound, b *batch) error {
+	if err := c.process(ctx, sess, b); err != nil {
+		return err
+	}
+	if err := sess.Flush(ctx); err != nil {
+		return fmt.Errorf("cannot delete acknowledged outboxes: %w", err)
+	}
+	return nil
 }

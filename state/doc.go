@@ -27,7 +27,8 @@
 //
 // A record's outbox (Record.Pending: outputs saved, not yet acknowledged)
 // is written by the save script with the record and deleted once
-// acknowledged (Session.ClearOutboxes). In the default mode each save
+// acknowledged (Session.ClearOutboxes, or Session.Acknowledge, which
+// leaves the delete to the next save or Flush: acked.go). In the default mode each save
 // script call puts the outboxes of its writes in one new string,
 // <prefix>o:<nonce>:<seq> (nonce random per store, seq a counter), headed
 // by the number of applied records that name it; each names the call and

@@ -62,8 +62,8 @@ func (s *Redis) load(ctx context.Context, ids []string, outboxes bool, server st
 		if recs[i], st, err = s.decode(ctx, b, server); err != nil {
 			return nil, fmt.Errorf("cannot decode record of %q: %w", ids[i], err)
 		}
-		if st {
-			stored = append(stored, i)
+		if st && !s.acked.has(server, recs[i].OutboxCall) {
+			stored = append(stored, i) // (an acknowledged one counts as cleared: acked.go)
 		}
 	}
 	if !outboxes {

@@ -121,7 +121,7 @@ func releaseOutboxBufs(blobs [][]byte) {
 // outbox string and blobs holds it (see layOutboxes). It returns what
 // Session.Save does; the replicas are those the last call saw (it ran
 // after the others' writes).
-func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string, blobs [][]byte) (Saved, error) {
+func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals [][]byte, calls []string, blobs [][]byte, acked []string) (Saved, error) {
 	type chunk struct {
 		start, end int
 		keys       []string
@@ -136,8 +136,12 @@ func (s *Redis) saveChunks(ctx context.Context, server string, ws []Write, vals 
 		c := &chunk{start: start, end: min(start+batchChunk, len(ws))}
 		c.keys = append(make([]string, 0, 1+c.end-c.start), s.BandCountKey())
 		call := s.CallOutboxKey(calls[len(chunks)])
-		c.args = append(make([]any, 0, 7+11*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
-			s.duePrefix())
+		del := ""
+		if len(chunks) == 0 {
+			del = ackedArg(acked) // before every write of the save
+		}
+		c.args = append(make([]any, 0, 8+11*(c.end-c.start)), server, s.cfg.HistoryDays, call, s.bandPrefix(), s.CallOutboxKey(""), blobs[len(chunks)],
+			s.duePrefix(), del)
 		for i := c.start; i < c.end; i++ {
 			w := &ws[i]
 			prevOutbox := ""

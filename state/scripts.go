@@ -98,7 +98,9 @@ var saveScript = redis.NewScript(saveLua)
 // outbox call keys (CallOutboxKey of ""); ARGV[7] starts the schedule keys
 // (duePrefix: the bucket key of bucket n in shard h is
 // ARGV[7] .. h .. '}:' .. n, see DueKey, and the shard's bound index ends
-// in '}:min', see DueMinKey); KEYS[2..] are the record hashes (buckets,
+// in '}:min', see DueMinKey); ARGV[8] names acknowledged save calls whose
+// outbox strings it deletes first (separated by spaces; see acked.go);
+// KEYS[2..] are the record hashes (buckets,
 // RecordKey) of the writes, one per write, the same key for writes in the
 // same bucket, and each has eleven more ARGV:
 // the expected version (8 bytes, as in saveScript), the new value, the customer id (its
@@ -153,6 +155,7 @@ local live = 0 -- applied records that name this call's outbox string
 local window = tonumber(ARGV[2])
 local bounds = {} -- schedule shard -> bucket -> least due time set (decimal strings)
 local mine = {} -- customer id -> its last applied write names this call's string
+for call in string.gmatch(ARGV[8], '%S+') do redis.call('DEL', ARGV[5] .. call) end -- acknowledged
 -- unref lowers the count of the call string a format-4 record cur names.
 local function unref(cur)
   local n = string.byte(cur, $CALL_POS)
@@ -163,7 +166,7 @@ local function unref(cur)
   if c <= 1 then redis.call('DEL', k) else redis.call('SETRANGE', k, 0, string.format('%0$OUTBOX_HEADERd', c - 1)) end
 end
 for i = 2, #KEYS do
-  local j = 7 + (i - 2) * 11
+  local j = 8 + (i - 2) * 11
   local id = ARGV[j+3]
   local cur = redis.call('HGET', KEYS[i], id)
   local ok

@@ -54,6 +54,17 @@ type Bound interface {
 	// the whole hash of each save call named, so every outbox that call
 	// stored must be acknowledged, not only those in obs.
 	ClearOutboxes(ctx context.Context, obs []Outbox) error
+	// Acknowledge is ClearOutboxes without a round trip of its own in
+	// multi-key mode: the outboxes are deleted by the session's next Save
+	// (before its writes) or by Flush, and until then loads through a
+	// session on the same server treat them as cleared (acked.go). In
+	// single-key mode it is ClearOutboxes.
+	Acknowledge(ctx context.Context, obs []Outbox) error
+	// Flush deletes the outboxes acknowledged on the session's server
+	// that no save deleted yet. A writer flushes before it commits the
+	// input whose outputs they held, so that committed input leaves no
+	// outbox behind.
+	Flush(ctx context.Context) error
 }
 
 // Saved is what a Save did.
@@ -251,12 +262,14 @@ func (b *Session) Save(ctx context.Context, ws []Write) (Saved, error) {
 		vals[i] = v
 	}
 	if !s.cfg.SingleKey {
-		saved, err := s.saveChunks(ctx, b.server, ws, vals, calls, blobs)
+		acked := s.acked.take(b.server)
+		saved, err := s.saveChunks(ctx, b.server, ws, vals, calls, blobs, acked)
 		releaseOutboxBufs(blobs)
 		s.cacheSaved(b.server, ws, vals, saved.Applied, err)
 		if err != nil {
 			return Saved{}, fmt.Errorf("cannot save records: %w", err)
 		}
+		s.acked.done(b.server, acked)
 		return saved, nil
 	}
 	// Redis Cluster: a write's due time is in another slot than its

@@ -235,6 +235,7 @@ type Redis struct {
 	// bandCounts caches single-key mode's summed band counts (band.go).
 	bandCounts bandCountCache
 	topics     topicCache // the topic ids (topics.go)
+	acked      ackedCalls // outbox strings to delete (acked.go)
 	// outboxNonce and outboxSeq name the outbox string of each save call
 	// (multi-key mode, see CallOutboxKey): random per store, so that no
 	// two stores, in this process or another, ever write the same one.
