@@ -338,8 +338,8 @@ func (m *Model) EarliestChange(st *State, from int64) (at int64, ok bool) {
 		return 0, false
 	}
 	c := m.newChangeCond(st)
-	end := from + int64(MaxHorizon)
-	bp := end // the first change of rules after from, or the horizon
+	end := addSat(from, int64(MaxHorizon)) // cut at the end of time (April 2262), as NextChange's
+	bp := end                              // the first change of rules after from, or the horizon
 	if m.Trend != nil && st.HasDropped {
 		if cool := st.DroppedAt + int64(m.Trend.Cooldown); cool > from {
 			bp = min(bp, cool)

@@ -352,3 +352,27 @@ func TestNextChangeNearTheEndOfTime(t *testing.T) {
 		t.Fatalf("Step at the wake-up %v did not publish: %+v", time.Unix(0, at).UTC(), o)
 	}
 }
+
+// TestEarliestChangeNearTheEndOfTime: the bound after events must cut its
+// horizon at the last int64 nanosecond too. It computed from + MaxHorizon
+// unguarded, which wraps to the past for events in December 2261, and
+// then reported no wake-up (or one before from) where NextChange has one.
+func TestEarliestChangeNearTheEndOfTime(t *testing.T) {
+	m := DefaultModel()
+	st := m.NewState()
+	last := time.Date(MaxYear, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano() - t0 // ev's offsets are from t0
+	for d := range 7 {
+		e := ev("login", last-int64(6-d)*day, 1)
+		m.Apply(st, &e)
+		m.Step(st, e.Time)
+	}
+	from := st.LastEvent
+	exact, ok := m.NextChange(st, from)
+	if !ok {
+		t.Fatal("NextChange: no wake-up")
+	}
+	at, ok := m.EarliestChange(st, from)
+	if !ok || at <= from || at > exact {
+		t.Fatalf("EarliestChange = %v, %v; want an instant in (%v, %v]", time.Unix(0, at).UTC(), ok, time.Unix(0, from).UTC(), time.Unix(0, exact).UTC())
+	}
+}
