@@ -327,11 +327,9 @@ func TestPropertyStepLeanPath(t *testing.T) {
 	})
 }
 
-// TestNextChangeNearTheEndOfTime: for a customer whose events are in the
-// last accepted year (2261), the horizon reaches past the last int64
-// nanosecond; NextChange must cut it there, not wrap to the past: the
-// wake-up it returns is after from, and the score does change by then.
-func TestNextChangeNearTheEndOfTime(t *testing.T) {
+// activeUntil2261 is a customer with a week of daily logins ending on
+// December 1 of the last accepted year (MaxYear), its score published.
+func activeUntil2261() (*Model, *State) {
 	m := DefaultModel()
 	st := m.NewState()
 	last := time.Date(MaxYear, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano() - t0 // ev's offsets are from t0
@@ -340,6 +338,15 @@ func TestNextChangeNearTheEndOfTime(t *testing.T) {
 		m.Apply(st, &e)
 		m.Step(st, e.Time)
 	}
+	return m, st
+}
+
+// TestNextChangeNearTheEndOfTime: for a customer whose events are in the
+// last accepted year (2261), the horizon reaches past the last int64
+// nanosecond; NextChange must cut it there, not wrap to the past: the
+// wake-up it returns is after from, and the score does change by then.
+func TestNextChangeNearTheEndOfTime(t *testing.T) {
+	m, st := activeUntil2261()
 	from := st.LastEvent
 	at, ok := m.NextChange(st, from)
 	if !ok {
@@ -358,14 +365,7 @@ func TestNextChangeNearTheEndOfTime(t *testing.T) {
 // unguarded, which wraps to the past for events in December 2261, and
 // then reported no wake-up (or one before from) where NextChange has one.
 func TestEarliestChangeNearTheEndOfTime(t *testing.T) {
-	m := DefaultModel()
-	st := m.NewState()
-	last := time.Date(MaxYear, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano() - t0 // ev's offsets are from t0
-	for d := range 7 {
-		e := ev("login", last-int64(6-d)*day, 1)
-		m.Apply(st, &e)
-		m.Step(st, e.Time)
-	}
+	m, st := activeUntil2261()
 	from := st.LastEvent
 	exact, ok := m.NextChange(st, from)
 	if !ok {
